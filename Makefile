@@ -1,0 +1,32 @@
+# embedkit — two commands for a newcomer: `make demo` and `make test`. Both build .venv themselves.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo_run
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+# torch is installed first and pinned to the CPU wheel: an unpinned torch makes pip take a multi-GB CUDA build.
+# pyproject keeps torch a range so users' GPU machines bring their own.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m embedkit demo --out $(DEMO)
+
+test: $(STAMP)
+	$(BIN)/ruff check embedkit tests benchmarks extract.py fit.py infer.py
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(DEMO)

@@ -1,0 +1,311 @@
+"""BirdCLEF specifics: the label space, multi-hot targets from ``train.csv``, and submissions.
+
+The label space is the ``sample_submission.csv`` columns after ``row_id`` (fallback: ``taxonomy.csv``
+``primary_label`` in file order) — 206 codes for BirdCLEF 2025. Everything that reads competition tables
+raises :class:`DataError` with a one-line message when a table is unusable, and counts (rather than
+fails on) small inconsistencies such as unknown secondary labels.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_TRAIN = ("primary_label", "filename")
+
+
+class DataError(ValueError):
+    """A competition table is missing or unusable; the message names the file and the problem."""
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:
+        raise DataError(f"{path}: cannot read CSV ({' '.join(str(e).split())[:160]})") from None
+
+
+def load_labels(data_root: str | os.PathLike) -> list[str]:
+    """Class codes in submission column order.
+
+    Args:
+        data_root: folder with ``sample_submission.csv`` and/or ``taxonomy.csv``.
+
+    Returns:
+        list of C label codes.
+
+    Raises:
+        DataError: neither file is usable, ``row_id`` is missing, labels repeat, or the two files disagree.
+    """
+    root = Path(data_root)
+    sample, tax = root / "sample_submission.csv", root / "taxonomy.csv"
+    labels = None
+    if sample.is_file():
+        labels = load_labels_from_sample(sample)
+    if tax.is_file():
+        tlabels = _read_csv(tax, "taxonomy.csv")
+        if "primary_label" not in tlabels.columns:
+            raise DataError(f"{tax}: no primary_label column")
+        tl = list(tlabels["primary_label"])
+        if labels is None:
+            labels = tl
+        elif set(tl) != set(labels):
+            only_s, only_t = sorted(set(labels) - set(tl)), sorted(set(tl) - set(labels))
+            raise DataError(
+                f"taxonomy.csv and sample_submission.csv disagree: only in sample {only_s[:5]}, "
+                f"only in taxonomy {only_t[:5]}"
+            )
+    if labels is None:
+        raise DataError(f"no sample_submission.csv or taxonomy.csv in {root}: cannot tell the label space")
+    if not labels:
+        raise DataError(f"{sample}: no label columns after row_id")
+    if len(set(labels)) != len(labels):
+        raise DataError(
+            f"label space has repeated codes: {sorted({c for c in labels if labels.count(c) > 1})[:5]}"
+        )
+    return labels
+
+
+def parse_secondary(value: object) -> list[str] | None:
+    """Parse a ``secondary_labels`` cell (Python-literal list). ``None`` when malformed."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    s = str(value).strip()
+    if s in ("", "[]", "['']"):
+        return []
+    try:
+        v = ast.literal_eval(s)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v):
+        return None
+    return [x for x in v if x]
+
+
+def load_train(data_root: str | os.PathLike) -> pd.DataFrame:
+    """``train.csv`` with the needed columns checked; duplicated filenames keep their first row.
+
+    Raises:
+        DataError: missing file or a missing required column.
+    """
+    path = Path(data_root) / "train.csv"
+    df = _read_csv(path, "train.csv")
+    missing = [c for c in REQUIRED_TRAIN if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    if "secondary_labels" not in df.columns:
+        df["secondary_labels"] = "[]"
+    df.attrs["duplicated_filenames"] = int(df["filename"].duplicated().sum())
+    return df.drop_duplicates("filename", keep="first").reset_index(drop=True)
+
+
+@dataclass
+class TargetReport:
+    """Counts of what did not fit while building targets."""
+
+    windows: int = 0
+    files: int = 0
+    shard_files_not_in_train: int = 0
+    train_rows_without_embeddings: int = 0
+    unknown_secondary: int = 0
+    malformed_secondary: int = 0
+    duplicated_filenames: int = 0
+    unknown_secondary_codes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for the non-zero counts."""
+        out = [f"{self.windows} windows from {self.files} files"]
+        for k in (
+            "shard_files_not_in_train",
+            "train_rows_without_embeddings",
+            "unknown_secondary",
+            "malformed_secondary",
+            "duplicated_filenames",
+        ):
+            if getattr(self, k):
+                out.append(f"{k.replace('_', ' ')}: {getattr(self, k)}")
+        if self.unknown_secondary_codes:
+            out.append(f"unknown secondary codes (first 10): {self.unknown_secondary_codes[:10]}")
+        return out
+
+
+def build_targets(
+    keys: pd.DataFrame, train: pd.DataFrame, labels: list[str], secondary_weight: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, TargetReport]:
+    """Multi-hot targets per window.
+
+    Args:
+        keys: window keys [N] with a ``file`` column (path relative to ``train_audio`` = train.csv filename).
+        train: ``train.csv`` rows (see :func:`load_train`).
+        labels: label space, C codes.
+        secondary_weight: target value of each secondary label (0 disables).
+
+    Returns:
+        ``(Y, keep, report)``: Y float32 [M, C] for the M windows whose file is in train.csv, ``keep`` the
+        boolean mask [N] of those windows, and the report of counts.
+
+    Raises:
+        DataError: some primary labels are not in the label space.
+    """
+    index = {c: i for i, c in enumerate(labels)}
+    unknown = sorted(set(train["primary_label"]) - set(index))
+    if unknown:
+        raise DataError(
+            f"{len(unknown)} primary label(s) of train.csv are not in the label space "
+            f"(sample_submission.csv/taxonomy.csv): {unknown[:8]}"
+        )
+    rep = TargetReport(duplicated_filenames=int(train.attrs.get("duplicated_filenames", 0)))
+    rows = {}
+    unk_codes: set[str] = set()
+    for fn, prim, sec in zip(
+        train["filename"], train["primary_label"], train["secondary_labels"], strict=True
+    ):
+        y = np.zeros(len(labels), dtype=np.float32)
+        codes = parse_secondary(sec)
+        if codes is None:
+            rep.malformed_secondary += 1
+            codes = []
+        if secondary_weight > 0:
+            for c in codes:
+                if c in index:
+                    y[index[c]] = max(y[index[c]], secondary_weight)
+                else:
+                    rep.unknown_secondary += 1
+                    unk_codes.add(c)
+        y[index[prim]] = 1.0
+        rows[fn] = y
+    files = keys["file"].astype(str).to_numpy()
+    keep = np.fromiter((f in rows for f in files), bool, len(files))
+    uniq = set(files)
+    rep.shard_files_not_in_train = len(uniq - set(rows))
+    rep.train_rows_without_embeddings = len(set(rows) - uniq)
+    rep.unknown_secondary_codes = sorted(unk_codes)
+    kept = files[keep]
+    Y = np.stack([rows[f] for f in kept]) if len(kept) else np.zeros((0, len(labels)), np.float32)
+    rep.windows, rep.files = int(keep.sum()), len(set(kept))
+    return Y, keep, rep
+
+
+def submission_labels(sample: str | os.PathLike | None, fallback: list[str]) -> list[str]:
+    """Submission columns after ``row_id``: from a sample submission when there is one, else ``fallback``."""
+    if sample is not None and Path(sample).is_file():
+        return load_labels_from_sample(sample)
+    return list(fallback)
+
+
+def load_labels_from_sample(sample: str | os.PathLike) -> list[str]:
+    """Label columns of a sample submission; :class:`DataError` when ``row_id`` is not the first column."""
+    cols = list(pd.read_csv(sample, nrows=0).columns)
+    if not cols or cols[0] != "row_id":
+        raise DataError(f"{sample}: first column must be row_id, found {cols[:1]}")
+    return [str(c) for c in cols[1:]]
+
+
+def write_submission(
+    path: str | os.PathLike, row_ids: list[str], probs: np.ndarray, labels: list[str]
+) -> Path:
+    """Write ``submission.csv`` atomically (temp file + rename): ``row_id`` then the label columns.
+
+    Args:
+        path: output CSV.
+        row_ids: N row ids.
+        probs: [N, C] probabilities; non-finite values become 0 and all values are clipped to [0, 1].
+        labels: C column names in order.
+    """
+    probs = np.clip(np.nan_to_num(np.asarray(probs, np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    if probs.shape != (len(row_ids), len(labels)):
+        raise ValueError(
+            f"probabilities {probs.shape} do not match {len(row_ids)} rows x {len(labels)} labels"
+        )
+    df = pd.DataFrame(probs, columns=labels)
+    df.insert(0, "row_id", row_ids)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    try:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def expected_row_ids(soundscapes: str | os.PathLike, window_s: float = 5.0, hop_s: float = 5.0) -> list[str]:
+    """Row ids a submission must have for a folder of soundscapes (unreadable header: 60 s assumed)."""
+    from embedkit.audio import AudioError, Windowing, duration_s, list_audio, row_id, window_spans
+
+    folder = Path(soundscapes)
+    out: list[str] = []
+    for p in list_audio(folder) if folder.is_dir() else []:
+        try:
+            dur = duration_s(p)
+        except AudioError:
+            dur = 60.0
+        out += [row_id(p.stem, e) for _, e in window_spans(dur, Windowing(window_s, hop_s))]
+    return out
+
+
+def validate_submission(
+    sub: str | os.PathLike | pd.DataFrame, labels: list[str], row_ids: list[str] | None = None
+) -> list[str]:
+    """Check a submission; returns the problems found (empty list = valid).
+
+    Checks the header (``row_id`` + ``labels`` in order), duplicated row ids, missing or unexpected row ids
+    (when ``row_ids`` is given), and that every value is a finite number in [0, 1].
+    """
+    problems: list[str] = []
+    if isinstance(sub, pd.DataFrame):
+        df = sub
+    else:
+        try:
+            df = pd.read_csv(sub)
+        except Exception as e:
+            return [f"cannot read {sub}: {' '.join(str(e).split())[:160]}"]
+    cols = list(df.columns)
+    if cols != ["row_id", *labels]:
+        if not cols or cols[0] != "row_id":
+            problems.append(f"first column must be row_id, found {cols[:1]}")
+        if sorted(cols[1:]) != sorted(labels):
+            problems.append(
+                f"label columns differ: missing {sorted(set(labels) - set(cols))[:5]}, "
+                f"unexpected {sorted(set(cols[1:]) - set(labels))[:5]}"
+            )
+        else:
+            bad = next(i for i, (a, b) in enumerate(zip(cols[1:], labels, strict=True)) if a != b)
+            problems.append(
+                f"label columns out of order: column {bad + 1} is {cols[bad + 1]!r}, expected {labels[bad]!r}"
+            )
+    if "row_id" in df.columns:
+        ids = df["row_id"].astype(str)
+        dup = ids[ids.duplicated()]
+        if len(dup):
+            problems.append(f"{len(dup)} duplicated row_id(s), e.g. {dup.iloc[0]!r}")
+        if row_ids is not None:
+            missing, extra = set(row_ids) - set(ids), set(ids) - set(row_ids)
+            if missing:
+                problems.append(f"{len(missing)} row_id(s) missing, e.g. {sorted(missing)[0]!r}")
+            if extra:
+                problems.append(f"{len(extra)} unexpected row_id(s), e.g. {sorted(extra)[0]!r}")
+    values = (
+        df[[c for c in df.columns if c != "row_id"]]
+        .apply(pd.to_numeric, errors="coerce")
+        .to_numpy(np.float64)
+    )
+    if values.size:
+        if not np.isfinite(values).all():
+            problems.append(
+                f"{int((~np.isfinite(values)).sum())} value(s) are missing, non-numeric or not finite"
+            )
+        finite = values[np.isfinite(values)]
+        if finite.size and (finite.min() < 0 or finite.max() > 1):
+            problems.append(f"values outside [0, 1] (min {finite.min():.3g}, max {finite.max():.3g})")
+    return problems

@@ -1,0 +1,241 @@
+"""The ``embedkit`` command; ``extract.py``, ``fit.py`` and ``infer.py`` are shortcuts to its subcommands.
+
+Stage flags are generated from the stage's config dataclass (:mod:`embedkit.config`), so a flag exists
+exactly when a config field does, with the same name (``max_windows`` ↔ ``--max-windows``). Values come
+from the dataclass defaults, then ``configs/<stage>.toml`` (or ``--config FILE``), then the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import traceback
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from embedkit import config as C
+
+#: subcommand → (config dataclass name in embedkit.config or None, "module:function", help, examples)
+COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
+    "extract": (
+        "ExtractConfig",
+        "embedkit.extract:main",
+        "embed every 5 s window of a split into parquet shards",
+        [
+            "python extract.py --backbone birdnet --data /kaggle/input/birdclef-2025 --split train_audio",
+            "python extract.py --backbone panns --weights Cnn14_mAP=0.431.pth --split train_soundscapes",
+        ],
+    ),
+    "fit": (
+        "FitConfig",
+        "embedkit.fit:main",
+        "fit a head on stored embeddings with grouped cross-validation, then save it",
+        [
+            "python fit.py --head lgbm --backbone birdnet --data /kaggle/input/birdclef-2025",
+            "python fit.py --head logreg --backbone panns --folds 5 --params C=0.5",
+        ],
+    ),
+    "infer": (
+        "InferConfig",
+        "embedkit.infer:main",
+        "embed test soundscapes, apply saved head(s), write submission.csv",
+        [
+            "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-lgbm",
+            "python infer.py --models models/birdnet-lgbm models/panns-mlp --weights 0.6 0.4 --smooth 0.2",
+        ],
+    ),
+    "demo": (
+        None,
+        "embedkit.demo:cmd_demo",
+        "make the synthetic demo dataset and run extract -> fit -> infer -> score on it",
+        ["embedkit demo --out demo_run", "make demo"],
+    ),
+    "validate": (
+        None,
+        "embedkit.cli:cmd_validate",
+        "check a submission: header and order, row ids, values finite in [0, 1]",
+        [
+            "python -m embedkit validate submission.csv --sample sample_submission.csv",
+            "python -m embedkit validate submission.csv --sample sample_submission.csv --soundscapes test/",
+        ],
+    ),
+    "backbones": (None, "embedkit.cli:cmd_backbones", "list registered backbones", ["embedkit backbones"]),
+}
+
+
+def flag(name: str) -> str:
+    """Config field name → command-line flag (``max_windows`` → ``--max-windows``)."""
+    return "--" + name.replace("_", "-")
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(inner type, is_list) of an annotation such as ``int | None`` or ``list[float]``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is list:
+        return (args[0] if args else str), True
+    if args and typing.get_origin(tp) is not list:
+        inner = args[0]
+        if typing.get_origin(inner) is list:
+            return typing.get_args(inner)[0], True
+        return inner, False
+    return tp, False
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` → (key, value); a value that is a Python literal (``0.5``, ``None``) is read as one."""
+    import ast
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add ``--config`` and one flag per field of dataclass ``cls`` (all defaulting to ``None``)."""
+    parser.add_argument(
+        "--config", metavar="TOML", help="config file (default: configs/<command>.toml if present)"
+    )
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        inner, is_list = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_ = f.metadata.get("help", "")
+        if "default" not in help_:
+            help_ += f" (default: {default})"
+        if inner is dict:
+            parser.add_argument(
+                flag(f.name), nargs="+", metavar="KEY=VALUE", type=_key_value, default=None, help=help_
+            )
+        elif inner is bool:
+            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif f.metadata.get("choices"):
+            parser.add_argument(flag(f.name), choices=f.metadata["choices"], default=None, help=help_)
+        else:
+            parser.add_argument(
+                flag(f.name),
+                type=inner,
+                nargs="+" if is_list else None,
+                default=None,
+                help=help_,
+                metavar=f.name.upper(),
+            )
+
+
+def config_from_args(cls: type, args: argparse.Namespace, command: str):
+    """Dataclass defaults < TOML file < given flags."""
+    path = args.config
+    if path is None:
+        shipped = C.CONFIG_DIR / f"{command}.toml"
+        path = shipped if shipped.is_file() else None
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    given = {
+        k: dict(v) if isinstance(v, list) and v and isinstance(v[0], tuple) else v for k, v in given.items()
+    }
+    return C.load(cls, path, **given)
+
+
+def _resolve(target: str) -> Callable:
+    import importlib
+
+    mod, fn = target.split(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def build_parser(prog: str = "embedkit") -> argparse.ArgumentParser:
+    """The full parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="embedkit: frozen audio embeddings + light heads for species identification.",
+        epilog="examples:\n" + "\n".join(f"  {ex[0]}" for *_, ex in COMMANDS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (cfg_name, _, help_, examples) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+        )
+        p.add_argument("--verbose", action="store_true", help="show tracebacks for errors")
+        if cfg_name:
+            add_config_args(p, getattr(C, cfg_name))
+        else:
+            _extra_args(name, p)
+    return parser
+
+
+def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
+    """Flags of the subcommands that have no config dataclass."""
+    if name == "demo":
+        p.add_argument(
+            "--out", default="demo_run", help="folder for the demo data, embeddings, models, submission"
+        )
+        p.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
+        p.add_argument("--head", default="lgbm", help="head to fit (default: lgbm)")
+    elif name == "validate":
+        p.add_argument("submission", help="submission CSV to check")
+        p.add_argument("--sample", required=True, help="sample_submission.csv (column order)")
+        p.add_argument("--soundscapes", help="folder of soundscapes: also check one row per window of each")
+
+
+def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:
+    """Run a subcommand; the exit status is 0 ok, 1 failed check, 2 usage/input error, 130 interrupted."""
+    from embedkit.errors import user_errors
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    cfg_name, target, _, _ = COMMANDS[args.command]
+    try:
+        fn = _resolve(target)
+        if cfg_name:
+            cfg = config_from_args(getattr(C, cfg_name), args, args.command)
+            return int(fn(cfg) or 0)
+        return int(fn(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except user_errors() as e:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def script(command: str) -> None:
+    """Entry for the top-level shortcut scripts (``python extract.py ...``)."""
+    sys.exit(main([command, *sys.argv[1:]]))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate a submission; prints each problem, exit 1 when there are any."""
+    from embedkit.birdclef import expected_row_ids, load_labels_from_sample, validate_submission
+
+    labels = load_labels_from_sample(args.sample)
+    ids = expected_row_ids(args.soundscapes) if args.soundscapes else None
+    problems = validate_submission(args.submission, labels, ids)
+    for p in problems:
+        print(f"INVALID {args.submission}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"valid: {args.submission}")
+    return 1 if problems else 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    """Print registered backbones: rate, dim, where weights come from."""
+    from embedkit.backbones import available, backbone_class
+
+    for name in available():
+        cls = backbone_class(name)
+        rate = getattr(cls, "sample_rate", "?")
+        dim = getattr(cls, "dim", "?")
+        print(f"{name:10s} {rate!s:>6} Hz  {dim!s:>5}-D  weights: {cls.weights_help()}")
+    return 0

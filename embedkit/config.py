@@ -1,0 +1,228 @@
+"""Configs are dataclasses; the TOML files in ``configs/`` are their saved form.
+
+Every stage (extract, fit, infer) has one flat dataclass. Its fields are the stage's options: the
+defaults live here, ``configs/<stage>.toml`` (or ``--config FILE``) overrides them, and command-line flags
+override the file. The CLI flags are generated from the fields (:mod:`embedkit.cli`), so they cannot drift.
+Field help text lives in ``metadata={"help": ...}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Folder of the shipped TOML configs (next to the package in a checkout).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the key."""
+
+
+def opt(default: Any, help: str, **kw) -> Any:  # noqa: A002 - mirrors argparse
+    """A dataclass field with help text (and a copied default for mutable values)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ExtractConfig:
+    """Options of ``extract.py``: audio → 5 s windows → backbone → parquet shards."""
+
+    backbone: str = opt("birdnet", "backbone name (see `embedkit backbones`)")
+    weights: str | None = opt(None, "weights file or local folder (panns: .pth, wav2vec2: HF folder)")
+    layer: int | None = opt(None, "wav2vec2: hidden layer to mean-pool (default: last)")
+    data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root")
+    split: str = opt(
+        "train_audio", "train_audio | train_soundscapes | test_soundscapes, or any folder name under --data"
+    )
+    files: str | None = opt(None, "a folder of audio, or a text file listing audio paths (overrides --split)")
+    out: str = opt("embeddings", "output root; shards go to OUT/<backbone>/<split>/")
+    name: str | None = opt(None, "dataset name under OUT/<backbone>/ (default: the split)")
+    window_s: float = opt(5.0, "window length in seconds")
+    hop_s: float = opt(5.0, "hop between window starts in seconds")
+    min_tail_s: float = opt(
+        1.0, "keep a last partial window (zero-padded) when it adds at least this much audio"
+    )
+    max_windows: int | None = opt(None, "at most this many windows per file (long train recordings)")
+    dtype: str = opt("float16", "embedding storage dtype: float16 | float32")
+    batch_size: int = opt(32, "windows per backbone call")
+    threads: int | None = opt(None, "CPU threads for the backbone (default: all cores)")
+    decode_workers: int = opt(1, "decoding threads that feed the backbone")
+    device: str = opt("auto", "torch backbones: auto | cpu | cuda")
+    bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
+    chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
+    pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
+    save_logits: bool = opt(False, "birdnet: also store BirdNET's own 6522 class logits")
+    part: str | None = opt(None, "i/N: take a stable 1/N share of the files (0-based i)")
+    shard_rows: int = opt(8192, "rows per shard (one row group each)")
+    flush_s: float = opt(60.0, "write a shard at least this often (seconds), so a kill loses little")
+    progress: bool = opt(True, "show a progress bar")
+
+    def backbone_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments for the chosen backbone (only those its class accepts)."""
+        from embedkit.backbones import backbone_class
+
+        cls = backbone_class(self.backbone)
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters
+        candidates = {
+            "weights": self.weights,
+            "layer": self.layer,
+            "device": self.device,
+            "bf16": self.bf16,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "chunk_offsets": tuple(self.chunk_offsets),
+            "pool": self.pool,
+            "window_s": self.window_s,
+        }
+        return {k: v for k, v in candidates.items() if k in params}
+
+
+@dataclass
+class FitConfig:
+    """Options of ``fit.py``: shards + train.csv → cross-validated, saved head."""
+
+    head: str = opt("lgbm", "head name (see `embedkit heads`)")
+    backbone: str = opt("birdnet", "backbone whose embeddings to use")
+    data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root (train.csv, sample_submission.csv)")
+    embeddings: str = opt("embeddings", "embeddings root (the --out of extract.py)")
+    split: str = opt("train_audio", "dataset name under EMBEDDINGS/<backbone>/")
+    out: str = opt("models", "models root; the head goes to OUT/<name>/")
+    name: str | None = opt(None, "model folder name (default: <backbone>-<head>)")
+    folds: int = opt(5, "cross-validation folds (0 or 1: no CV, just fit)")
+    group_by: str = opt("file", "CV groups: file | author", choices=["file", "author"])
+    secondary_weight: float = opt(1.0, "target value of secondary labels (0 disables)")
+    seed: int = opt(0, "random seed (folds and heads)")
+    params: dict = opt({}, "head parameters, e.g. --params C=0.5 (TOML: [params] table)")
+
+
+@dataclass
+class InferConfig:
+    """Options of ``infer.py``: soundscapes → backbone(s) → saved head(s) → ``submission.csv``."""
+
+    data: str = opt(
+        "/kaggle/input/birdclef-2025", "BirdCLEF data root (sample_submission.csv, test_soundscapes/)"
+    )
+    soundscapes: str | None = opt(None, "folder of soundscapes (default: DATA/test_soundscapes)")
+    models: list[str] = opt(["models/birdnet-lgbm"], "saved model folder(s) from fit.py")
+    weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
+    smooth: float = opt(0.0, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
+    out: str = opt("submission.csv", "output CSV")
+    sample: str | None = opt(
+        None, "sample_submission.csv for the column order (default: DATA/sample_submission.csv)"
+    )
+    backbone_weights: dict = opt({}, "weights per backbone, e.g. --backbone-weights panns=/path/Cnn14.pth")
+    threads: int | None = opt(None, "CPU threads for the backbones (default: all cores)")
+    batch_size: int = opt(32, "windows per backbone call")
+    decode_workers: int = opt(2, "decoding threads that feed the backbone")
+    device: str = opt("auto", "torch backbones: auto | cpu | cuda")
+    save_embeddings: str | None = opt(None, "also write the test embeddings as shards under this folder")
+    budget_min: float | None = opt(None, "warn early when the projected run time exceeds this many minutes")
+    progress: bool = opt(True, "show a progress bar")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert a TOML value against a field annotation."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if value is None:
+        return None
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], key) for v in value] if args else list(value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}: expected a table, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"config key {key!r}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], values: dict[str, Any], *, source: str = "config") -> T:
+    """Build dataclass ``cls`` from a dict; unknown keys and wrong types are one clear error."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
+    return cls(**{k: _coerce(v, hints[k], f"{source}:{k}") for k, v in values.items()})
+
+
+def load(cls: type[T], path: str | os.PathLike | None = None, **overrides: Any) -> T:
+    """Dataclass defaults, then a TOML file, then ``overrides`` (``None`` values are ignored).
+
+    Args:
+        cls: the config dataclass.
+        path: TOML file; ``None`` means no file.
+        **overrides: field values that win over the file (e.g. parsed CLI flags).
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            values = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        values[k] = {**values[k], **v} if isinstance(v, dict) and isinstance(values.get(k), dict) else v
+    return from_dict(cls, values, source=str(path or "arguments"))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass as a plain dict (lists and dicts copied)."""
+    return dataclasses.asdict(cfg)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {v!r} to TOML")
+
+
+def dumps_toml(values: dict[str, Any]) -> str:
+    """Write a flat dict (plus one level of tables) as TOML; ``None`` values are left out."""
+    lines, tables = [], []
+    for k, v in values.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def save(cfg: Any, path: str | os.PathLike) -> None:
+    """Save a config dataclass as TOML (the inverse of :func:`load`)."""
+    Path(path).write_text(dumps_toml(to_dict(cfg)))

@@ -1,0 +1,255 @@
+"""Extraction: audio files → windows → frozen backbone → parquet shards (``run_extract``).
+
+Decoding runs in worker threads (soundfile and soxr release the GIL) that feed a bounded queue of
+window pieces, so decoding overlaps the model and memory stays flat. Windows of several files are
+batched together for the backbone. A file's rows are written only once all its windows are embedded,
+so after a kill or Ctrl-C a rerun of the same command skips exactly the files already in shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from embedkit.audio import Windowing, list_audio, row_id
+from embedkit.config import ExtractConfig
+from embedkit.errors import UsageError
+from embedkit.store import ShardWriter, done_files
+from embedkit.stream import embed_files
+
+SPLITS = ("train_audio", "train_soundscapes", "test_soundscapes")
+
+
+@dataclass
+class ExtractSummary:
+    """What one run did."""
+
+    dataset: Path
+    files_total: int = 0
+    files_skipped_done: int = 0
+    files_done: int = 0
+    files_failed: int = 0
+    windows: int = 0
+    audio_s: float = 0.0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def realtime(self) -> float:
+        """Seconds of audio embedded per second of wall time."""
+        return self.audio_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def line(self) -> str:
+        """One-line human summary."""
+        return (
+            f"{self.files_done} files embedded, {self.files_skipped_done} already done, "
+            f"{self.files_failed} skipped (failures table), {self.windows} windows, "
+            f"{self.audio_s / 60:.1f} min of audio in {self.elapsed_s:.1f} s = {self.realtime:.0f}x realtime"
+            f" -> {self.dataset}"
+        )
+
+
+def resolve_inputs(cfg: ExtractConfig) -> tuple[Path, list[Path], str]:
+    """(root, files, dataset name): the audio this run covers; a clear error for missing folders."""
+    if cfg.files:
+        src = Path(cfg.files)
+        if src.is_dir():
+            return src, list_audio(src), cfg.name or src.name
+        if src.is_file():
+            lines = [
+                ln.strip() for ln in src.read_text().splitlines() if ln.strip() and not ln.startswith("#")
+            ]
+            paths = [Path(ln) if Path(ln).is_absolute() else src.parent / ln for ln in lines]
+            root = Path(os.path.commonpath([p.parent for p in paths])) if paths else src.parent
+            return root, sorted(paths), cfg.name or src.stem
+        raise UsageError(f"--files {src}: no such folder or list file")
+    data = Path(cfg.data)
+    if not data.is_dir():
+        raise UsageError(f"data root not found: {data} (pass --data /path/to/birdclef-2025)")
+    root = data / cfg.split
+    if not root.is_dir():
+        raise UsageError(
+            f"split folder not found: {root} (--split is one of {', '.join(SPLITS)} or a folder "
+            f"under --data; or use --files)"
+        )
+    return root, list_audio(root), cfg.name or cfg.split
+
+
+def parse_part(part: str | None) -> tuple[int, int]:
+    """``"i/N"`` → (i, N) with 0 <= i < N; ``None`` → (0, 1)."""
+    if not part:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in part.split("/"))
+    except ValueError:
+        raise UsageError(f"--part must look like i/N (e.g. 0/4), got {part!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UsageError(f"--part {part}: need 0 <= i < N")
+    return i, n
+
+
+def in_part(rel: str, i: int, n: int) -> bool:
+    """Stable assignment of a relative path to one of ``n`` parts (hash of the path)."""
+    return n == 1 or int.from_bytes(hashlib.sha1(rel.encode()).digest()[:8], "big") % n == i
+
+
+def provenance(backbone, cfg: ExtractConfig, root: Path, name: str) -> dict:
+    """Shard provenance: backbone identity + window/hop (compared) and run facts (informational)."""
+    return {
+        **backbone.identity(),
+        "window_s": cfg.window_s,
+        "hop_s": cfg.hop_s,
+        "split": name,
+        "source": str(root),
+        "precision": getattr(backbone, "precision", "fp32"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _sigterm_to_interrupt():
+    if threading.current_thread() is threading.main_thread():
+
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        return signal.signal(signal.SIGTERM, handler)
+    return None
+
+
+def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
+    """Embed every window of every file of a split (or list/folder) into a parquet dataset.
+
+    Files already in the dataset are skipped, so rerunning after an interruption continues where it
+    stopped. Completed files are written at least every ``cfg.flush_s`` seconds or ``cfg.shard_rows`` rows.
+
+    Args:
+        cfg: extraction options.
+        backbone: an already built backbone (else built from ``cfg``).
+
+    Returns:
+        The run summary (also printed).
+
+    Raises:
+        UsageError: missing data folder, bad ``--part``.
+        KeyboardInterrupt: after Ctrl-C/SIGTERM, once finished files are safely written.
+    """
+    from embedkit.backbones import get_backbone
+
+    t0 = time.monotonic()
+    w = Windowing(cfg.window_s, cfg.hop_s, cfg.min_tail_s, cfg.max_windows)
+    root, files, name = resolve_inputs(cfg)
+    i, n = parse_part(cfg.part)
+    if cfg.dtype not in ("float16", "float32"):
+        raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
+    if backbone is None:
+        backbone = get_backbone(cfg.backbone, **cfg.backbone_kwargs())
+    if cfg.save_logits and not hasattr(backbone, "embed_with_logits"):
+        raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
+    out = Path(cfg.out) / backbone.name / name
+    writer = ShardWriter(
+        out, provenance(backbone, cfg, root, name), cfg.dtype, tag=f"p{i}of{n}", row_group_size=cfg.shard_rows
+    )
+    rels_all = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
+    mine = [(r, p) for r, p in zip(rels_all, files, strict=True) if in_part(r, i, n)]
+    done = done_files(out)
+    todo = [(r, p) for r, p in mine if r not in done]
+    s = ExtractSummary(dataset=out, files_total=len(mine), files_skipped_done=len(mine) - len(todo))
+    buf = _ShardBuffer(writer, cfg)
+    old = _sigterm_to_interrupt()
+    try:
+        for fe in embed_files(
+            backbone,
+            [p for _, p in todo],
+            w,
+            batch_size=cfg.batch_size,
+            decode_workers=cfg.decode_workers,
+            logits=cfg.save_logits,
+            progress=cfg.progress,
+            desc=f"{backbone.name} {name}",
+        ):
+            rel = todo[fe.index][0]
+            if fe.error is not None:
+                buf.failures.append((rel, fe.error))
+                s.failures.append((rel, fe.error))
+                s.files_failed += 1
+            else:
+                buf.add(rel, fe.emb, fe.logits)
+                s.files_done, s.windows, s.audio_s = (
+                    s.files_done + 1,
+                    s.windows + len(fe.emb),
+                    s.audio_s + fe.audio_s,
+                )
+            buf.maybe_flush()
+        buf.flush()
+    except KeyboardInterrupt:
+        s.interrupted = True
+        buf.flush()  # completed files are kept; windows of unfinished files are dropped
+        print(
+            f"\ninterrupted: {s.files_done} files saved in {out}; rerun the same command to continue",
+            file=sys.stderr,
+        )
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+        s.elapsed_s = time.monotonic() - t0
+    print(s.line(), file=sys.stderr)
+    for f, reason in s.failures[:20]:
+        print(f"  skipped {f}: {reason}", file=sys.stderr)
+    return s
+
+
+class _ShardBuffer:
+    """Completed files waiting to be written as one shard (plus their failures)."""
+
+    def __init__(self, writer: ShardWriter, cfg: ExtractConfig):
+        self.writer, self.cfg = writer, cfg
+        self.keys: list[tuple] = []
+        self.emb: list[np.ndarray] = []
+        self.logits: list[np.ndarray] = []
+        self.failures: list[tuple[str, str]] = []
+        self.last = time.monotonic()
+
+    def add(self, rel: str, emb: np.ndarray, logits: np.ndarray | None) -> None:
+        stem = Path(rel).stem
+        for k in range(len(emb)):
+            start = k * self.cfg.hop_s
+            end = start + self.cfg.window_s
+            self.keys.append((rel, k, start, end, row_id(stem, end)))
+        self.emb.append(emb)
+        if logits is not None:
+            self.logits.append(logits)
+
+    def maybe_flush(self) -> None:
+        if len(self.keys) >= self.cfg.shard_rows or time.monotonic() - self.last > self.cfg.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.keys:
+            df = pd.DataFrame(self.keys, columns=["file", "window", "start_s", "end_s", "row_id"])
+            self.writer.write(
+                df, np.concatenate(self.emb), np.concatenate(self.logits) if self.logits else None
+            )
+            self.keys, self.emb, self.logits = [], [], []
+        self.writer.write_failures(self.failures)
+        self.failures = []
+        self.last = time.monotonic()
+
+
+def main(cfg: ExtractConfig) -> int:
+    """CLI body of ``extract``: run and return the exit status (0; 130 after an interruption)."""
+    try:
+        run_extract(cfg)
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,207 @@
+"""Fitting: stored embeddings + ``train.csv`` → grouped cross-validation → refit on all → saved model.
+
+Cross-validation keeps all windows of a recording (or of an author, ``--group-by author``) in one fold and
+stratifies folds by primary label where the group sizes allow. Out-of-fold predictions are saved beside the
+model so heads can be compared and blended later.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from embedkit.birdclef import DataError, build_targets, load_labels, load_train
+from embedkit.config import FitConfig, to_dict
+from embedkit.errors import UsageError
+from embedkit.store import read_embeddings, read_provenance
+
+
+@dataclass
+class FitResult:
+    """What ``run_fit`` produced."""
+
+    folder: Path
+    scores: dict[str, float]
+    per_class: pd.DataFrame
+    oof: np.ndarray | None
+    elapsed_s: float
+
+
+def make_folds(groups: np.ndarray, strata: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Fold index per row, grouped (a group never spans two folds) and stratified where possible.
+
+    Args:
+        groups: group id per row [N] (recording or author).
+        strata: class id per row [N] (primary label), used for stratification.
+        n_folds: number of folds K.
+        seed: shuffling seed.
+
+    Returns:
+        int array [N] with values in 0..K-1.
+
+    Raises:
+        UsageError: fewer groups than folds.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups))
+    if n_groups < n_folds:
+        raise UsageError(
+            f"{n_groups} groups (recordings/authors) cannot fill {n_folds} folds; use fewer --folds"
+        )
+    fold = np.full(len(groups), -1, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only n members"
+        cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for k, (_, va) in enumerate(cv.split(np.zeros(len(groups)), strata, groups)):
+            fold[va] = k
+    return fold
+
+
+def per_class_table(labels, Y: np.ndarray, P: np.ndarray, files: np.ndarray) -> pd.DataFrame:
+    """Per-class counts and scores: label, n recordings, n windows, ROC-AUC, AP (NaN where undefined)."""
+    from embedkit.metrics import per_class_ap, per_class_auc
+
+    pos = Y >= 0.5
+    n_rec = [len(np.unique(files[pos[:, c]])) for c in range(len(labels))]
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "n_recordings": n_rec,
+            "n_windows": pos.sum(0),
+            "roc_auc": per_class_auc(pos, P),
+            "ap": per_class_ap(pos, P),
+        }
+    )
+
+
+def score_all(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
+    """Competition metric (macro ROC-AUC over classes with positives), padded cmAP and macro AP."""
+    from embedkit.metrics import birdclef_score, macro_ap, padded_cmap
+
+    pos = (Y >= 0.5).astype(np.float32)
+    return {
+        "roc_auc": float(birdclef_score(pos, P)),
+        "cmap_pad5": float(padded_cmap(pos, P)),
+        "macro_ap": float(macro_ap(pos, P)),
+    }
+
+
+def load_training_set(cfg: FitConfig):
+    """(keys, X, Y, labels, train, provenance, report) for a fit; clear errors before anything is written."""
+    dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
+    labels = load_labels(cfg.data)
+    train = load_train(cfg.data)
+    if cfg.group_by == "author" and "author" not in train.columns:
+        raise DataError("--group-by author: train.csv has no author column")
+    keys, X = read_embeddings(dataset)
+    Y, keep, report = build_targets(keys, train, labels, cfg.secondary_weight)
+    if not keep.any():
+        raise DataError(f"none of the {len(keys)} windows in {dataset} belongs to a file listed in train.csv")
+    return keys[keep].reset_index(drop=True), X[keep], Y, labels, train, read_provenance(dataset), report
+
+
+def run_fit(cfg: FitConfig) -> FitResult:
+    """Cross-validate, refit on all data and save a head (see the module docstring).
+
+    Returns:
+        The saved folder, CV scores (empty without CV), the per-class table and the OOF predictions.
+
+    Raises:
+        DataError, StoreError, UsageError: unusable inputs, before anything is written.
+    """
+    from embedkit.heads import get_head, head_class
+    from embedkit.modelio import save_model
+
+    t0 = time.monotonic()
+    head_class(cfg.head)  # unknown head → error before any work
+    keys, X, Y, labels, train, prov, report = load_training_set(cfg)
+    files = keys["file"].astype(str).to_numpy()
+    for line in report.lines():
+        print(f"[fit] {line}", file=sys.stderr)
+    params = dict(cfg.params)
+    oof, fold, scores = None, None, {}
+    per_class = per_class_table(labels, Y, np.full(Y.shape, np.nan, np.float32), files)
+    if cfg.folds >= 2:
+        groups = files
+        if cfg.group_by == "author":
+            author = dict(zip(train["filename"], train["author"], strict=True))
+            groups = np.array([author.get(f, f) for f in files])
+        fold = make_folds(groups, Y.argmax(1), cfg.folds, cfg.seed)
+        oof = np.zeros(Y.shape, np.float32)
+        for k in range(cfg.folds):
+            tr, va = fold != k, fold == k
+            head = get_head(cfg.head, **params).fit(X[tr], Y[tr])
+            oof[va] = head.predict_proba(X[va])
+            print(
+                f"[fit] fold {k + 1}/{cfg.folds}: {va.sum()} windows, {time.monotonic() - t0:.1f} s",
+                file=sys.stderr,
+            )
+        scores = score_all(Y, oof)
+        per_class = per_class_table(labels, Y, oof, files)
+        print(
+            f"[fit] {cfg.folds}-fold CV ({cfg.group_by}-grouped): ROC-AUC {scores['roc_auc']:.4f}  "
+            f"cmAP(pad5) {scores['cmap_pad5']:.4f}  macro AP {scores['macro_ap']:.4f}"
+        )
+    head = get_head(cfg.head, **params).fit(X, Y)
+    name = cfg.name or f"{cfg.backbone}-{cfg.head}"
+    meta = {
+        "params": head.get_params(),
+        "config": to_dict(cfg),
+        "cv": scores,
+        "priors": Y.mean(0),
+        "report": vars(report),
+        "n_windows": len(X),
+        "fit_seconds": time.monotonic() - t0,
+    }
+    extra = {"cv_per_class.csv": lambda p: per_class.to_csv(p, index=False)}
+    if oof is not None:
+        extra["oof.parquet"] = lambda p: _write_oof(p, keys, fold, Y, oof)
+    folder = save_model(Path(cfg.out) / name, head, cfg.head, labels, prov, meta, extra)
+    elapsed = time.monotonic() - t0
+    print(f"[fit] saved {folder} ({elapsed:.1f} s)", file=sys.stderr)
+    return FitResult(folder=folder, scores=scores, per_class=per_class, oof=oof, elapsed_s=elapsed)
+
+
+def _write_oof(path: Path, keys: pd.DataFrame, fold: np.ndarray, Y: np.ndarray, P: np.ndarray) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def fixed(a):
+        return pa.FixedSizeListArray.from_arrays(pa.array(a.astype(np.float32).ravel()), a.shape[1])
+
+    table = pa.table(
+        {
+            "file": keys["file"].astype(str),
+            "window": keys["window"].to_numpy(np.int32),
+            "row_id": keys["row_id"].astype(str),
+            "fold": fold.astype(np.int32),
+            "y": fixed(Y),
+            "oof": fixed(P),
+        }
+    )
+    pq.write_table(table, path)
+
+
+def read_oof(folder: str | Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Out-of-fold predictions of a saved model: (keys with fold, Y [N, C], P [N, C])."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(Path(folder) / "oof.parquet")
+    c = t.num_columns and t.column("y").type.list_size
+    Y = t.column("y").combine_chunks().values.to_numpy().reshape(-1, c)
+    P = t.column("oof").combine_chunks().values.to_numpy().reshape(-1, c)
+    return t.select(["file", "window", "row_id", "fold"]).to_pandas(), Y, P
+
+
+def main(cfg: FitConfig) -> int:
+    """CLI body of ``fit``."""
+    run_fit(cfg)
+    return 0

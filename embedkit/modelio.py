@@ -1,0 +1,166 @@
+"""Saved models: one folder per fitted head, with everything inference needs to trust it.
+
+Layout of ``models/<name>/``: ``model.json`` (format version, embedkit version, head name and params, label
+list, the provenance of the embeddings it was fit on, CV scores, class priors), ``head/`` (the head's own
+files), ``cv_per_class.csv`` and ``oof.parquet`` (out-of-fold predictions, for comparing and blending heads).
+Folders are written to a temporary name and renamed into place, so a crash never leaves half a model and a
+previous model of the same name survives until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedkit.store import StoreError, check_provenance
+
+FORMAT = 1
+
+
+class ModelError(StoreError):
+    """A model folder is missing, incomplete, of another format, or does not fit the embeddings."""
+
+
+@dataclass
+class Model:
+    """A loaded head with its labels and provenance.
+
+    Attributes:
+        folder: where it was loaded from.
+        head: the fitted head (``predict_proba(X [N, D]) -> [N, C]``).
+        labels: the C class codes, in output column order.
+        provenance: provenance of the embeddings the head was fit on.
+        meta: the whole ``model.json``.
+    """
+
+    folder: Path
+    head: Any
+    labels: list[str]
+    provenance: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def priors(self) -> np.ndarray:
+        """Class frequencies in the training windows, float32 [C] (fallback for undecodable files)."""
+        return np.asarray(self.meta.get("priors") or np.zeros(len(self.labels)), dtype=np.float32)
+
+    def check(self, provenance: dict[str, Any], where: str = "") -> None:
+        """Refuse embeddings whose provenance differs from the training embeddings'."""
+        check_provenance(
+            self.provenance, provenance, what=f"embeddings for model {self.folder.name}", where=where
+        )
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities float32 [N, C] for embeddings X [N, D] (finite, in [0, 1])."""
+        if X.ndim != 2 or X.shape[1] != int(self.provenance.get("dim", X.shape[1])):
+            raise ModelError(
+                f"model {self.folder.name} expects {self.provenance.get('dim')}-D embeddings, got {X.shape}"
+            )
+        p = np.asarray(self.head.predict_proba(X), dtype=np.float32)
+        return np.clip(np.nan_to_num(p, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def save_model(
+    folder: str | os.PathLike,
+    head,
+    head_name: str,
+    labels: list[str],
+    provenance: dict[str, Any],
+    meta: dict[str, Any],
+    extra_files: dict[str, Any] | None = None,
+) -> Path:
+    """Write a model folder atomically (replacing an older one of the same name only when complete).
+
+    Args:
+        folder: final folder path.
+        head: fitted head with ``save(folder)``.
+        head_name: registry name of the head.
+        labels: class codes in output order.
+        provenance: provenance of the training embeddings.
+        meta: extra JSON-serialisable facts (config, CV scores, priors, report).
+        extra_files: name → callable(path) writing an extra file into the folder (tables, OOF).
+
+    Returns:
+        The final folder path.
+    """
+    from embedkit import __version__
+
+    final = Path(folder)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        head.save(tmp / "head")
+        for name, writer in (extra_files or {}).items():
+            writer(tmp / name)
+        doc = {
+            "format": FORMAT,
+            "embedkit_version": __version__,
+            "head": head_name,
+            "labels": list(labels),
+            "provenance": provenance,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **meta,
+        }
+        (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+        old = final.with_name(f".old-{final.name}-{os.getpid()}")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_model(folder: str | os.PathLike) -> Model:
+    """Load a model folder written by :func:`save_model`.
+
+    Raises:
+        ModelError: missing folder or files, another format version, unknown head.
+    """
+    from embedkit.heads import head_class
+
+    f = Path(folder)
+    meta_path = f / "model.json"
+    if not meta_path.is_file():
+        raise ModelError(f"{f}: not a model folder (no model.json); fit one with fit.py")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{meta_path}: corrupt ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelError(
+            f"{f}: model format {meta.get('format')} (embedkit {meta.get('embedkit_version')}) is not "
+            f"format {FORMAT}; refit it with this embedkit"
+        )
+    if not (f / "head").exists():
+        raise ModelError(f"{f}: head files missing ({f / 'head'}); refit the model")
+    try:
+        cls = head_class(meta["head"])
+    except (KeyError, ValueError) as e:
+        raise ModelError(f"{f}: {e}") from None
+    try:
+        head = cls.load(f / "head")
+    except FileNotFoundError as e:
+        raise ModelError(f"{f}: head files incomplete ({e}); refit the model") from None
+    return Model(folder=f, head=head, labels=list(meta["labels"]), provenance=meta["provenance"], meta=meta)
