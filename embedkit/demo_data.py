@@ -35,7 +35,7 @@ TRAIN_COLUMNS = ["primary_label", "secondary_labels", "type", "filename", "colle
 TAXONOMY_COLUMNS = ["primary_label", "inat_taxon_id", "scientific_name", "common_name", "class_name"]
 LICENSE = "demo (synthetic, CC0)"
 MAX_SPECIES = 160
-_BANK_N = 1 << 22  # ~131 s of background noise, sliced at random offsets
+_BANK_N = 1 << 21  # ~65 s of periodic background noise, sliced circularly at random offsets
 _ADJ = ("Azure", "Banded", "Crimson", "Dusky", "Golden", "Hooded", "Little", "Marsh", "Olive", "Pale",
         "Ruddy", "Scaly", "Spotted", "Tawny", "Velvet", "Ashy", "Chestnut", "Lesser", "Greater", "Sooty",
         "Striped", "Plain", "Collared", "Bronzy")
@@ -86,7 +86,11 @@ def _species_table(n_species: int, seed: int) -> list[dict]:
 
 
 def _noise_bank(seed: int) -> np.ndarray:
-    """Unit-RMS background noise: rows pink, brown (high-passed at 20 Hz), low rumble; float32 [3, 2**22]."""
+    """Unit-RMS periodic background noise: rows pink, brown (high-passed at 20 Hz), low rumble.
+
+    Returns:
+        float32 [3, 2**21]; each row is one period of a circular signal (FFT synthesis), so slices may wrap.
+    """
     rng = np.random.default_rng([seed, 1])
     spec = np.fft.rfft(rng.standard_normal(_BANK_N, dtype=np.float32))
     f = np.maximum(np.fft.rfftfreq(_BANK_N, 1 / SR), 1.0)
@@ -96,9 +100,9 @@ def _noise_bank(seed: int) -> np.ndarray:
 
 
 def _slice(row: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random (sometimes time-reversed) excerpt of one bank row, float32 [n]."""
-    off = int(rng.integers(0, len(row) - n))
-    part = row[off:off + n]
+    """A random (sometimes time-reversed) circular excerpt of one bank row, float32 [n <= len(row)]."""
+    off = int(rng.integers(0, len(row)))
+    part = row[off:off + n] if off + n <= len(row) else np.concatenate([row[off:], row[: off + n - len(row)]])
     return part[::-1] if rng.random() < 0.5 else part
 
 
@@ -139,7 +143,8 @@ def _clip(i: int, j: int, species: list[dict], seed: int, bank: np.ndarray) -> t
     return (x * (0.5 / max(float(np.abs(x).max()), 1e-9))).astype(np.float32), sorted(secondary)
 
 
-def _soundscape(seed: int, tag: int, idx: int, species: list[dict], bank: np.ndarray):
+def _soundscape(seed: int, tag: int, idx: int, species: list[dict],
+                bank: np.ndarray) -> tuple[np.ndarray, list[tuple[int, float, float]]]:
     """One minute of ambience with 0-4 species calling.
 
     Returns:
@@ -263,8 +268,9 @@ def make_demo_dataset(root: str | os.PathLike, n_species: int = 24, clips_per_sp
 
     scapes = [(3, k, s) for k, s in enumerate(train_stems)] + [(4, k, s) for k, s in enumerate(test_stems)]
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as ex:
+        scape_results = ex.map(scape_job, scapes)  # long jobs first
         secondaries = list(ex.map(clip_job, range(len(rows))))
-        events = list(ex.map(scape_job, scapes))[len(train_stems):]
+        events = list(scape_results)[len(train_stems):]
     for row, sec in zip(rows, secondaries, strict=True):
         row["secondary_labels"] = repr(sec)
     pd.DataFrame(rows, columns=TRAIN_COLUMNS).to_csv(root / "train.csv", index=False)
@@ -300,9 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
     ap.add_argument("--species", type=int, default=24, help="number of made-up species")
     ap.add_argument("--clips", type=int, default=8, help="training clips per species")
+    ap.add_argument("--train-soundscapes", type=int, default=4, help="unlabelled one-minute soundscapes")
+    ap.add_argument("--test-soundscapes", type=int, default=8, help="labelled one-minute soundscapes")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    root = make_demo_dataset(args.out, n_species=args.species, clips_per_species=args.clips, seed=args.seed)
+    root = make_demo_dataset(args.out, n_species=args.species, clips_per_species=args.clips, seed=args.seed,
+                             n_train_soundscapes=args.train_soundscapes,
+                             n_test_soundscapes=args.test_soundscapes)
     print(f"wrote synthetic demo dataset (seed {args.seed}) to {root} in {time.perf_counter() - t0:.1f} s")
     return 0
 

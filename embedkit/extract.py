@@ -143,9 +143,11 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         UsageError: missing data folder, bad ``--part``.
         KeyboardInterrupt: after Ctrl-C/SIGTERM, once finished files are safely written.
     """
-    from embedkit.backbones import get_backbone
+    from embedkit.backbones import backbone_class, get_backbone
 
     t0 = time.monotonic()
+    if backbone is None:
+        backbone_class(cfg.backbone)  # an unknown name fails before any other check
     w = Windowing(cfg.window_s, cfg.hop_s, cfg.min_tail_s, cfg.max_windows)
     root, files, name = resolve_inputs(cfg)
     i, n = parse_part(cfg.part)

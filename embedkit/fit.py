@@ -65,20 +65,24 @@ def make_folds(groups: np.ndarray, strata: np.ndarray, n_folds: int, seed: int =
     return fold
 
 
-def per_class_table(labels, Y: np.ndarray, P: np.ndarray, files: np.ndarray) -> pd.DataFrame:
-    """Per-class counts and scores: label, n recordings, n windows, ROC-AUC, AP (NaN where undefined)."""
+def per_class_table(labels, Y: np.ndarray, files: np.ndarray, P: np.ndarray | None = None) -> pd.DataFrame:
+    """Per-class table: label, n recordings, n windows, ROC-AUC, AP (NaN where undefined or without P).
+
+    Args:
+        labels: C class codes.
+        Y: targets [N, C] (positive where >= 0.5).
+        files: recording of each row [N].
+        P: predictions [N, C], e.g. out-of-fold; ``None`` gives counts only.
+    """
     from embedkit.metrics import per_class_ap, per_class_auc
 
     pos = Y >= 0.5
     n_rec = [len(np.unique(files[pos[:, c]])) for c in range(len(labels))]
+    nan = np.full(len(labels), np.nan)
+    auc = nan if P is None else per_class_auc(pos, P)
+    ap = nan if P is None else per_class_ap(pos, P)
     return pd.DataFrame(
-        {
-            "label": labels,
-            "n_recordings": n_rec,
-            "n_windows": pos.sum(0),
-            "roc_auc": per_class_auc(pos, P),
-            "ap": per_class_ap(pos, P),
-        }
+        {"label": labels, "n_recordings": n_rec, "n_windows": pos.sum(0), "roc_auc": auc, "ap": ap}
     )
 
 
@@ -128,7 +132,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         print(f"[fit] {line}", file=sys.stderr)
     params = dict(cfg.params)
     oof, fold, scores = None, None, {}
-    per_class = per_class_table(labels, Y, np.full(Y.shape, np.nan, np.float32), files)
+    per_class = per_class_table(labels, Y, files)
     if cfg.folds >= 2:
         groups = files
         if cfg.group_by == "author":
@@ -145,7 +149,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
                 file=sys.stderr,
             )
         scores = score_all(Y, oof)
-        per_class = per_class_table(labels, Y, oof, files)
+        per_class = per_class_table(labels, Y, files, oof)
         print(
             f"[fit] {cfg.folds}-fold CV ({cfg.group_by}-grouped): ROC-AUC {scores['roc_auc']:.4f}  "
             f"cmAP(pad5) {scores['cmap_pad5']:.4f}  macro AP {scores['macro_ap']:.4f}"

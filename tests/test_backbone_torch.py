@@ -79,7 +79,7 @@ def panns_fp32(cnn14):
 
 @pytest.fixture(scope="module")
 def panns_x():
-    return _audio(3, 2.0, PANNS_SR)
+    return _audio(3, 1.0, PANNS_SR)
 
 
 def test_panns_matches_raw_model(cnn14, panns_fp32, panns_x):

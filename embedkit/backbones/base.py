@@ -34,10 +34,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def sha256_dir(path: str | os.PathLike) -> str:
-    """SHA-256 over the names and contents of every file in a folder (sorted), e.g. a HF model folder."""
+    """SHA-256 over the names and contents of the files in a folder (sorted, hidden ones skipped)."""
     h = hashlib.sha256()
     root = Path(path)
-    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+    files = (q for q in root.rglob("*") if q.is_file())
+    # hidden entries (.cache/, .git/) differ between copies of the same model: leave them out
+    for p in sorted(q for q in files if not any(part.startswith(".") for part in q.relative_to(root).parts)):
         h.update(str(p.relative_to(root)).encode())
         h.update(sha256_file(p).encode())
     return h.hexdigest()

@@ -161,13 +161,13 @@ class PANNs(Backbone):
 
     def __init__(self, weights=None, device="auto", bf16=True, batch_size=32, threads=None):
         self.checkpoint = find_checkpoint(weights)
-        Cnn14 = cnn14_class()  # noqa: N806 - a class
+        cnn14 = cnn14_class()
         set_threads(threads)
         self.device = resolve_device(device)
         self.precision = pick_precision(self.device, bool(bf16))
         self.batch_size = int(batch_size)
         state = load_state_dict(self.checkpoint)
-        model = Cnn14(**CNN14_KWARGS)
+        model = cnn14(**CNN14_KWARGS)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:

@@ -1,0 +1,103 @@
+"""Shared fixtures: seeded audio written to tmp_path, a cheap deterministic test backbone, the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from embedkit.backbones import Backbone, register
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data``; skipped when absent, a failure when ``EMBEDKIT_REQUIRE_SHARED=1`` (CI)."""
+    if not (SHARED / "xc-pr-birds").is_dir():
+        if os.environ.get("EMBEDKIT_REQUIRE_SHARED") == "1":
+            pytest.fail(f"EMBEDKIT_REQUIRE_SHARED=1 but {SHARED} is missing")
+        pytest.skip(f"{SHARED} not present")
+    return SHARED
+
+
+def tone(
+    duration_s: float,
+    sr: int = 32000,
+    freq: float = 1000.0,
+    seed: int = 0,
+    channels: int = 1,
+    level: float = 0.3,
+) -> np.ndarray:
+    """A seeded test signal: a tone plus noise; float32 [n] or [n, channels]."""
+    rng = np.random.default_rng(seed)
+    n = int(round(duration_s * sr))
+    t = np.arange(n) / sr
+    x = level * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(n)
+    x = x.astype(np.float32)
+    if channels > 1:
+        x = np.stack([x * (0.5 + 0.5 * c / channels) for c in range(channels)], axis=1)
+    return x
+
+
+def write_audio(
+    path: Path,
+    duration_s: float,
+    sr: int = 32000,
+    freq: float = 1000.0,
+    seed: int = 0,
+    channels: int = 1,
+    fmt: str = "OGG",
+    subtype: str | None = "VORBIS",
+) -> Path:
+    """Write a seeded test file (OGG Vorbis by default) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), tone(duration_s, sr, freq, seed, channels), sr, format=fmt, subtype=subtype)
+    return path
+
+
+@register("toy")
+class ToyBackbone(Backbone):
+    """Deterministic, cheap test backbone: log energy in ``dim`` equal FFT bands of a 16 kHz window."""
+
+    sample_rate = 16000
+
+    def __init__(
+        self, dim: int = 8, window_s: float = 5.0, batch_size: int = 32, fail_after: int | None = None
+    ):
+        self.dim = dim
+        self.window_s = window_s
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt  # simulates Ctrl-C in the middle of a run
+        spec = np.abs(np.fft.rfft(batch.astype(np.float64), axis=1)) ** 2
+        bands = np.array_split(spec, self.dim, axis=1)
+        return np.log1p(np.stack([b.sum(1) for b in bands], axis=1)).astype(np.float32)
+
+    def identity(self):
+        return {**super().identity(), "window_s": self.window_s}
+
+    def weights_id(self) -> str:
+        return "toy"
+
+
+@pytest.fixture
+def toy_split(tmp_path) -> Path:
+    """A data root with ``train_audio/<label>/*.ogg``: 3 labels x 3 files of 3-12 s, a tone per label."""
+    root = tmp_path / "data"
+    for li, label in enumerate(["aaa", "bbb", "ccc"]):
+        for j in range(3):
+            write_audio(
+                root / "train_audio" / label / f"XC{li}{j}.ogg",
+                3 + 4.5 * j,
+                freq=500 + 1500 * li,
+                seed=10 * li + j,
+            )
+    return root
