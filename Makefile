@@ -13,7 +13,6 @@ venv: $(STAMP)
 # pyproject keeps torch a range so users' GPU machines bring their own.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)

@@ -279,7 +279,7 @@ def validate_submission(
                 f"label columns differ: missing {sorted(set(labels) - set(cols))[:5]}, "
                 f"unexpected {sorted(set(cols[1:]) - set(labels))[:5]}"
             )
-        else:
+        elif cols[1:] != labels:
             bad = next(i for i, (a, b) in enumerate(zip(cols[1:], labels, strict=True)) if a != b)
             problems.append(
                 f"label columns out of order: column {bad + 1} is {cols[bad + 1]!r}, expected {labels[bad]!r}"

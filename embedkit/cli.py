@@ -61,7 +61,18 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "python -m embedkit validate submission.csv --sample sample_submission.csv --soundscapes test/",
         ],
     ),
-    "backbones": (None, "embedkit.cli:cmd_backbones", "list registered backbones", ["embedkit backbones"]),
+    "backbones": (
+        None,
+        "embedkit.cli:cmd_backbones",
+        "list registered backbones: sample rate, dimension, where weights are looked for",
+        ["embedkit backbones", "python -m embedkit backbones"],
+    ),
+    "heads": (
+        None,
+        "embedkit.cli:cmd_heads",
+        "list registered heads and their default parameters",
+        ["embedkit heads", "python fit.py --head mlp --params hidden=1024 dropout=0.2"],
+    ),
 }
 
 
@@ -236,6 +247,17 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     for name in available():
         cls = backbone_class(name)
         rate = getattr(cls, "sample_rate", "?")
-        dim = getattr(cls, "dim", "?")
+        dim = getattr(cls, "dim", None)
+        dim = dim if isinstance(dim, int) else "model"
         print(f"{name:10s} {rate!s:>6} Hz  {dim!s:>5}-D  weights: {cls.weights_help()}")
+    return 0
+
+
+def cmd_heads(args: argparse.Namespace) -> int:
+    """Print registered heads with their default parameters."""
+    from embedkit.heads import available, head_class
+
+    for name in available():
+        params = head_class(name)().get_params()
+        print(f"{name:8s} " + " ".join(f"{k}={v!r}" for k, v in sorted(params.items())))
     return 0
