@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := demo_run
 
-.PHONY: venv demo test lint bench clean
+# kaggle-kit: folder to upload as a Kaggle dataset (wheels for Kaggle's Python/platform + models + kaggle_infer.py)
+KIT ?= kaggle_kit
+KIT_MODELS ?= models/birdnet-lgbm
+KAGGLE_PYTHON ?= 3.11
+KAGGLE_PLATFORM ?= manylinux_2_28_x86_64
+
+.PHONY: venv demo test lint bench clean kaggle-kit
 
 venv: $(STAMP)
 
@@ -23,6 +29,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check embedkit tests benchmarks extract.py fit.py infer.py
 	$(BIN)/python -m pytest -q
+
+kaggle-kit: $(STAMP)
+	$(BIN)/python -m embedkit kaggle-kit --models $(KIT_MODELS) --out $(KIT) \
+		--python-version $(KAGGLE_PYTHON) --platform $(KAGGLE_PLATFORM)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

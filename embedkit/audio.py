@@ -52,7 +52,7 @@ def _counts(n: int, win: int, hop: int, tail: int) -> tuple[int, bool]:
     if n < win:
         return 0, True
     n_full = (n - win) // hop + 1
-    covered = (n_full - 1) * hop + win
+    covered = max((n_full - 1) * hop + win, n_full * hop)  # a hop longer than the window leaves gaps
     return n_full, (n - covered) >= max(tail, 1)
 
 
@@ -84,7 +84,7 @@ def _samples(seconds: float, sr: int) -> int:
 def row_id(stem: str, end_s: float) -> str:
     """BirdCLEF row id ``<stem>_<end second>`` (integer seconds where the end is whole)."""
     end = round(float(end_s), 6)
-    return f"{stem}_{int(end)}" if end == int(end) else f"{stem}_{end:g}"
+    return f"{stem}_{int(end)}" if end == int(end) else f"{stem}_{end:.6f}".rstrip("0")
 
 
 def _open(path: str | os.PathLike):
@@ -185,7 +185,7 @@ def iter_windows(
             yield k - len(starts), np.stack([buf[s : s + win] for s in starts])
         if k >= limit:
             return
-        drop = k * hop - offset
+        drop = min(k * hop - offset, len(buf))  # with hop > window, the next start may be ahead of buf
         if drop > 0:
             buf, offset = buf[drop:], offset + drop
     if total == 0:

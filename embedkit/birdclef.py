@@ -239,19 +239,29 @@ def write_submission(
     return out
 
 
+def soundscape_row_ids(path: str | os.PathLike, window_s: float = 5.0, hop_s: float = 5.0) -> list[str]:
+    """Row ids of one soundscape: one per window of its header duration.
+
+    A header that cannot be read, or that says the file holds no audio, counts as 60 s (a BirdCLEF test
+    soundscape), so a broken file still gets its rows. Inference writes exactly these rows.
+    """
+    from embedkit.audio import AudioError, Windowing, duration_s, row_id, window_spans
+
+    try:
+        dur = duration_s(path)
+    except AudioError:
+        dur = 0.0
+    spans = window_spans(dur if dur > 0 else 60.0, Windowing(window_s, hop_s))
+    return [row_id(Path(path).stem, e) for _, e in spans]
+
+
 def expected_row_ids(soundscapes: str | os.PathLike, window_s: float = 5.0, hop_s: float = 5.0) -> list[str]:
-    """Row ids a submission must have for a folder of soundscapes (unreadable header: 60 s assumed)."""
-    from embedkit.audio import AudioError, Windowing, duration_s, list_audio, row_id, window_spans
+    """Row ids a submission must have for a folder of soundscapes (see :func:`soundscape_row_ids`)."""
+    from embedkit.audio import list_audio
 
     folder = Path(soundscapes)
-    out: list[str] = []
-    for p in list_audio(folder) if folder.is_dir() else []:
-        try:
-            dur = duration_s(p)
-        except AudioError:
-            dur = 60.0
-        out += [row_id(p.stem, e) for _, e in window_spans(dur, Windowing(window_s, hop_s))]
-    return out
+    files = list_audio(folder) if folder.is_dir() else []
+    return [r for p in files for r in soundscape_row_ids(p, window_s, hop_s)]
 
 
 def validate_submission(

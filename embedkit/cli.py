@@ -52,6 +52,24 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "make the synthetic demo dataset and run extract -> fit -> infer -> score on it",
         ["embedkit demo --out demo_run", "make demo"],
     ),
+    "report": (
+        None,
+        "embedkit.report:cmd_report",
+        "write an HTML page with figures: training data, CV scores per class and per model, a soundscape",
+        [
+            "embedkit report --models models --out report",
+            "embedkit report --models demo_run/models --soundscape H02_20230420_074000 --out demo_run/report",
+        ],
+    ),
+    "kaggle-kit": (
+        None,
+        "embedkit.kaggle_kit:cmd_kaggle_kit",
+        "build a folder to upload as a Kaggle dataset: wheels, models, kaggle_infer.py (offline install)",
+        [
+            "embedkit kaggle-kit --models models/birdnet-lgbm --out kaggle_kit",
+            "make kaggle-kit KIT_MODELS='models/birdnet-lgbm models/birdnet-logreg' KAGGLE_PYTHON=3.12",
+        ],
+    ),
     "validate": (
         None,
         "embedkit.cli:cmd_validate",
@@ -196,6 +214,35 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("submission", help="submission CSV to check")
         p.add_argument("--sample", required=True, help="sample_submission.csv (column order)")
         p.add_argument("--soundscapes", help="folder of soundscapes: also check one row per window of each")
+    elif name == "report":
+        p.add_argument(
+            "--models", nargs="+", required=True, help="model folder(s), or models root(s) holding them"
+        )
+        p.add_argument("--out", default="report", help="folder for index.html and the PNGs (default: report)")
+        p.add_argument("--data", help="BirdCLEF data root (default: the one recorded in model.json)")
+        p.add_argument(
+            "--submission",
+            help="submission CSV for the soundscape view (default: submission.csv beside the models root)",
+        )
+        p.add_argument(
+            "--soundscape", help="audio file or stem to show (default: the test file with most species)"
+        )
+        p.add_argument("--truth", help="per-window truth CSV (default: DATA/test_truth.csv when present)")
+    elif name == "kaggle-kit":
+        p.add_argument("--models", nargs="+", required=True, help="model folder(s) to ship")
+        p.add_argument("--out", default="kaggle_kit", help="kit folder to create (default: kaggle_kit)")
+        p.add_argument("--python-version", default="3.11", help="Python of Kaggle's image (default: 3.11)")
+        p.add_argument(
+            "--platform",
+            nargs="+",
+            default=["manylinux_2_28_x86_64"],
+            help="pip platform tag(s); manylinux_2_X also takes older manylinux wheels "
+            "(default: manylinux_2_28_x86_64, which runs on Kaggle's Ubuntu 22.04)",
+        )
+        p.add_argument(
+            "--packages", nargs="+", help="packages to ship as wheels (default: those Kaggle lacks)"
+        )
+        p.add_argument("--find-links", nargs="+", help="local wheel folder(s) to download from first")
 
 
 def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:

@@ -42,6 +42,7 @@ def run_demo(out: str | Path = "demo_run", seed: int = 0, head: str = "lgbm", pr
     from embedkit.extract import run_extract
     from embedkit.fit import run_fit
     from embedkit.infer import run_infer
+    from embedkit.report import build_report
 
     t0 = time.monotonic()
     out = Path(out)
@@ -51,23 +52,33 @@ def run_demo(out: str | Path = "demo_run", seed: int = 0, head: str = "lgbm", pr
         make_demo_dataset(data, seed=seed)
     emb, models = out / "embeddings", out / "models"
     print("[demo] 1/4 extract: birdnet embeddings of train_audio", file=sys.stderr)
+    t_extract = time.monotonic()
     run_extract(
         ExtractConfig(
             backbone="birdnet", data=str(data), split="train_audio", out=str(emb), progress=progress
         )
     )
+    t_extract = time.monotonic() - t_extract
     print(f"[demo] 2/4 fit: {head} head, 5-fold CV grouped by recording", file=sys.stderr)
     res = run_fit(
         FitConfig(head=head, backbone="birdnet", data=str(data), embeddings=str(emb), out=str(models))
     )
     print("[demo] 3/4 infer: test soundscapes -> submission.csv", file=sys.stderr)
     sub = out / "submission.csv"
+    t_infer = time.monotonic()
     inf = run_infer(InferConfig(data=str(data), models=[str(res.folder)], out=str(sub), progress=progress))
     if inf.problems:
         raise RuntimeError(f"demo submission is invalid: {inf.problems}")
     score, n, c = score_submission(sub, data / "test_truth.csv")
     cv = res.scores.get("roc_auc", float("nan"))
+    t_infer = time.monotonic() - t_infer
+    facts = {
+        "demo score": f"{score:.4f} (macro ROC-AUC of submission.csv vs test_truth.csv, {n} windows)",
+        "demo timings": f"extract {t_extract:.0f} s, fit {res.elapsed_s:.0f} s, infer {t_infer:.0f} s",
+    }
+    page = build_report([res.folder], out / "report", data=data, submission=sub, extra_facts=facts)
     print(f"[demo] 4/4 done in {time.monotonic() - t0:.0f} s; CV ROC-AUC on train clips {cv:.4f}")
+    print(f"[demo] report with figures: {page}")
     print(f"demo score (macro ROC-AUC of {sub} vs demo truth, {n} windows, {c} classes): {score:.4f}")
     return score
 

@@ -146,27 +146,30 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
     from embedkit.backbones import backbone_class, get_backbone
 
     t0 = time.monotonic()
-    if backbone is None:
-        backbone_class(cfg.backbone)  # an unknown name fails before any other check
-    w = Windowing(cfg.window_s, cfg.hop_s, cfg.min_tail_s, cfg.max_windows)
-    root, files, name = resolve_inputs(cfg)
-    i, n = parse_part(cfg.part)
-    if cfg.dtype not in ("float16", "float32"):
-        raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
-    if backbone is None:
-        backbone = get_backbone(cfg.backbone, **cfg.backbone_kwargs())
-    if cfg.save_logits and not hasattr(backbone, "embed_with_logits"):
-        raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
-    out = Path(cfg.out) / backbone.name / name
-    writer = ShardWriter(
-        out, provenance(backbone, cfg, root, name), cfg.dtype, tag=f"p{i}of{n}", row_group_size=cfg.shard_rows
-    )
-    rels_all = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
-    mine = [(r, p) for r, p in zip(rels_all, files, strict=True) if in_part(r, i, n)]
-    done = done_files(out)
-    todo = [(r, p) for r, p in mine if r not in done]
-    s = ExtractSummary(dataset=out, files_total=len(mine), files_skipped_done=len(mine) - len(todo))
-    buf = _ShardBuffer(writer, cfg)
+    try:
+        if backbone is None:
+            backbone_class(cfg.backbone)  # an unknown name fails before any other check
+        w = Windowing(cfg.window_s, cfg.hop_s, cfg.min_tail_s, cfg.max_windows)
+        root, files, name = resolve_inputs(cfg)
+        i, n = parse_part(cfg.part)
+        if cfg.dtype not in ("float16", "float32"):
+            raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
+        if backbone is None:
+            backbone = get_backbone(cfg.backbone, **cfg.backbone_kwargs())
+        if cfg.save_logits and not hasattr(backbone, "embed_with_logits"):
+            raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
+        out = Path(cfg.out) / backbone.name / name
+        prov = provenance(backbone, cfg, root, name)
+        writer = ShardWriter(out, prov, cfg.dtype, tag=f"p{i}of{n}", row_group_size=cfg.shard_rows)
+        rels_all = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
+        mine = [(r, p) for r, p in zip(rels_all, files, strict=True) if in_part(r, i, n)]
+        done = done_files(out)
+        todo = [(r, p) for r, p in mine if r not in done]
+        s = ExtractSummary(dataset=out, files_total=len(mine), files_skipped_done=len(mine) - len(todo))
+        buf = _ShardBuffer(writer, cfg)
+    except KeyboardInterrupt:
+        print("\ninterrupted before any file was embedded; nothing was written", file=sys.stderr)
+        raise
     old = _sigterm_to_interrupt()
     try:
         for fe in embed_files(

@@ -5,16 +5,19 @@ once from the models' provenance and checked against it; every soundscape stream
 written unless ``--save-embeddings``). Probabilities of several models are blended by a weighted mean, then
 optionally smoothed over neighbouring windows of the same file.
 
-Fallback: a file that cannot be decoded gets, for each of its windows, the class priors of the models
-(the frequency of each class in the training windows, blended with the same weights); its windows are
-those of its header duration, or 12 (one minute) when even the header is unreadable. It is listed on
-stderr. An empty or missing soundscape folder gives a valid header-only submission.
+Rows: every soundscape gets one row per window of its header duration (60 s when the header is unreadable
+or empty), exactly the rows ``embedkit validate --soundscapes`` expects. Fallback: a file that cannot be
+decoded gets, for each of its windows, the class priors of the models (the frequency of each class in the
+training windows, blended with the same weights); it is listed on stderr. An empty or missing soundscape
+folder gives a valid header-only submission. The written file is checked like ``embedkit validate`` does; a
+submission that fails is written as ``submission.invalid.csv`` instead (see :func:`invalid_path`).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,8 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from embedkit.audio import AudioError, Windowing, duration_s, list_audio, row_id, window_spans
-from embedkit.birdclef import submission_labels, validate_submission, write_submission
+from embedkit.audio import AudioError, Windowing, duration_s, list_audio, row_id
+from embedkit.birdclef import (
+    expected_row_ids,
+    soundscape_row_ids,
+    submission_labels,
+    validate_submission,
+    write_submission,
+)
 from embedkit.config import InferConfig
 from embedkit.errors import UsageError
 from embedkit.store import INFO_FIELDS
@@ -202,19 +211,26 @@ def run_infer(cfg: InferConfig) -> InferResult:
     priors = sum(wts[i] * remap(m.priors[None, :], cmaps[i])[0] for i, m in enumerate(models))
     row_ids, blocks = [], []
     for k, p in enumerate(files):
-        if k in failed or k not in acc:
-            n = len(window_spans(durations[k], w)) or 12
-            probs = np.repeat(np.asarray(priors, np.float32)[None, :], n, axis=0)
-        else:
-            probs = smooth_windows(acc[k], cfg.smooth)
-        row_ids += [row_id(p.stem, w.window_s + j * w.hop_s) for j in range(len(probs))]
+        ids = soundscape_row_ids(p, w.window_s, w.hop_s)  # the rows `validate --soundscapes` expects
+        probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
+        if k in acc and k not in failed:
+            got = smooth_windows(acc[k], cfg.smooth)[: len(ids)]
+            probs[: len(got)] = got
+            if len(acc[k]) != len(ids):
+                print(
+                    f"[infer] {p}: {len(acc[k])} windows decoded but its header gives {len(ids)} rows; "
+                    f"rows without audio get the class priors",
+                    file=sys.stderr,
+                )
+        row_ids += ids
         blocks.append(probs)
     P = np.concatenate(blocks) if blocks else np.zeros((0, len(labels)), np.float32)
-    out = write_submission(cfg.out, row_ids, P, labels)
     failures = [(str(files[k]), r) for k, r in sorted(failed.items())]
     for f, r in failures:
         print(f"[infer] could not use {f}: {r} (rows filled with class priors)", file=sys.stderr)
-    problems = validate_submission(out, labels, row_ids)
+    out, problems = _write_checked(
+        Path(cfg.out), row_ids, P, labels, expected_row_ids(folder, w.window_s, w.hop_s)
+    )
     el = time.monotonic() - t0
     rt = total_audio / el if el > 0 else 0.0
     print(
@@ -223,6 +239,32 @@ def run_infer(cfg: InferConfig) -> InferResult:
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, total_audio, el)
+
+
+def invalid_path(out: str | Path) -> Path:
+    """Where an invalid submission is written instead: ``submission.csv`` → ``submission.invalid.csv``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.invalid{out.suffix}")
+
+
+def _write_checked(
+    out: Path, row_ids: list[str], P: np.ndarray, labels: list[str], expected: list[str]
+) -> tuple[Path, list[str]]:
+    """Write to a temporary name, run the ``validate`` checks on the file, then name it for what it is.
+
+    A valid submission replaces ``out`` (and removes a stale ``*.invalid.csv``); an invalid one goes to
+    :func:`invalid_path` and ``out`` is not touched. Returns (path written, problems).
+    """
+    tmp = write_submission(out.with_name(f".tmp-check-{os.getpid()}-{out.name}"), row_ids, P, labels)
+    try:
+        problems = validate_submission(tmp, labels, expected)
+        final = invalid_path(out) if problems else out
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if not problems:
+        invalid_path(out).unlink(missing_ok=True)
+    return final, problems
 
 
 def _saver(cfg: InferConfig, bb, prov: dict, folder: Path):
@@ -252,11 +294,16 @@ def _saver(cfg: InferConfig, bb, prov: dict, folder: Path):
 
 
 def main(cfg: InferConfig) -> int:
-    """CLI body of ``infer``: 0 when the written submission validates, 1 when it does not."""
+    """CLI body of ``infer``: 0 when the written submission validates, 1 when it does not.
+
+    An invalid submission is kept under :func:`invalid_path` (``submission.invalid.csv``) and ``--out`` is not
+    written, so nothing invalid is ever submitted by mistake.
+    """
     res = run_infer(cfg)
     if res.problems:
         for p in res.problems:
             print(f"[infer] INVALID submission {res.path}: {p}", file=sys.stderr)
+        print(f"[infer] {cfg.out} was not written; what could be computed is in {res.path}", file=sys.stderr)
         return 1
     return 0
 
@@ -266,6 +313,7 @@ __all__ = [
     "backbone_for",
     "blend",
     "column_map",
+    "invalid_path",
     "main",
     "remap",
     "run_infer",

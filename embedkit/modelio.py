@@ -114,7 +114,12 @@ def save_model(
         old = final.with_name(f".old-{final.name}-{os.getpid()}")
         if final.exists():
             os.replace(final, old)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if old.exists() and not final.exists():
+                os.replace(old, final)  # put the previous model back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -136,7 +141,9 @@ def load_model(folder: str | os.PathLike) -> Model:
     """Load a model folder written by :func:`save_model`.
 
     Raises:
-        ModelError: missing folder or files, another format version, unknown head.
+        ModelError: missing folder or files, another format version, unknown head, or a ``head/`` that does
+            not fit ``model.json`` (another embedding dimension or number of labels). Another embedkit
+            version with the same format loads.
     """
     from embedkit.heads import head_class
 
@@ -163,4 +170,17 @@ def load_model(folder: str | os.PathLike) -> Model:
         head = cls.load(f / "head")
     except FileNotFoundError as e:
         raise ModelError(f"{f}: head files incomplete ({e}); refit the model") from None
-    return Model(folder=f, head=head, labels=list(meta["labels"]), provenance=meta["provenance"], meta=meta)
+    except Exception as e:  # a truncated or foreign file: EOFError, UnpicklingError, ValueError, ...
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise ModelError(f"{f}: cannot load the head ({reason}); refit the model") from None
+    prov, labels = meta.get("provenance") or {}, list(meta.get("labels") or [])
+    fitted = (getattr(head, "n_features_in_", None), getattr(head, "n_classes_", None))
+    if (fitted[0] is not None and fitted[0] != prov.get("dim", fitted[0])) or (
+        fitted[1] is not None and fitted[1] != len(labels)
+    ):
+        raise ModelError(
+            f"{f}: head/ was fitted on {fitted[0]}-D embeddings and {fitted[1]} classes, but model.json "
+            f"describes {prov.get('dim')}-D {prov.get('backbone')} embeddings and {len(labels)} labels: "
+            f"head/ belongs to another model; refit the model"
+        )
+    return Model(folder=f, head=head, labels=labels, provenance=prov, meta=meta)

@@ -13,6 +13,8 @@ resume relies on.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
@@ -104,11 +106,23 @@ def atomic_write_table(table, path: Path, **kwargs) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, read-only or vanished folder: one line, not a traceback
+            raise StoreError(_write_error(path.parent, e)) from e
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_error(folder: Path, e: OSError) -> str:
+    reason = e.strerror or " ".join(str(e).split()) or type(e).__name__
+    fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+    return (
+        f"cannot write to {folder}: {reason}; {fix} or choose another output folder "
+        f"(files already written are complete, and a rerun continues where this one stopped)"
+    )
 
 
 def clean_stale_temps(folder: str | os.PathLike) -> int:
@@ -137,6 +151,10 @@ class ShardWriter:
         dtype: ``"float16"`` or ``"float32"`` storage of ``emb`` (and ``logits``).
         tag: name component that keeps parallel writers (``--part i/N``) apart.
         row_group_size: rows per Parquet row group.
+
+    Raises:
+        StoreError: the folder cannot be written (read-only, no permission), or its shards have another
+            provenance. A write that fails later (disk full) also raises :class:`StoreError`.
     """
 
     def __init__(
@@ -150,7 +168,13 @@ class ShardWriter:
         if dtype not in ("float16", "float32"):
             raise StoreError(f"dtype must be float16 or float32, got {dtype!r}")
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        probe = self.folder / f".tmp-{os.getpid()}-probe"
+        try:  # a read-only or unwritable folder fails here, before any work, not at the first shard
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise StoreError(_write_error(self.folder, e)) from e
         self.provenance = {**provenance, "dtype": dtype}
         self.dtype = np.dtype(dtype)
         self.tag = tag

@@ -27,7 +27,8 @@ class FileEmbedding:
 
     Attributes:
         index: position of the file in the input list.
-        emb: float32 [W, D] window embeddings (``None`` when the file failed).
+        emb: float32 [W, D] window embeddings, all finite (``None`` when the file failed, also when the
+            backbone returned NaN or inf for one of its windows).
         logits: float32 [W, K] backbone class logits when asked for, else ``None``.
         audio_s: seconds of audio covered.
         error: one-line reason when the file could not be used, else ``None``.
@@ -102,7 +103,9 @@ def embed_files(
     w = w or Windowing()
     if not paths:
         return
-    q: queue.Queue = queue.Queue(maxsize=max(4, 2 * decode_workers + 2))
+    # room for about one batch of pieces (a piece is at most a 30 s decode block), so decoders keep
+    # going while the backbone runs instead of stalling the next batch
+    q: queue.Queue = queue.Queue(maxsize=max(4, 2 * decode_workers + 2, batch_size // 2))
     stop = threading.Event()
     jobs, lock = iter(enumerate(paths)), threading.Lock()
     workers = [
@@ -125,8 +128,13 @@ def embed_files(
             rows = got.pop(idx, {})
             emb = np.stack([rows[k][0] for k in range(n)])
             lg = np.stack([rows[k][1] for k in range(n)]) if logits else None
-            ready.append(FileEmbedding(idx, emb, lg, dur))
-            n_win, audio = n_win + n, audio + dur
+            bad = int((~np.isfinite(emb).all(axis=1)).sum())
+            if bad:  # never store or score NaN: the file fails with a reason, like an unreadable one
+                reason = f"backbone returned NaN/inf for {bad} of {n} windows"
+                ready.append(FileEmbedding(idx, None, error=reason))
+            else:
+                ready.append(FileEmbedding(idx, emb, lg, dur))
+                n_win, audio = n_win + n, audio + dur
             bar.update(1)
 
     def run_batch() -> None:
@@ -172,4 +180,7 @@ def embed_files(
         yield from ready
     finally:
         stop.set()
+        for t in workers:  # let decoders drop their files and resamplers before the caller goes on or exits
+            if t.is_alive():
+                t.join(timeout=10)
         bar.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,10 @@ def write_audio(
 
 @register("toy")
 class ToyBackbone(Backbone):
-    """Deterministic, cheap test backbone: log energy in ``dim`` equal FFT bands of a 16 kHz window."""
+    """Deterministic, cheap test backbone: log energy in ``dim`` equal FFT bands of a 16 kHz window.
+
+    ``$EMBEDKIT_TOY_DELAY_S`` (seconds, default 0) adds a sleep to every ``embed`` call.
+    """
 
     sample_rate = 16000
 
@@ -75,6 +79,9 @@ class ToyBackbone(Backbone):
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         self.calls += 1
+        delay = float(os.environ.get("EMBEDKIT_TOY_DELAY_S") or 0)
+        if delay > 0:  # spreads a subprocess run over time, so fault-injection kills land everywhere
+            time.sleep(delay)
         if self.fail_after is not None and self.calls > self.fail_after:
             raise KeyboardInterrupt  # simulates Ctrl-C in the middle of a run
         spec = np.abs(np.fft.rfft(batch.astype(np.float64), axis=1)) ** 2

@@ -283,16 +283,12 @@ def test_validate_accepts_a_good_submission(tmp_path):
     assert validate_submission(path, LABELS, ["s_10", "s_5", "s_15"]) == []  # order of rows is free
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StopIteration,
-    reason="bug: embedkit/birdclef.py:283 validate_submission raises StopIteration instead of reporting "
-    "when only the first column is wrong and the label columns are in order",
-)
 def test_validate_wrong_first_column_with_labels_in_order():
+    # regression: this raised StopIteration (label columns compared for order although they were in order)
     df = _good().rename(columns={"row_id": "id"})
     problems = validate_submission(df, LABELS)
-    assert any("first column must be row_id" in p for p in problems)
+    assert problems[0] == "first column must be row_id, found ['id']"
+    assert not any("label columns" in p for p in problems)  # the labels themselves are fine
 
 
 def test_validate_wrong_first_column():

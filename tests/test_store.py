@@ -114,7 +114,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pq, "write_table", boom)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(StoreError, match="No space"):
         w.write(keys_for([("a.ogg", 1)]), np.zeros((1, 6)))
     assert list(tmp_path.iterdir()) == []
 

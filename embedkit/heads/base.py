@@ -2,8 +2,8 @@
 
 A head is a multi-label classifier on frozen embeddings: ``fit(X [N, D], Y [N, C]) -> self`` and
 ``predict_proba(X [N, D]) -> float32 [N, C]``. Constructor parameters are stored verbatim (so
-``get_params``/``set_params``/``sklearn.base.clone`` work); everything learned by ``fit`` is an attribute whose
-name ends in ``_`` and does not exist before ``fit``.
+``get_params``/``set_params``/``sklearn.base.clone`` work); everything learned by ``fit`` is an attribute
+whose name ends in ``_`` and does not exist before ``fit``.
 
 Targets ``Y`` are multi-hot in [0, 1]; soft values are allowed. Heads that need hard labels (logreg, lgbm) use
 :func:`binary_targets`: label = ``Y >= 0.5``, per-cell weight = ``max(Y, 1 - Y)`` (so hard targets have
@@ -61,8 +61,9 @@ class Head(BaseEstimator):
     """Base class: input validation, standardisation, save/load. Subclasses implement ``_fit``/``_predict``.
 
     Learned attributes set here: ``n_features_in_`` (D), ``n_classes_`` (C), and, when the class attribute
-    ``standardize`` is true, ``mean_`` / ``scale_`` (float32 ``[D]``; ``scale_`` is the per-feature standard
-    deviation with zeros replaced by 1). ``predict_proba`` applies the same ``(X - mean_) / scale_`` as ``fit``.
+    ``standardize`` is true, ``mean_`` / ``scale_`` (float32 ``[D]``; ``scale_`` is the per-feature
+    standard deviation with zeros replaced by 1). ``predict_proba`` applies the same ``(X - mean_) / scale_``
+    as ``fit``.
     """
 
     name: ClassVar[str] = "head"
@@ -70,7 +71,7 @@ class Head(BaseEstimator):
 
     # -- subclass hooks ------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
-        """Learn from standardised ``X`` float32 [N, D], ``Y`` float32 [N, C], ``sample_weight`` [N] or None."""
+        """Learn from standardised ``X`` float32 [N, D], ``Y`` float32 [N, C], ``sample_weight`` [N]/None."""
         raise NotImplementedError
 
     def _predict(self, X: np.ndarray) -> np.ndarray:

@@ -40,6 +40,51 @@ def _n_cores() -> int:
         return os.cpu_count() or 1
 
 
+_CONSTANT_TREE = (
+    "num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\ndecision_type=\nleft_child=\n"
+    "right_child=\nleaf_value=0\nleaf_weight=\nleaf_count=0\ninternal_value=\ninternal_weight=\n"
+    "internal_count=\nis_linear=0\nshrinkage=1\n\n\n"
+)
+
+
+def merge_model_strings(texts: list[str]) -> str:
+    """Merge K binary LightGBM models (text format, same features) into one K-output model.
+
+    The result is a ``multiclassova`` model with ``num_tree_per_iteration=K`` whose raw score ``k`` is the raw
+    score of model ``k`` (models that stopped early are padded with zero-valued single-leaf trees). One
+    ``predict`` call then parses each row once instead of K times, which is what dominates prediction time
+    with 1024 features (~0.2 s per class and 20k rows otherwise).
+
+    Args:
+        texts: ``Booster.model_to_string()`` of each model, in output order.
+
+    Returns:
+        The merged model text, for ``lgb.Booster(model_str=...)``.
+    """
+    K = len(texts)
+    trees = []
+    for text in texts:
+        body = text.split("end of trees", 1)[0]
+        trees.append([part.split("\n", 1)[1] for part in body.split("\nTree=")[1:]])
+    replace = {
+        "num_class": f"num_class={K}",
+        "num_tree_per_iteration": f"num_tree_per_iteration={K}",
+        "objective": f"objective=multiclassova num_class:{K} sigmoid:1",
+    }
+    header = []
+    for line in texts[0].split("\nTree=", 1)[0].split("\n"):
+        key = line.split("=", 1)[0]
+        if key != "tree_sizes":  # optional; would be wrong after merging
+            header.append(replace.get(key, line))
+    out = ["\n".join(header).rstrip("\n") + "\n\n"]
+    for it in range(max(len(t) for t in trees)):
+        for k in range(K):
+            tree = trees[k][it] if it < len(trees[k]) else _CONSTANT_TREE
+            out.append(f"Tree={it * K + k}\n{tree}")
+    out.append("end of trees\n\nfeature_importances:\n\nparameters:\nend of parameters\n\npandas_categorical:null\n")
+    return "".join(out)
+
+
 @register("lgbm")
 class LGBMHead(Head):
     """One-vs-rest gradient-boosted trees (LightGBM, binary objective per class).
@@ -60,7 +105,8 @@ class LGBMHead(Head):
         seed: LightGBM ``seed`` (bagging and feature sampling), the same for every class.
         params: extra LightGBM parameters (override the above), e.g. ``{"lambda_l1": 1.0}``.
 
-    Learned attributes: ``boosters_`` (list of ``lgb.Booster`` or None per class), ``trained_`` bool [C],
+    Learned attributes: ``booster_`` (one ``lgb.Booster`` holding the trees of every trained class, see
+    :func:`merge_model_strings`; None if no class was trained), ``trained_`` bool [C],
     ``constant_`` float32 [C] (prediction of untrained classes), ``n_features_in_``, ``n_classes_``.
     """
 
@@ -125,9 +171,9 @@ class LGBMHead(Head):
         labels, weights = binary_targets(Y, sample_weight)
         trained, constant = constant_classes(labels)
         self.trained_, self.constant_ = trained, constant
-        self.boosters_ = [None] * Y.shape[1]
         todo = [int(c) for c in np.flatnonzero(trained)]
         if not todo:
+            self.booster_ = None
             return
         cores = self._cores()
         workers = min(cores, len(todo)) if self.parallel == "classes" else 1
@@ -139,39 +185,27 @@ class LGBMHead(Head):
         for _ in range(workers - 1):  # same bin edges, no second bin search
             pool.put(lgb.Dataset(X, label=y0, reference=first, params=params, free_raw_data=True).construct())
 
-        def train(c: int):
+        def train(c: int) -> str:
             ds = pool.get()
             try:
                 ds.set_label(labels[:, c].astype(np.float32))
                 if weights is not None:  # set_field, not set_weight: set_weight skips all-ones vectors
                     ds.set_field("weight", np.ascontiguousarray(weights[:, c]))
-                return c, lgb.train(params, ds, num_boost_round=self.n_estimators)
+                booster = lgb.train(params, ds, num_boost_round=self.n_estimators, keep_training_booster=True)
+                return booster.model_to_string()
             finally:
                 pool.put(ds)
 
         if workers == 1:
-            results = map(train, todo)
+            texts = [train(c) for c in todo]
         else:
-            executor = ThreadPoolExecutor(max_workers=workers)
-            results = executor.map(train, todo)
-        for c, booster in results:
-            self.boosters_[c] = booster
-        if workers > 1:
-            executor.shutdown()
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                texts = list(ex.map(train, todo))
+        self.booster_ = lgb.Booster(model_str=merge_model_strings(texts))
 
     def _predict(self, X):
-        P = np.tile(self.constant_, (X.shape[0], 1)).astype(np.float32)
-        todo = [c for c, b in enumerate(self.boosters_) if b is not None]
-        cores = self._cores()
-        threads = 1 if self.parallel == "classes" else cores
-
-        def pred(c: int):
-            P[:, c] = self.boosters_[c].predict(X, num_threads=threads)
-
-        if self.parallel == "classes" and cores > 1 and len(todo) > 1:
-            with ThreadPoolExecutor(max_workers=cores) as ex:
-                list(ex.map(pred, todo))
-        else:
-            for c in todo:
-                pred(c)
+        P = np.tile(self.constant_, (X.shape[0], 1))
+        if self.booster_ is not None:
+            raw = self.booster_.predict(X, raw_score=True, num_threads=self._cores())
+            P[:, self.trained_] = 0.5 + 0.5 * np.tanh(0.5 * raw.reshape(X.shape[0], -1))  # stable sigmoid
         return P

