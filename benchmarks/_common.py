@@ -51,7 +51,8 @@ def run_child(argv: list[str], *, env: dict | None = None, cwd: str | Path | Non
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        child = Child(p.returncode, out.read(), err.read(), wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss / 1024)
+        rss = ru.ru_maxrss / 1024
+        child = Child(p.returncode, out.read(), err.read(), wall, ru.ru_utime, ru.ru_stime, rss)
     if check and child.rc != 0:
         raise RuntimeError(f"{' '.join(map(str, argv))} failed ({child.rc}):\n{child.err[-3000:]}")
     return child

@@ -116,6 +116,8 @@ def main(argv=None) -> None:
     ap.add_argument("--naive-classes", type=int, default=16, help="classes timed for the naive baseline")
     ap.add_argument("--naive-full", action="store_true", help="run the naive baseline on every class (slow)")
     ap.add_argument("--no-naive", action="store_true")
+    ap.add_argument("--naive-rows", type=int, nargs="+", metavar="N",
+                    help="run the naive baseline only at these --rows values (default: at all of them)")
     ap.add_argument("--param", action="append", default=[], metavar="HEAD.KEY=VALUE",
                     help="head parameter, e.g. lgbm.feature_fraction=0.2 or mlp.n_jobs=1 (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
@@ -148,7 +150,7 @@ def main(argv=None) -> None:
             auc = birdclef_score(Yte, P)
             print(f"{n_train:>6} {name:<18} {fit_w:>8.1f} {fit_c:>9.1f} {pred_w:>7.2f} {auc:>9.4f}",
                   flush=True)
-        if args.no_naive:
+        if args.no_naive or (args.naive_rows and n not in args.naive_rows):
             continue
         n_trained = int((Ytr.sum(0) > 0).sum())
         if args.naive_full:

@@ -57,11 +57,13 @@ def main() -> int:
             data, work, ref, wall, args.kills, rng, delay_s=args.delay, pause_s=args.pause, tally=tally
         )
         kill_during_write(data, work, ref, tally)
+        kill_during_write(data, work, ref, tally, at="rename")
         kill_campaign(
             data, work, ref, 0.8 * wall, args.interrupts, rng,
             delay_s=args.delay, pause_s=args.pause, tally=tally, sig=signal.SIGINT,
         )  # fmt: skip
         kill_during_write(data, work, ref, tally, sig=signal.SIGINT)
+        kill_during_write(data, work, ref, tally, sig=signal.SIGINT, at="rename")
         print(tally.line())
         for p in tally.problems:
             print(f"  PROBLEM: {p}")

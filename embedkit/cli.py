@@ -46,6 +46,15 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "python infer.py --models models/birdnet-lgbm models/panns-mlp --weights 0.6 0.4 --smooth 0.2",
         ],
     ),
+    "evaluate": (
+        None,
+        "embedkit.evaluate:cmd_evaluate",
+        "score a fit config on real audio: grouped-CV windows + composed soundscapes, vs BirdNET zero-shot",
+        [
+            "python -m embedkit.evaluate --data ../shared/data/xc-pr-birds --embeddings embeddings --table",
+            "embedkit evaluate --data DATA --embeddings embeddings --set head=logreg zero_shot=off",
+        ],
+    ),
     "demo": (
         None,
         "embedkit.demo:cmd_demo",
@@ -204,7 +213,11 @@ def build_parser(prog: str = "embedkit") -> argparse.ArgumentParser:
 
 def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
     """Flags of the subcommands that have no config dataclass."""
-    if name == "demo":
+    if name == "evaluate":
+        from embedkit.evaluate import add_args
+
+        add_args(p)
+    elif name == "demo":
         p.add_argument(
             "--out", default="demo_run", help="folder for the demo data, embeddings, models, submission"
         )

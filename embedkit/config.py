@@ -105,6 +105,26 @@ class FitConfig:
     secondary_weight: float = opt(1.0, "target value of secondary labels (0 disables)")
     seed: int = opt(0, "random seed (folds and heads)")
     params: dict = opt({}, "head parameters, e.g. --params C=0.5 (TOML: [params] table)")
+    zero_shot: str = opt(
+        "auto",
+        "BirdNET's own logits of the labels mapped by scientific name: features | prior | both | off; auto = "
+        "prior when the shards hold logits (extract.py --save-logits), else off",
+        choices=["auto", "off", "features", "prior", "both"],
+    )
+    prior_per_class: bool = opt(False, "zero-shot prior: also learn a weight per class (else one shared)")
+    class_weight: float = opt(0.0, "class-balancing exponent: row weight (n_max / n_class) ** a (0 = off)")
+    confidence_weight: float = opt(
+        0.0, "share of a window's weight set by BirdNET's confidence in its recording's label (0 = off)"
+    )
+    unlabelled: str | None = opt(
+        None, "dataset under EMBEDDINGS/<backbone>/ of unlabelled windows (e.g. train_soundscapes)"
+    )
+    weak_negatives: float = opt(0.0, "row weight of unlabelled windows as negatives of all labels (0 = off)")
+    pseudo: int = opt(0, "self-training rounds on the unlabelled windows (0 = off)")
+    pseudo_threshold: float = opt(0.5, "self-training: keep windows whose top probability reaches this")
+    pseudo_power: float = opt(2.0, "self-training: soft target = probability ** power")
+    pseudo_weight: float = opt(0.5, "self-training: row weight of the kept windows")
+    fuse: list[str] = opt([], "more backbones whose embeddings of the same windows are concatenated")
 
 
 @dataclass
@@ -118,6 +138,7 @@ class InferConfig:
     models: list[str] = opt(["models/birdnet-lgbm"], "saved model folder(s) from fit.py")
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
     smooth: float = opt(0.0, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
+    file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")
     out: str = opt("submission.csv", "output CSV")
     sample: str | None = opt(
         None, "sample_submission.csv for the column order (default: DATA/sample_submission.csv)"

@@ -8,6 +8,7 @@ so after a kill or Ctrl-C a rerun of the same command skips exactly the files al
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -240,15 +241,34 @@ class _ShardBuffer:
             self.flush()
 
     def flush(self) -> None:
-        if self.keys:
-            df = pd.DataFrame(self.keys, columns=["file", "window", "start_s", "end_s", "row_id"])
-            self.writer.write(
-                df, np.concatenate(self.emb), np.concatenate(self.logits) if self.logits else None
-            )
-            self.keys, self.emb, self.logits = [], [], []
-        self.writer.write_failures(self.failures)
-        self.failures = []
+        with _interrupts_held():  # a shard on disk and an emptied buffer, or neither: never written twice
+            if self.keys:
+                df = pd.DataFrame(self.keys, columns=["file", "window", "start_s", "end_s", "row_id"])
+                self.writer.write(
+                    df, np.concatenate(self.emb), np.concatenate(self.logits) if self.logits else None
+                )
+                self.keys, self.emb, self.logits = [], [], []
+            self.writer.write_failures(self.failures)
+            self.failures = []
         self.last = time.monotonic()
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold Ctrl-C / SIGTERM (where they raise ``KeyboardInterrupt``) until the block is done, then raise."""
+    held: list[int] = []
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(sig)):  # ignored or default-action signals are left alone
+                old[sig] = signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def main(cfg: ExtractConfig) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 from embedkit.birdclef import DataError, build_targets, load_labels, load_train
 from embedkit.config import FitConfig, to_dict
 from embedkit.errors import UsageError
-from embedkit.store import read_embeddings, read_provenance
+from embedkit.store import read_provenance
 
 
 @dataclass
@@ -99,17 +99,31 @@ def score_all(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
 
 
 def load_training_set(cfg: FitConfig):
-    """(keys, X, Y, labels, train, provenance, report) for a fit; clear errors before anything is written."""
+    """(keys, X, Y, labels, train, provenance, report, inputs) for a fit; clear errors before any writing.
+
+    ``inputs`` holds what the quality switches need: ``zero_shot`` (the resolved mode), ``index`` (label →
+    BirdNET class, or None), ``z`` (zero-shot logits of the labels [N, C], or None) and ``parts`` (one
+    provenance per fused backbone).
+    """
+    from embedkit.inputs import read_windows, resolve_zero_shot
+    from embedkit.zeroshot import class_logits
+
     dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
     labels = load_labels(cfg.data)
     train = load_train(cfg.data)
     if cfg.group_by == "author" and "author" not in train.columns:
         raise DataError("--group-by author: train.csv has no author column")
-    keys, X = read_embeddings(dataset)
+    mode, index = resolve_zero_shot(cfg, labels)
+    if cfg.confidence_weight > 0 and index is None:
+        mode, index = "off", resolve_zero_shot(replace(cfg, zero_shot="features"), labels)[1]
+    keys, X, L, parts = read_windows(cfg.embeddings, [cfg.backbone, *cfg.fuse], cfg.split, index is not None)
     Y, keep, report = build_targets(keys, train, labels, cfg.secondary_weight)
     if not keep.any():
         raise DataError(f"none of the {len(keys)} windows in {dataset} belongs to a file listed in train.csv")
-    return keys[keep].reset_index(drop=True), X[keep], Y, labels, train, read_provenance(dataset), report
+    z = None if index is None else class_logits(L[keep], index)
+    extra = {"zero_shot": mode, "index": index, "z": z, "parts": parts}
+    prov = read_provenance(dataset)
+    return keys[keep].reset_index(drop=True), X[keep], Y, labels, train, prov, report, extra
 
 
 def run_fit(cfg: FitConfig) -> FitResult:
@@ -121,17 +135,21 @@ def run_fit(cfg: FitConfig) -> FitResult:
     Raises:
         DataError, StoreError, UsageError: unusable inputs, before anything is written.
     """
-    from embedkit.heads import get_head, head_class
+    from embedkit.fitcv import cross_validate, load_unlabelled, model_extras, prior_from_oof
+    from embedkit.heads import head_class
     from embedkit.modelio import save_model
+    from embedkit.pipeline import Windows, fit_pipeline, uses_prior
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
-    keys, X, Y, labels, train, prov, report = load_training_set(cfg)
+    keys, X, Y, labels, train, prov, report, inputs = load_training_set(cfg)
     files = keys["file"].astype(str).to_numpy()
+    cfg = replace(cfg, zero_shot=inputs["zero_shot"])
+    data = Windows(X, files, inputs["z"], Y)
+    unlabelled = load_unlabelled(cfg, inputs)
     for line in report.lines():
         print(f"[fit] {line}", file=sys.stderr)
-    params = dict(cfg.params)
-    oof, fold, scores = None, None, {}
+    oof, fold, scores, prior = None, None, {}, None
     per_class = per_class_table(labels, Y, files)
     if cfg.folds >= 2:
         groups = files
@@ -139,22 +157,16 @@ def run_fit(cfg: FitConfig) -> FitResult:
             author = dict(zip(train["filename"], train["author"], strict=True))
             groups = np.array([author.get(f, f) for f in files])
         fold = make_folds(groups, Y.argmax(1), cfg.folds, cfg.seed)
-        oof = np.zeros(Y.shape, np.float32)
-        for k in range(cfg.folds):
-            tr, va = fold != k, fold == k
-            head = get_head(cfg.head, **params).fit(X[tr], Y[tr])
-            oof[va] = head.predict_proba(X[va])
-            print(
-                f"[fit] fold {k + 1}/{cfg.folds}: {va.sum()} windows, {time.monotonic() - t0:.1f} s",
-                file=sys.stderr,
-            )
+        oof, prior = cross_validate(cfg, data, fold, unlabelled, t0)
         scores = score_all(Y, oof)
         per_class = per_class_table(labels, Y, files, oof)
         print(
             f"[fit] {cfg.folds}-fold CV ({cfg.group_by}-grouped): ROC-AUC {scores['roc_auc']:.4f}  "
             f"cmAP(pad5) {scores['cmap_pad5']:.4f}  macro AP {scores['macro_ap']:.4f}"
         )
-    head = get_head(cfg.head, **params).fit(X, Y)
+    if uses_prior(cfg) and prior is None:  # no CV: the prior's weight cannot be learned
+        prior = prior_from_oof(cfg, data, None, None)
+    head = fit_pipeline(cfg, data, unlabelled, prior)
     name = cfg.name or f"{cfg.backbone}-{cfg.head}"
     meta = {
         "params": head.get_params(),
@@ -164,6 +176,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         "report": vars(report),
         "n_windows": len(X),
         "fit_seconds": time.monotonic() - t0,
+        **model_extras(cfg, inputs, prior),
     }
     extra = {"cv_per_class.csv": lambda p: per_class.to_csv(p, index=False)}
     if oof is not None:

@@ -71,6 +71,24 @@ def smooth_windows(p: np.ndarray, weight: float) -> np.ndarray:
     return ((1 - weight) * p + weight / 2 * (prev + nxt)).astype(np.float32)
 
 
+def file_max_blend(p: np.ndarray, weight: float) -> np.ndarray:
+    """Blend one file's window probabilities with the file's maximum per class.
+
+    Each window becomes ``(1 - weight) * p[t] + weight * max_t p[t]``: a species heard clearly somewhere in
+    the file lifts its faint windows (BirdCLEF truth marks a species over a whole call sequence).
+
+    Args:
+        p: [W, C] probabilities of one file's windows.
+        weight: weight of the file maximum, in [0, 1].
+
+    Returns:
+        [W, C] float32.
+    """
+    if weight <= 0 or len(p) == 0:
+        return p.astype(np.float32, copy=True)
+    return ((1 - weight) * p + weight * p.max(axis=0, keepdims=True)).astype(np.float32)
+
+
 def blend_weights(weights: list[float] | None, n: int) -> np.ndarray:
     """Blend weights for ``n`` models, normalised to sum 1 (``None``: equal weights)."""
     w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
@@ -132,7 +150,9 @@ def run_infer(cfg: InferConfig) -> InferResult:
     Returns:
         The written path, row ids, probabilities [N, C], failures and validation problems (empty = valid).
     """
+    from embedkit.fusion import FusedParts, model_parts
     from embedkit.modelio import load_model
+    from embedkit.store import check_provenance
     from embedkit.stream import embed_files
 
     t0 = time.monotonic()
@@ -162,16 +182,23 @@ def run_infer(cfg: InferConfig) -> InferResult:
     total_audio = float(sum(durations))
     acc: dict[int, np.ndarray] = {}
     failed: dict[int, str] = {}
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[tuple[int, int]]] = {}  # backbone identity → (model, part) pairs
     for i, m in enumerate(models):
-        groups.setdefault(_identity_key(m.provenance), []).append(i)
+        for j, part in enumerate(model_parts(m)):
+            groups.setdefault(_identity_key(part), []).append((i, j))
+    fused = FusedParts(models)
     audio_done, warned = 0.0, False
     for gi, idxs in enumerate(groups.values()):
-        prov = models[idxs[0]].provenance
+        prov = model_parts(models[idxs[0][0]])[idxs[0][1]]
         bb = backbone_for(prov, cfg)
         live = {**prov, **bb.identity(), "window_s": w.window_s, "hop_s": w.hop_s}
-        for i in idxs:
-            models[i].check(live, where=f"backbone {bb.name} built for inference")
+        for i, j in idxs:
+            where = f"backbone {bb.name} built for inference"
+            if j == 0:
+                models[i].check(live, where=where)
+            else:  # a fused part: its own provenance
+                part = model_parts(models[i])[j]
+                check_provenance(part, live, what=f"part {j} of {models[i].folder}", where=where)
         saver = _saver(cfg, bb, live, folder)
         t_group, audio_group = time.monotonic(), 0.0
         for fe in embed_files(
@@ -180,14 +207,17 @@ def run_infer(cfg: InferConfig) -> InferResult:
             w,
             batch_size=cfg.batch_size,
             decode_workers=cfg.decode_workers,
+            logits=any(models[i].meta.get("needs_logits") and j == 0 for i, j in idxs),
             progress=cfg.progress,
             desc=f"infer {bb.name}",
         ):
             if fe.error is not None:
                 failed.setdefault(fe.index, fe.error)
                 continue
-            p = sum(wts[i] * remap(models[i].predict(fe.emb), cmaps[i]) for i in idxs)
-            acc[fe.index] = acc.get(fe.index, 0) + p
+            for i, j in idxs:
+                q = fused.add(i, j, fe.index, fe.emb, fe.logits)
+                if q is not None:
+                    acc[fe.index] = acc.get(fe.index, 0) + wts[i] * remap(q, cmaps[i])
             audio_group += fe.audio_s
             if saver is not None:
                 saver(files[fe.index], fe.emb)
@@ -214,7 +244,7 @@ def run_infer(cfg: InferConfig) -> InferResult:
         ids = soundscape_row_ids(p, w.window_s, w.hop_s)  # the rows `validate --soundscapes` expects
         probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
         if k in acc and k not in failed:
-            got = smooth_windows(acc[k], cfg.smooth)[: len(ids)]
+            got = file_max_blend(smooth_windows(acc[k], cfg.smooth), cfg.file_max)[: len(ids)]
             probs[: len(got)] = got
             if len(acc[k]) != len(ids):
                 print(

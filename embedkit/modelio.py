@@ -57,13 +57,23 @@ class Model:
             self.provenance, provenance, what=f"embeddings for model {self.folder.name}", where=where
         )
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities float32 [N, C] for embeddings X [N, D] (finite, in [0, 1])."""
-        if X.ndim != 2 or X.shape[1] != int(self.provenance.get("dim", X.shape[1])):
-            raise ModelError(
-                f"model {self.folder.name} expects {self.provenance.get('dim')}-D embeddings, got {X.shape}"
-            )
-        p = np.asarray(self.head.predict_proba(X), dtype=np.float32)
+    def predict(self, X: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities float32 [N, C] for embeddings X [N, D] (finite, in [0, 1]).
+
+        ``logits`` [N, K] are the backbone's own class logits, needed when ``meta["needs_logits"]`` (the
+        zero-shot options of ``fit.py``). A fused model (``meta["fusion"]``) takes its parts' embeddings
+        concatenated in order.
+        """
+        parts = self.meta.get("fusion")
+        dim = sum(p["dim"] for p in parts) if parts else self.provenance.get("dim")
+        if X.ndim != 2 or X.shape[1] != int(dim or X.shape[1]):
+            raise ModelError(f"model {self.folder.name} expects {dim}-D embeddings, got {X.shape}")
+        if self.meta.get("zero_shot"):
+            from embedkit.fitcv import predict_model
+
+            p = predict_model(self, X, logits)
+        else:
+            p = np.asarray(self.head.predict_proba(X), dtype=np.float32)
         return np.clip(np.nan_to_num(p, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 

@@ -67,6 +67,9 @@ def _producer(jobs, lock, sr: int, w: Windowing, q: queue.Queue, stop: threading
             put(("end", idx, n, dur))
         except AudioError as e:
             put(("fail", idx, str(e), None))
+        except (ImportError, MemoryError) as e:  # the environment, not the file: stop the run
+            put(("fatal", idx, e, None))
+            return
         except Exception as e:  # one bad file never kills the run; the reason is recorded
             put(("fail", idx, f"unexpected {type(e).__name__}: {' '.join(str(e).split())[:200]}", None))
     put(("done", None, None, None))
@@ -162,6 +165,8 @@ def embed_files(
                     batch.append((idx, a + j, win))
                     if len(batch) >= batch_size:
                         run_batch()
+            elif kind == "fatal":
+                raise a
             elif kind == "end":
                 expected[idx] = (a, b)
                 complete(idx)

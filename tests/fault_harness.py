@@ -10,7 +10,9 @@ Run as a script this file is the worker: ``python tests/fault_harness.py extract
   returns, and ``begin`` / ``end`` around the bytes of every Parquet write (so a kill can be classified as
   "during a shard write");
 - ``EMBEDKIT_FAULT_WRITE_PAUSE_S``: sleep after writing the first half of each Parquet file's bytes;
-- ``EMBEDKIT_FAULT_STALL_S``: the same, for the first Parquet write of the process only.
+- ``EMBEDKIT_FAULT_STALL_S``: a longer sleep, once per process, at ``EMBEDKIT_FAULT_STALL_AT``: ``write``
+  (between the halves of the first Parquet write, the default) or ``rename`` (after the first shard is
+  renamed into place; logged as ``renamed``).
 """
 
 from __future__ import annotations
@@ -65,13 +67,18 @@ def worker_cmd(data: Path, out: Path, *extra: str) -> list[str]:
 
 
 def worker_env(
-    log: Path | None = None, delay_s: float = 0.0, pause_s: float = 0.0, stall_s: float = 0.0
+    log: Path | None = None,
+    delay_s: float = 0.0,
+    pause_s: float = 0.0,
+    stall_s: float = 0.0,
+    stall_at: str = "write",
 ) -> dict[str, str]:
     """Environment of a worker: this interpreter's, plus the hooks."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDKIT_TOY", "EMBEDKIT_FAULT"))}
     env["EMBEDKIT_TOY_DELAY_S"] = str(delay_s)
     env["EMBEDKIT_FAULT_WRITE_PAUSE_S"] = str(pause_s)
     env["EMBEDKIT_FAULT_STALL_S"] = str(stall_s)
+    env["EMBEDKIT_FAULT_STALL_AT"] = stall_at
     if log is not None:
         env["EMBEDKIT_FAULT_LOG"] = str(log)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -95,6 +102,7 @@ class Outcome:
     mid_write: bool  # ... while the bytes of a Parquet file were half written
     wall_s: float
     late: bool = False  # ... after extraction had returned (interpreter shutdown)
+    last_mark: str = ""  # the last hook mark logged before the signal
 
 
 def run_worker(
@@ -114,7 +122,7 @@ def run_worker(
     log.unlink(missing_ok=True)
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    signalled, mid, late = False, False, False
+    signalled, mid, late, last = False, False, False, ""
     try:
         if after_s is not None:
             start = t0
@@ -130,14 +138,14 @@ def run_worker(
                 lines = _log_lines(log)
                 p.send_signal(sig)
                 signalled = True
-                mid = bool(lines) and lines[-1] == "begin"
-                late = "done" in lines
+                last = lines[-1] if lines else ""
+                mid, late = last == "begin", "done" in lines
         _, err = p.communicate(timeout=timeout_s)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    return Outcome(p.returncode, err, signalled, mid, time.monotonic() - t0, late)
+    return Outcome(p.returncode, err, signalled, mid, time.monotonic() - t0, late, last)
 
 
 # -- checks --------------------------------------------------------------------------------------------------
@@ -313,28 +321,33 @@ def interrupt_problems(res: Outcome, dataset: Path) -> list[str]:
     return out
 
 
-def kill_during_write(data: Path, work: Path, ref: dict, tally: Tally, sig: int = signal.SIGKILL) -> None:
-    """Signal a worker while the first half of a shard's bytes is on disk; then resume and compare."""
-    out = work / f"mid-write-{signal.Signals(sig).name.lower()}"
-    log = work / "mid-write.log"
+def kill_during_write(
+    data: Path, work: Path, ref: dict, tally: Tally, sig: int = signal.SIGKILL, at: str = "write"
+) -> None:
+    """Signal a worker while the first half of a shard's bytes is on disk (``at="write"``) or right after the
+    shard was renamed into place (``at="rename"``, before the run has noted it); then resume and compare."""
+    out = work / f"at-{at}-{signal.Signals(sig).name.lower()}"
+    log = work / f"at-{at}.log"
+    mark = {"write": "begin", "rename": "renamed"}[at]
     # a SIGINT that the OS hands to a decoder thread is only seen by the main thread after its sleep ends
     stall = 30.0 if sig == signal.SIGKILL else 1.0
-    res = run_worker(
-        worker_cmd(data, out), worker_env(log, stall_s=stall), log, after_s=0.0, sig=sig, from_mark="begin"
-    )
+    env = worker_env(log, stall_s=stall, stall_at=at)
+    res = run_worker(worker_cmd(data, out), env, log, after_s=0.0, sig=sig, from_mark=mark)
     ds = out / DATASET
-    if not (res.signalled and res.mid_write):
-        tally.problems.append(f"the worker was not stopped during a write (rc {res.rc})")
+    if not (res.signalled and res.last_mark == mark):
+        tally.problems.append(
+            f"the worker was not stopped at {mark!r} (rc {res.rc}, last mark {res.last_mark!r})"
+        )
         return
     if sig == signal.SIGKILL:
         tally.kills += 1
-        tally.kills_mid_write += 1
-        if not list(ds.glob(".tmp-*")):
+        tally.kills_mid_write += res.mid_write
+        if res.mid_write and not list(ds.glob(".tmp-*")):
             tally.problems.append("a kill during a write left no temporary file (was the write hit?)")
     else:
         tally.interrupts += 1
-        tally.interrupts_mid_write += 1
-        tally.problems += [f"SIGINT during a write: {p}" for p in interrupt_problems(res, ds)]
+        tally.interrupts_mid_write += res.mid_write
+        tally.problems += [f"SIGINT at {mark!r}: {p}" for p in interrupt_problems(res, ds)]
     tally.problems += [f"after a kill during a write: {p}" for p in shard_problems(ds)]
     res = run_worker(worker_cmd(data, out), worker_env(log), log)
     if res.rc != 0:
@@ -365,8 +378,21 @@ def _install_hooks() -> None:
     import embedkit.extract
 
     pause = float(os.environ.get("EMBEDKIT_FAULT_WRITE_PAUSE_S") or 0)
+    import embedkit.store
+
+    stall_at = os.environ.get("EMBEDKIT_FAULT_STALL_AT") or "write"
     stall = [float(os.environ.get("EMBEDKIT_FAULT_STALL_S") or 0)]
-    real_write, real_run = pq.write_table, embedkit.extract.run_extract
+    real_write, real_run, real_fsync_dir = (
+        pq.write_table,
+        embedkit.extract.run_extract,
+        embedkit.store._fsync_dir,
+    )
+
+    def stall_once(at: str) -> float:
+        wait = stall[0] if at == stall_at else 0.0
+        if wait:
+            stall[0] = 0.0
+        return wait
 
     def write_table(table, where, **kw):
         if not hasattr(where, "write"):
@@ -377,8 +403,7 @@ def _install_hooks() -> None:
         _mark("begin")
         where.write(data[: len(data) // 2])
         where.flush()
-        wait, stall[0] = pause + stall[0], 0.0
-        time.sleep(wait)
+        time.sleep(pause + stall_once("write"))
         where.write(data[len(data) // 2 :])
         _mark("end")
 
@@ -388,11 +413,19 @@ def _install_hooks() -> None:
         _mark("done")
         return summary
 
+    def fsync_dir(folder):  # called right after a shard is renamed into place
+        real_fsync_dir(folder)
+        _mark("renamed")
+        time.sleep(stall_once("rename"))
+
     pq.write_table = write_table
     embedkit.extract.run_extract = run_extract
+    embedkit.store._fsync_dir = fsync_dir
 
 
 def _worker() -> int:
+    # a shell starts background jobs with SIGINT ignored, which Python keeps; a user's Ctrl-C is not ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, str(TESTS))
     import conftest  # noqa: F401  (registers the toy backbone)
 

@@ -176,6 +176,33 @@ def test_cache_written_once(tmp_path, monkeypatch):
     np.testing.assert_array_equal(first.embed(x), second.embed(x))
 
 
+def test_frontend_falls_back_to_graph(tmp_path, monkeypatch):
+    import embedkit.backbones.birdnet as bn
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path))
+
+    def refuse(src, cut_model, tol=1e-3):
+        raise BackboneError("front end differs")
+
+    monkeypatch.setattr(bn, "_check_cut", refuse)
+    b = BirdNET(threads=1)  # auto: the model fails the check, so the whole graph runs
+    assert b.frontend == "graph" and "emb" in b.model_file.name
+    assert not list(tmp_path.rglob("birdnet_cnn_*"))  # a cut model that failed is never cached
+    with pytest.raises(BackboneError, match="differs"):
+        BirdNET(threads=1, frontend="numpy")
+
+
+def test_threads_split_batches_consistently():
+    x = audio(5, seed=6)
+    one, three = BirdNET(threads=1), BirdNET(threads=3)
+    assert len(three._workers) == 3
+    np.testing.assert_allclose(three.embed(x), one.embed(x), atol=1e-5)
+    np.testing.assert_allclose(three.embed(x[:1]), one.embed(x[:1]), atol=1e-5)  # fewer rows than threads
+    three.close()
+    with pytest.raises(BackboneError, match="closed"):
+        three.embed(x)
+
+
 def test_cache_fallback_when_not_writable(tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -198,6 +225,7 @@ def test_cache_fallback_when_not_writable(tmp_path, monkeypatch):
         {"window_s": 0},
         {"batch_size": 0},
         {"threads": 0},
+        {"frontend": "fast"},
         {"model_path": "/nonexistent/birdnet.tflite"},
     ],
 )

@@ -138,3 +138,16 @@ def test_birdnet_on_real_clips(shared_data, tmp_path):
     assert s.files_done == 4 and X.shape[1] == 1024
     assert keys.groupby("file").size().between(1, 2).all()
     assert np.isfinite(X).all() and X.std(0).mean() > 0
+
+
+def test_missing_package_stops_the_run_instead_of_failing_every_file(toy_split, tmp_path, monkeypatch):
+    import embedkit.stream
+
+    def no_soxr(*a, **k):
+        raise ImportError("No module named 'soxr'")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(embedkit.stream, "iter_windows", no_soxr)
+    with pytest.raises(ImportError, match="soxr"):
+        run_extract(cfg_for(toy_split, tmp_path / "emb"))
+    assert not shard_paths(tmp_path / "emb" / "toy" / "train_audio")

@@ -286,14 +286,10 @@ def test_cli_fit_exit_codes(ds, tmp_path, capsys):
     assert meta["params"]["C"] == 0.5 and meta["config"]["folds"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: run_fit's head_class(cfg.head) raises a plain ValueError for an unknown head, which "
-    "cli.main does not count as a user error: traceback instead of exit 2",
-)
-def test_cli_fit_unknown_head_is_exit_2(ds, tmp_path):
+def test_cli_fit_unknown_head_is_exit_2(ds, tmp_path, capsys):
     assert cli_main(_cli_args(ds, tmp_path / "models", "--head", "nohead")) == 2
+    assert "unknown head" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
 
 
 # -- replacing a model ---------------------------------------------------------------------------------------

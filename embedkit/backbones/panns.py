@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from embedkit.backbones import register
-from embedkit.backbones._torch import import_torch, pick_precision, run_batched, set_threads
+from embedkit.backbones._torch import (
+    channels_last,
+    fold_conv_bn,
+    import_torch,
+    pick_precision,
+    run_batched,
+    set_threads,
+)
 from embedkit.backbones.base import Backbone, BackboneError, MissingDependency, resolve_device, sha256_file
 
 CHECKPOINT_NAME = "Cnn14_mAP=0.431.pth"
@@ -175,7 +182,9 @@ class PANNs(Backbone):
             raise BackboneError(f"{self.checkpoint} does not fit Cnn14 ({first})") from e
         model.spectrogram_extractor = _fp32_frontend(model.spectrogram_extractor)
         model.logmel_extractor = _fp32_frontend(model.logmel_extractor)
-        self.model = model.eval().to(self.device)
+        model.eval()
+        fold_conv_bn(model)  # conv blocks: BatchNorm folded into the convs; ~1e-8 change, ~10 % less time
+        self.model = channels_last(model).to(self.device)
         self._weights_id: str | None = None
 
     def _forward(self, x):

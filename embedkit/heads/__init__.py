@@ -20,7 +20,7 @@ import importlib
 from embedkit.heads.base import Head
 
 _REGISTRY: dict[str, type[Head]] = {}
-_MODULES = ("logreg", "mlp", "lgbm")
+_MODULES = ("logreg", "mlp", "lgbm", "mil")
 _loaded = False
 
 
@@ -55,13 +55,15 @@ def head_class(name: str) -> type[Head]:
     """The class registered under ``name``.
 
     Raises:
-        ValueError: unknown name (the message lists the choices).
+        UsageError: unknown name (a ``ValueError``; the message lists the choices).
     """
+    from embedkit.errors import UsageError
+
     _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown head {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}") from None
+        raise UsageError(f"unknown head {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def get_head(name: str, **params) -> Head:

@@ -1,0 +1,129 @@
+"""Store: write and read 100k x 1024 window embeddings as parquet shards vs a plain .npy file.
+
+Rows look like extraction's: 12 windows per file, keys (file, window, start_s, end_s, row_id), shards of
+8192 rows (extraction's default ``--shard-rows``), written with :class:`embedkit.store.ShardWriter` in float16
+(the default) and float32. Read: :func:`embedkit.store.read_embeddings` (keys DataFrame + float32 [N, D],
+sorted, de-duplicated, provenance checked) vs ``np.load`` of the same float32 array. Files are warm in the
+page cache on both sides (just written); best of ``--reps`` interleaved reads.
+
+    python benchmarks/bench_store.py               # 100k x 1024
+    python benchmarks/bench_store.py --rows 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import header, table  # noqa: E402
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def main(argv=None) -> None:
+    import pandas as pd
+
+    from embedkit.audio import row_id
+    from embedkit.store import ShardWriter, read_embeddings
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--shard-rows", type=int, default=8192)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    n, d = args.rows, args.dim
+    header("Store: parquet shards vs np.load",
+           f"{n:,} windows x {d} dims (12 windows per file), shards of {args.shard_rows} rows, warm page "
+           f"cache.")
+    rng = np.random.default_rng(0)
+    X = np.maximum(rng.standard_normal((n, d), dtype=np.float32), 0)
+    k = np.arange(n)
+    n_files = (n + 11) // 12
+    files = [f"sp{f * 206 // n_files:03d}/XC{f:07d}.ogg" for f in k // 12]  # sorted = written order
+    keys = pd.DataFrame({"file": files, "window": k % 12, "start_s": (k % 12) * 5.0,
+                         "end_s": (k % 12) * 5.0 + 5.0})
+    keys["row_id"] = [row_id(Path(f).stem, e) for f, e in zip(keys["file"], keys["end_s"], strict=True)]
+    prov = {"backbone": "bench", "dim": d, "sample_rate": 48000, "weights": "none", "window_s": 5.0,
+            "hop_s": 5.0}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        work = Path(tmp)
+        npy = work / "x.npy"
+        t = time.perf_counter()
+        np.save(npy, X)
+        npy_write = time.perf_counter() - t
+        writes, folders = {}, {}
+        for dtype in ("float16", "float32"):
+            folder = work / dtype
+            w = ShardWriter(folder, prov, dtype=dtype, row_group_size=args.shard_rows)
+            t = time.perf_counter()
+            for s in range(0, n, args.shard_rows):
+                w.write(keys.iloc[s : s + args.shard_rows], X[s : s + args.shard_rows])
+            writes[dtype], folders[dtype] = time.perf_counter() - t, folder
+            print(f"  write {dtype}: {writes[dtype]:.2f} s", file=sys.stderr, flush=True)
+        reads: dict[str, list[float]] = {"npy": [], "float16": [], "float32": []}
+        for _ in range(args.reps):
+            for what in ("npy", "float16", "float32"):
+                t = time.perf_counter()
+                if what == "npy":
+                    Y = np.load(npy)
+                else:
+                    _, Y = read_embeddings(folders[what])
+                reads[what].append(time.perf_counter() - t)
+                print(f"  read {what}: {reads[what][-1]:.2f} s", file=sys.stderr, flush=True)
+                assert Y.shape == (n, d) and Y.dtype == np.float32
+                if what == "float32":
+                    assert np.array_equal(Y, X)
+                del Y
+        base = min(reads["npy"])
+        import pyarrow.parquet as pq
+
+        from embedkit.store import shard_paths
+
+        parts = {"decode": [], "cast": []}
+        h = X.astype(np.float16)
+        for _ in range(args.reps):
+            t = time.perf_counter()
+            for sp in shard_paths(folders["float16"]):
+                pq.read_table(sp, columns=["emb"])
+            parts["decode"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            h.astype(np.float32)
+            parts["cast"].append(time.perf_counter() - t)
+        parts = {k: min(v) for k, v in parts.items()}
+        rows.append({"format": "np.save / np.load (float32 .npy)", "write s": npy_write,
+                     "read s (best)": base, "read / np.load": 1.0, "MB on disk": npy.stat().st_size / 2**20,
+                     "bytes per window": npy.stat().st_size / n})
+        for dtype in ("float16", "float32"):
+            size = folder_bytes(folders[dtype])
+            rows.append({"format": f"embedkit shards, {dtype}", "write s": writes[dtype],
+                         "read s (best)": min(reads[dtype]), "read / np.load": min(reads[dtype]) / base,
+                         "MB on disk": size / 2**20, "bytes per window": size / n})
+    print(table(rows) + "\n")
+    print(f"Where the float16 read goes (best of {args.reps}): parquet decode of the ``emb`` column alone "
+          f"{parts['decode']:.2f} s (a FixedSizeList is a parquet LIST: every value carries repetition/"
+          f"definition levels), numpy float16 -> float32 cast of the array {parts['cast']:.2f} s, "
+          f"np.load {base:.2f} s.\n")
+    r16, r32 = min(reads["float16"]) / base, min(reads["float32"]) / base
+    f16 = next(r for r in rows if r["format"].endswith("float16"))["MB on disk"]
+    f32 = next(r for r in rows if r["format"].endswith("float32"))["MB on disk"]
+    ok = "met" if r16 <= 4 else "NOT met"
+    print(f"ratio: store read (float16 shards -> float32 numpy) / np.load: {r16:.1f}x "
+          f"(float32 shards {r32:.1f}x; goal <= 4x: {ok})")
+    print(f"ratio: store bytes on disk, float16 / float32 shards: {f16 / f32:.2f} "
+          f"({f16:.0f} MB vs {f32:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

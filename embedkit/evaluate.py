@@ -1,0 +1,253 @@
+"""``embedkit evaluate``: what a fit configuration is worth on real audio, and what each technique adds.
+
+Two measures, from one set of heads (fold k's head is fit on the other folds' recordings):
+
+* **window-level grouped CV**: macro ROC-AUC (:func:`embedkit.metrics.birdclef_score`) of the out-of-fold
+  window probabilities against the recording's primary label on every window, over all labels and over the
+  labels the backbone's own classifier knows (mapped by scientific name);
+* **soundscape test**: one-minute soundscapes composed (seeded) from fold k's recordings only
+  (:mod:`embedkit.evaldata`, :mod:`embedkit.soundscapes`), predicted by fold k's head, post-processed like
+  ``infer.py`` (``--smooth``, ``--file-max``) and scored with the competition metric over all folds' windows.
+
+BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
+:data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
+switched); otherwise only the configuration given (``configs/fit.toml`` + ``--set``), with a per-class table.
+For weak negatives and self-training fold k uses the soundscapes of the *other* folds as its unlabelled set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from embedkit.config import FitConfig, InferConfig
+
+PLAIN = {
+    "zero_shot": "off",
+    "class_weight": 0.0,
+    "confidence_weight": 0.0,
+    "weak_negatives": 0.0,
+    "pseudo": 0,
+}
+NO_POST = {"smooth": 0.0, "file_max": 0.0}
+#: (row name, FitConfig changes, post-processing changes); None = the default configuration
+VARIANTS: list[tuple[str, dict, dict]] = [
+    ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
+    ("mlp, plain", {"head": "mlp", **PLAIN}, NO_POST),
+    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
+    ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
+    ("**default**", {}, {}),
+    ("default, zero-shot off", {"zero_shot": "off"}, {}),
+    ("default, zero-shot as features", {"zero_shot": "features"}, {}),
+    ("default, zero-shot both", {"zero_shot": "both"}, {}),
+    ("default, prior per class", {"prior_per_class": True}, {}),
+    ("default, head mlp (no MIL)", {"head": "mlp"}, {}),
+    ("default, head logreg", {"head": "logreg"}, {}),
+    ("default, confidence weights 0.5", {"confidence_weight": 0.5}, {}),
+    ("default, class weights 0.5", {"class_weight": 0.5}, {}),
+    ("default, secondary labels 0.5", {"secondary_weight": 0.5}, {}),
+    ("default, secondary labels 1", {"secondary_weight": 1.0}, {}),
+    ("default, weak negatives 0.05", {"weak_negatives": 0.05}, {}),
+    ("default, self-training 2 rounds", {"pseudo": 2}, {}),
+    ("default, no smoothing", {}, {"smooth": 0.0}),
+    ("default, no file-max blend", {}, {"file_max": 0.0}),
+    ("default, no post-processing", {}, NO_POST),
+]
+
+
+def postprocess(P: np.ndarray, files: np.ndarray, window: np.ndarray, smooth: float, file_max: float):
+    """``infer.py``'s post-processing per file: smoothing over neighbouring windows, then file-max blend."""
+    from embedkit.infer import file_max_blend, smooth_windows
+
+    if smooth <= 0 and file_max <= 0:
+        return P
+    out = P.copy()
+    for f in np.unique(files):
+        rows = np.flatnonzero(files == f)
+        rows = rows[np.argsort(window[rows], kind="stable")]
+        out[rows] = file_max_blend(smooth_windows(P[rows], smooth), file_max)
+    return out
+
+
+def _scores(truth, P, mapped) -> tuple[float, float]:
+    from embedkit.metrics import birdclef_score, scorable_classes
+
+    ok = scorable_classes(truth)
+    all_ = birdclef_score(truth, P) if ok.any() else float("nan")
+    m = ok & mapped
+    return all_, (birdclef_score(truth[:, m], P[:, m]) if m.any() else float("nan"))
+
+
+def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
+    """Fit ``cfg`` per fold; score CV windows and soundscapes. Returns scores and the probabilities."""
+    from embedkit.fitcv import cross_validate
+    from embedkit.pipeline import Windows
+    from embedkit.zeroshot import class_logits
+
+    t0 = time.monotonic()
+    mode = cfg.zero_shot if clips.index is not None else "off"
+    if mode == "auto":
+        mode = "prior"
+    if (cfg.confidence_weight > 0 or mode != "off") and clips.index is None:
+        raise ValueError("zero-shot options and confidence weights need logits in the shards")
+    cfg = replace(cfg, zero_shot=mode)
+    zc = None if clips.index is None else class_logits(clips.L, clips.index)
+    zs = None if clips.index is None or scapes.L is None else class_logits(scapes.L, clips.index)
+    data = Windows(clips.X, clips.files, zc, clips.targets(cfg.secondary_weight))
+    test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
+    pool = None
+    if cfg.weak_negatives > 0 or cfg.pseudo > 0:
+
+        def pool(k):
+            return test[0].take(scapes.fold != k)
+
+    oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+    smooth, fmax = post["smooth"], post["file_max"]
+    oof = postprocess(oof, clips.files, clips.window, smooth, fmax)
+    tp = postprocess(tp, scapes.files, scapes.window, smooth, fmax)
+    mapped = clips.index >= 0 if clips.index is not None else np.zeros(len(clips.labels), bool)
+    cv26, cv22 = _scores(clips.truth, oof, mapped)
+    sc26, sc22 = _scores(scapes.truth, tp, mapped)
+    el = time.monotonic() - t0
+    return {
+        "cv": cv26,
+        "cv_mapped": cv22,
+        "sc": sc26,
+        "sc_mapped": sc22,
+        "oof": oof,
+        "test": tp,
+        "seconds": el,
+    }
+
+
+def zero_shot_row(clips, scapes, post: dict) -> dict:
+    """BirdNET's own logits on the same windows (mapped labels only), post-processed like ``post``."""
+    from embedkit.zeroshot import class_logits
+
+    mapped = clips.index >= 0
+    zc = postprocess(
+        class_logits(clips.L, clips.index), clips.files, clips.window, post["smooth"], post["file_max"]
+    )
+    zt = postprocess(
+        class_logits(scapes.L, clips.index), scapes.files, scapes.window, post["smooth"], post["file_max"]
+    )
+    cv, sc = _scores(clips.truth, zc, mapped)[1], _scores(scapes.truth, zt, mapped)[1]
+    nan = float("nan")
+    return {"cv": nan, "cv_mapped": cv, "sc": nan, "sc_mapped": sc, "oof": zc, "test": zt, "seconds": 0.0}
+
+
+def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> list[str]:
+    """Markdown table of result rows."""
+
+    def f(v):
+        return "—" if v != v else f"{v:.3f}"
+
+    head = [
+        f"| configuration | CV AUC, {n_labels} species | CV AUC, {n_mapped} BirdNET knows | "
+        f"soundscapes, {n_labels} | soundscapes, {n_mapped} | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    body = []
+    for name, r in rows:
+        cells = [f(r[k]) for k in ("cv", "cv_mapped", "sc", "sc_mapped")] + [f"{r['seconds']:.0f}"]
+        body.append(f"| {name} | " + " | ".join(cells) + " |")
+    return head + body
+
+
+def run_evaluate(
+    fit: FitConfig, infer: InferConfig, table: bool, n: int, seed: int, cache=None, threads=None
+):
+    """Run the evaluation; returns (markdown lines, {row name: result}, clips, scapes)."""
+    from embedkit.evaldata import load_clips, soundscape_set
+
+    clips = load_clips(fit)
+    scapes = soundscape_set(clips, n, seed, cache, threads)
+    post = {"smooth": infer.smooth, "file_max": infer.file_max}
+    rows: list[tuple[str, dict]] = []
+    if clips.index is not None:
+        rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
+        rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, post)))
+    variants = VARIANTS if table else [("configuration", {}, {})]
+    for name, change, pchange in variants:
+        res = run_config(replace(fit, **change), {**post, **pchange}, clips, scapes)
+        rows.append((name, res))
+        print(
+            f"[evaluate] {name}: CV {res['cv']:.4f} / {res['cv_mapped']:.4f}  "
+            f"soundscapes {res['sc']:.4f} / {res['sc_mapped']:.4f}  ({res['seconds']:.0f} s)",
+            file=sys.stderr,
+        )
+    n_mapped = int((clips.index >= 0).sum()) if clips.index is not None else 0
+    return table_lines(rows, len(clips.labels), n_mapped), dict(rows), clips, scapes
+
+
+def per_class_lines(clips, res: dict, zs: dict | None) -> list[str]:
+    """Markdown per-class table: recordings, CV AUC, soundscape AUC (and BirdNET zero-shot's)."""
+    from embedkit.metrics import per_class_auc
+
+    cv = per_class_auc(clips.truth, res["oof"])
+    lines = ["| label | recordings | CV AUC | BirdNET CV AUC |", "|---|---|---|---|"]
+    zcv = per_class_auc(clips.truth, zs["oof"]) if zs else np.full(len(cv), np.nan)
+    for c, lab in enumerate(clips.labels):
+        n = len(set(clips.files[clips.truth[:, c]].tolist()))
+        known = clips.index is not None and clips.index[c] >= 0
+        z = f"{zcv[c]:.3f}" if known else "—"
+        lines.append(f"| {lab} | {n} | {cv[c]:.3f} | {z} |")
+    return lines
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """Flags of ``embedkit evaluate``."""
+    p.add_argument(
+        "--data", help="data root with train.csv, taxonomy.csv, train_audio/ (default: fit.toml's)"
+    )
+    p.add_argument("--embeddings", help="embeddings root holding <backbone>/<split> (default: fit.toml's)")
+    p.add_argument("--config", help="fit config TOML (default: configs/fit.toml)")
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="fit config changes, e.g. head=mlp"
+    )
+    p.add_argument("--smooth", type=float, help="smoothing of the soundscape test (default: infer.toml's)")
+    p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
+    p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
+    p.add_argument("--seed", type=int, default=0, help="soundscape composition seed (default: 0)")
+    p.add_argument(
+        "--cache", help="folder for the embedded soundscapes (default: ~/.cache/embedkit/evaluate)"
+    )
+    p.add_argument("--threads", type=int, help="backbone threads for the soundscapes (default: all cores)")
+    p.add_argument("--table", action="store_true", help="run every row of the technique table")
+    p.add_argument("--out", help="also write the markdown table(s) to this file")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """CLI body of ``embedkit evaluate``: print the markdown table (and the per-class table)."""
+    from embedkit import config as C
+    from embedkit.cli import _key_value
+
+    fit_path = args.config or (C.CONFIG_DIR / "fit.toml" if (C.CONFIG_DIR / "fit.toml").is_file() else None)
+    sets = dict(_key_value(kv) for kv in args.set)
+    fit = C.load(FitConfig, fit_path, data=args.data, embeddings=args.embeddings, **sets)
+    inf_path = C.CONFIG_DIR / "infer.toml"
+    infer = C.load(
+        InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
+    )
+    lines, res, clips, _ = run_evaluate(
+        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads
+    )
+    if not args.table:
+        lines += ["", *per_class_lines(clips, res["configuration"], res.get("BirdNET zero-shot"))]
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    from embedkit.cli import main
+
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

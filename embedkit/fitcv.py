@@ -1,0 +1,180 @@
+"""Cross-validation with the quality switches, the zero-shot prior learned on it, and what a model saves.
+
+:func:`cross_validate` fits :func:`embedkit.pipeline.fit_pipeline` once per fold. With the zero-shot prior
+on, the prior's weight is learned from the out-of-fold predictions
+(:func:`embedkit.zeroshot.fit_prior_weights`) and the reported out-of-fold scores are *cross-fitted*: fold
+k is blended with weights learned on the other folds' predictions, so no fold is scored with a weight
+chosen on its own labels. With self-training and the
+prior both on, a first pass without self-training learns the prior, and a second pass self-trains with it.
+
+:func:`model_extras` is what ``model.json`` records so that inference can redo it (``zero_shot``: mode,
+label → BirdNET class index, prior weights and offsets; ``needs_logits``; ``fusion``: the backbones whose
+embeddings are concatenated), and :func:`predict_model` applies a loaded model to embeddings and logits.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from embedkit.pipeline import Windows, fit_pipeline, predict_pipeline, uses_features, uses_prior
+
+#: prior weight used when there is no cross-validation to learn it from (the shared weight CV picks for the
+#: default head on ../shared/data/xc-pr-birds lies between 0.5 and 1)
+DEFAULT_PRIOR_WEIGHT = 0.5
+
+
+def load_unlabelled(cfg, inputs: dict) -> Windows | None:
+    """The ``--unlabelled`` windows when weak negatives or self-training use them, else None."""
+    if not cfg.unlabelled or (cfg.weak_negatives <= 0 and cfg.pseudo <= 0):
+        return None
+    from embedkit.inputs import read_unlabelled
+    from embedkit.zeroshot import class_logits
+
+    want = inputs["index"] is not None and cfg.zero_shot != "off"
+    keys, X, L = read_unlabelled(cfg, inputs["parts"], want)
+    z = None if L is None else class_logits(L, inputs["index"])
+    return Windows(X, keys["file"].astype(str).to_numpy(), z)
+
+
+def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
+    """``(weights [C], offset [C])`` of the zero-shot prior, learned on ``oof[rows]`` (all rows if None).
+
+    Without ``oof`` (no cross-validation) every mapped label gets :data:`DEFAULT_PRIOR_WEIGHT`.
+    """
+    from embedkit.zeroshot import fit_prior_weights
+
+    rows = np.ones(len(data.X), bool) if rows is None else rows
+    z = data.z[rows]
+    mapped = np.abs(data.z).sum(0) > 0
+    offset = z.mean(0).astype(np.float64)
+    if oof is None:
+        return np.where(mapped, DEFAULT_PRIOR_WEIGHT, 0.0).astype(np.float32), offset
+    w = fit_prior_weights(oof[rows], z, data.Y[rows], mapped, per_class=cfg.prior_per_class)
+    return w, offset
+
+
+def _folds(cfg, data, fold, unlabelled, prior, t0, test=None) -> tuple[np.ndarray, np.ndarray | None]:
+    feats = uses_features(cfg)
+    oof = np.zeros(data.Y.shape, np.float32)
+    out = None if test is None else np.zeros((len(test[0].X), data.Y.shape[1]), np.float32)
+    n = int(fold.max()) + 1
+    for k in range(n):
+        tr, va = fold != k, fold == k
+        pool = unlabelled(k) if callable(unlabelled) else unlabelled
+        head = fit_pipeline(cfg, data.take(tr), pool, prior)
+        oof[va] = predict_pipeline(head, data.take(va), feats)
+        if test is not None and (test[1] == k).any():
+            out[test[1] == k] = predict_pipeline(head, test[0].take(test[1] == k), feats)
+        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return oof, out
+
+
+def cross_fit_prior(cfg, data: Windows, fold: np.ndarray, oof: np.ndarray, test=None, test_p=None):
+    """Out-of-fold probabilities blended with the prior, fold k with weights learned on the other folds.
+
+    Returns:
+        ``(blended oof [N, C], blended test probabilities [M, C] or None)``; ``test`` is ``(windows,
+        fold [M])`` and ``test_p`` its probabilities, each fold's rows blended with that fold's weights.
+    """
+    from embedkit.zeroshot import apply_prior
+
+    out = oof.copy()
+    tout = None if test_p is None else test_p.copy()
+    for k in range(int(fold.max()) + 1):
+        va = fold == k
+        w, off = prior_from_oof(cfg, data, oof, ~va)
+        out[va] = apply_prior(oof[va], data.z[va], w, off)
+        if tout is not None:
+            rows = test[1] == k
+            tout[rows] = apply_prior(test_p[rows], test[0].z[rows], w, off)
+    return out, tout
+
+
+def cross_validate(cfg, data: Windows, fold: np.ndarray, unlabelled=None, t0: float = 0.0, test=None):
+    """Out-of-fold probabilities [N, C] (prior blended, cross-fitted) and the prior learned on all of them.
+
+    Args:
+        cfg: fit config (resolved ``zero_shot``).
+        data: labelled windows.
+        fold: fold per row [N].
+        unlabelled: windows for weak negatives / self-training, or a function fold → windows (or None).
+        t0: start time for the progress lines.
+        test: optional ``(windows, fold [M])`` also predicted by each fold's head (e.g. soundscapes).
+
+    Returns:
+        ``(oof, prior)``, plus the test probabilities [M, C] as a third item when ``test`` is given;
+        ``prior`` is ``(weights [C], offset [C])`` or None when the prior is off.
+    """
+    t0 = t0 or time.monotonic()
+    prior = None
+    if not uses_prior(cfg):
+        oof, tp = _folds(cfg, data, fold, unlabelled, None, t0, test)
+    else:
+        selftrain = cfg.pseudo > 0 and unlabelled is not None
+        oof, tp = _folds(replace(cfg, pseudo=0) if selftrain else cfg, data, fold, unlabelled, None, t0, test)
+        prior = prior_from_oof(cfg, data, oof, None)
+        if selftrain:
+            oof, tp = _folds(cfg, data, fold, unlabelled, prior, t0, test)
+        shared = prior[0][prior[0] > 0]
+        print(
+            f"[fit] zero-shot prior weight {float(np.median(shared)) if shared.size else 0.0:g}",
+            file=sys.stderr,
+        )
+        oof, tp = cross_fit_prior(cfg, data, fold, oof, test, tp)
+    return (oof, prior) if test is None else (oof, prior, tp)
+
+
+def model_extras(cfg, inputs: dict, prior) -> dict:
+    """The ``model.json`` entries inference needs: ``zero_shot``, ``needs_logits``, ``fusion``."""
+    out: dict = {"needs_logits": bool(uses_features(cfg) or uses_prior(cfg))}
+    if cfg.zero_shot != "off" and inputs["index"] is not None:
+        out["zero_shot"] = {
+            "mode": cfg.zero_shot,
+            "backbone": cfg.backbone,
+            "index": [int(i) for i in inputs["index"]],
+            "weights": None if prior is None else [float(v) for v in prior[0]],
+            "offset": None if prior is None else [float(v) for v in prior[1]],
+        }
+    if len(inputs["parts"]) > 1:
+        out["fusion"] = inputs["parts"]
+    return out
+
+
+def predict_model(model, emb: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities [N, C] of a loaded model for embeddings [N, D] (and the backbone's logits [N, K]).
+
+    Raises:
+        ModelError: the model needs logits and none were given.
+    """
+    from embedkit.modelio import ModelError
+    from embedkit.zeroshot import class_logits
+
+    zs = model.meta.get("zero_shot") or {}
+    mode = zs.get("mode", "off")
+    if mode == "off":
+        return predict_pipeline(model.head, Windows(emb, np.zeros(len(emb))), False)
+    if logits is None:
+        raise ModelError(
+            f"model {model.folder.name} blends BirdNET's own logits; embed with embed_with_logits"
+        )
+    z = class_logits(logits, np.asarray(zs["index"]))
+    prior = None
+    if mode in ("prior", "both") and zs.get("weights") is not None:
+        prior = (np.asarray(zs["weights"], np.float64), np.asarray(zs["offset"], np.float64))
+    return predict_pipeline(
+        model.head, Windows(emb, np.zeros(len(emb)), z), mode in ("features", "both"), prior
+    )
+
+
+__all__ = [
+    "cross_fit_prior",
+    "cross_validate",
+    "load_unlabelled",
+    "model_extras",
+    "predict_model",
+    "prior_from_oof",
+]

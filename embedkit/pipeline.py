@@ -1,0 +1,188 @@
+"""What a fit does besides ``head.fit(X, Y)``: the quality switches of :class:`~embedkit.config.FitConfig`.
+
+One function, :func:`fit_pipeline`, fits a head on labelled windows with every switch that is on, and one,
+:func:`predict_pipeline`, applies it; ``fit.py``, ``infer.py`` and ``embedkit evaluate`` share them.
+
+* ``zero_shot`` (:mod:`embedkit.zeroshot`): BirdNET's logits of the mapped labels as extra input columns
+  (``features``/``both``); the prior blend (``prior``/``both``) is fitted on out-of-fold predictions by the
+  caller, since it needs them.
+* ``class_weight`` (exponent a): row weight ``mean over the row's positive labels of (n_max / n_c) ** a``,
+  with n_c the recordings of label c (1 = balanced, 0 = off); rows are normalised to mean weight 1.
+* ``confidence_weight`` (share b): multiple windows of a focal recording do not all hold the call, so a window
+  weighs ``1 - b + b * r`` with r the window's rank (0..1) within its recording by BirdNET's logit of the
+  recording's primary label (windows of unmapped labels weigh 1). Needs logits.
+* heads whose ``fit`` takes ``groups`` (``mil``) get the recording of each row, for multiple-instance
+  training.
+* ``weak_negatives`` (weight): windows of an unlabelled set (``--unlabelled``, e.g. train_soundscapes) are
+  added as negatives of every label with this row weight.
+* ``pseudo`` (rounds): self-training on the unlabelled set: each round labels its windows with the current
+  head (and prior), keeps the confident ones with soft targets (:func:`embedkit.pseudo.pseudo_labels`) at
+  row weight ``pseudo_weight``, and refits on labelled + kept windows (the rest stay weak negatives).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Windows:
+    """Windows of one set.
+
+    Attributes:
+        X: embeddings float32 [N, D].
+        files: recording of each row [N].
+        z: zero-shot logits of the labels float32 [N, C] (:func:`embedkit.zeroshot.class_logits`), or None.
+        Y: targets float32 [N, C] (None for unlabelled windows).
+    """
+
+    X: np.ndarray
+    files: np.ndarray
+    z: np.ndarray | None = None
+    Y: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> Windows:
+        """The subset ``rows`` (a bool mask or indices)."""
+        pick = None if self.z is None else self.z[rows]
+        return Windows(self.X[rows], self.files[rows], pick, None if self.Y is None else self.Y[rows])
+
+
+def uses_features(cfg) -> bool:
+    """Whether the head's input has the zero-shot columns."""
+    return cfg.zero_shot in ("features", "both")
+
+
+def uses_prior(cfg) -> bool:
+    """Whether the head's output is blended with the zero-shot prior."""
+    return cfg.zero_shot in ("prior", "both")
+
+
+def needs_logits(cfg) -> bool:
+    """Whether fitting with ``cfg`` needs the backbone's logits."""
+    return cfg.zero_shot != "off" or cfg.confidence_weight > 0
+
+
+def head_input(w: Windows, features: bool) -> np.ndarray:
+    """The head's input [N, D] or [N, D + C] (embeddings, then the zero-shot logits when ``features``)."""
+    if not features:
+        return w.X
+    if w.z is None:
+        raise ValueError("zero-shot features need logits")
+    return np.hstack([w.X, w.z]).astype(np.float32)
+
+
+def class_weights(Y: np.ndarray, files: np.ndarray, power: float) -> np.ndarray:
+    """Row weights [N] from label frequencies: ``mean_c∈row (n_max / n_c) ** power``, mean 1 (see module)."""
+    if power <= 0:
+        return np.ones(len(Y), np.float32)
+    pos = Y >= 0.5
+    n_rec = np.array([len(set(files[pos[:, c]])) for c in range(Y.shape[1])], np.float64)
+    per_class = np.where(n_rec > 0, (n_rec.max() / np.maximum(n_rec, 1)) ** power, 0.0)
+    w = (pos * per_class).sum(1) / np.maximum(pos.sum(1), 1)
+    w[pos.sum(1) == 0] = 1.0
+    return (w / w.mean()).astype(np.float32)
+
+
+def confidence_weights(Y: np.ndarray, files: np.ndarray, z: np.ndarray | None, share: float) -> np.ndarray:
+    """Row weights [N]: ``1 - share + share * rank`` by the primary label's zero-shot logit (see module)."""
+    w = np.ones(len(Y), np.float32)
+    if share <= 0:
+        return w
+    if z is None:
+        raise ValueError("confidence weights need logits")
+    import pandas as pd
+
+    prim = Y.argmax(1)
+    conf = z[np.arange(len(Y)), prim]
+    known = np.abs(z).sum(0) > 0
+    rank = pd.Series(conf).groupby(files).rank(pct=True, method="average").to_numpy()
+    n = pd.Series(files).map(pd.Series(files).value_counts()).to_numpy()
+    r = np.where(n > 1, (rank * n - 1) / np.maximum(n - 1, 1), 1.0)
+    ok = known[prim]
+    w[ok] = (1 - share + share * r[ok]).astype(np.float32)
+    return w
+
+
+def _fit_head(cfg, X, Y, sw, groups):
+    from embedkit.heads import get_head
+
+    head = get_head(cfg.head, **dict(cfg.params))
+    if "groups" in inspect.signature(head.fit).parameters:
+        return head.fit(X, Y, sw, groups=groups)
+    return head.fit(X, Y, sw)
+
+
+def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=None):
+    """Fit ``cfg.head`` on ``train`` with the switches of ``cfg`` (see the module docstring).
+
+    Args:
+        cfg: a :class:`~embedkit.config.FitConfig` (or anything with its quality fields).
+        train: labelled windows (``Y`` set; ``z`` set when :func:`needs_logits`).
+        unlabelled: windows for weak negatives and self-training (``z`` set when the features need it).
+        prior: ``(weights [C], offset [C])`` of the zero-shot prior, used by self-training to label windows.
+
+    Returns:
+        The fitted head.
+    """
+    feats = uses_features(cfg)
+    X = head_input(train, feats)
+    sw = class_weights(train.Y, train.files, cfg.class_weight)
+    sw *= confidence_weights(train.Y, train.files, train.z, cfg.confidence_weight)
+    rounds = cfg.pseudo if unlabelled is not None else 0
+    if unlabelled is None or (cfg.weak_negatives <= 0 and rounds == 0):
+        return _fit_head(cfg, X, train.Y, sw, train.files)
+    from embedkit.pseudo import pseudo_labels
+
+    Xu = head_input(unlabelled, feats)
+    gu = np.array([f"unlabelled:{i}" for i in range(len(Xu))])  # one bag per window: no bag label
+    head = None
+    for r in range(rounds + 1):
+        T = np.zeros((len(Xu), train.Y.shape[1]), np.float32)
+        wu = np.full(len(Xu), max(cfg.weak_negatives, 0.0), np.float32)
+        if r > 0:
+            P = predict_pipeline(head, unlabelled, feats, prior)
+            keep, soft = pseudo_labels(P, cfg.pseudo_threshold, cfg.pseudo_power)
+            T[keep] = soft
+            wu[keep] = cfg.pseudo_weight
+        use = wu > 0
+        head = _fit_head(
+            cfg,
+            np.vstack([X, Xu[use]]),
+            np.vstack([train.Y, T[use]]),
+            np.concatenate([sw, wu[use]]),
+            np.concatenate([train.files.astype(str), gu[use]]),
+        )
+    return head
+
+
+def predict_pipeline(head, w: Windows, features: bool, prior=None) -> np.ndarray:
+    """Probabilities [N, C] of a head fitted by :func:`fit_pipeline`, with the zero-shot prior if given.
+
+    Args:
+        head: fitted head.
+        w: windows (``z`` set when ``features`` or ``prior``).
+        features: whether the head takes the zero-shot columns.
+        prior: ``(weights [C], offset [C])`` or None.
+    """
+    p = head.predict_proba(head_input(w, features))
+    if prior is not None and w.z is not None:
+        from embedkit.zeroshot import apply_prior
+
+        p = apply_prior(p, w.z, *prior)
+    return np.asarray(p, np.float32)
+
+
+__all__ = [
+    "Windows",
+    "class_weights",
+    "confidence_weights",
+    "fit_pipeline",
+    "head_input",
+    "needs_logits",
+    "predict_pipeline",
+    "uses_features",
+    "uses_prior",
+]

@@ -1,0 +1,244 @@
+"""Quality options on seeded data: zero-shot features/prior, MIL head, weights, weak negatives, self-training,
+post-processing, fusion, the soundscape composer and ``embedkit evaluate``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ToyBackbone, write_audio
+
+from embedkit.backbones import register
+from embedkit.config import ExtractConfig, FitConfig, InferConfig
+from embedkit.errors import UsageError
+from embedkit.extract import run_extract
+from embedkit.fit import run_fit
+from embedkit.heads import get_head
+from embedkit.infer import file_max_blend, run_infer
+from embedkit.modelio import ModelError, load_model
+from embedkit.pipeline import Windows, class_weights, confidence_weights, fit_pipeline, predict_pipeline
+from embedkit.pseudo import pseudo_labels
+from embedkit.soundscapes import compose
+from embedkit.zeroshot import apply_prior, class_logits, fit_prior_weights, map_species
+
+SCI = {"aaa": "Coereba flaveola", "bbb": "Todus mexicanus", "ccc": "Nosuchus birdus"}  # ccc: unmapped
+FREQ = {"aaa": 800.0, "bbb": 2500.0, "ccc": 5000.0}
+
+
+def make_root(root: Path, n: int = 3, durs=(5.0, 9.0, 12.0)) -> Path:
+    rows = []
+    for li, lab in enumerate(sorted(FREQ)):
+        for j in range(n):
+            fn = f"{lab}/XC{li}{j}.ogg"
+            write_audio(root / "train_audio" / fn, durs[j % len(durs)], freq=FREQ[lab], seed=10 * li + j)
+            rows.append((lab, "[]", fn, f"au{j}"))
+    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename", "author"]).to_csv(
+        root / "train.csv", index=False
+    )
+    pd.DataFrame({"primary_label": list(SCI), "scientific_name": list(SCI.values())}).to_csv(
+        root / "taxonomy.csv", index=False
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def toy_ds(tmp_path_factory):
+    base = tmp_path_factory.mktemp("quality")
+    root = make_root(base / "data")
+    run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(base / "emb"), progress=False))
+    return root, base / "emb"
+
+
+def seeded(n_rec=12, per=4, c=3, d=6, seed=0):
+    """Bags of windows: only the first window of a recording holds its label's signal."""
+    rng = np.random.default_rng(seed)
+    X, Y, files, z = [], [], [], []
+    for r in range(n_rec):
+        lab = r % c
+        for w in range(per):
+            x = rng.normal(0, 1, d)
+            if w == 0:
+                x[lab] += 3.0
+            X.append(x)
+            y = np.zeros(c)
+            y[lab] = 1
+            Y.append(y)
+            files.append(f"r{r}")
+            zz = rng.normal(-5, 1, c)
+            zz[lab] += 4.0 if w == 0 else 0.0
+            z.append(zz)
+    return Windows(np.float32(X), np.array(files), np.float32(z), np.float32(Y))
+
+
+# -- zero-shot ---------------------------------------------------------------------------------------------
+
+
+def test_map_species_by_scientific_name():
+    bl = ["Coereba flaveola_Bananaquit", "Todus  Mexicanus_Puerto Rican Tody", "Other bird_X"]
+    idx = map_species(
+        ["a", "b", "c", "d"], {"a": "coereba flaveola", "b": "Todus mexicanus", "c": "Nope"}, bl
+    )
+    assert idx.tolist() == [0, 1, -1, -1]
+    assert class_logits(np.arange(6, dtype=np.float32).reshape(2, 3), idx).tolist() == [
+        [0, 1, 0, 0],
+        [3, 4, 0, 0],
+    ]
+
+
+def test_prior_weight_learned_when_informative_and_zero_when_noise():
+    w = seeded(n_rec=30)
+    rng = np.random.default_rng(1)
+    p = np.clip(w.Y * 0.2 + rng.uniform(0, 0.6, w.Y.shape), 0, 1)
+    mapped = np.array([True, True, False])
+    good = fit_prior_weights(p, w.z, w.Y, mapped)
+    assert good[0] > 0 and good[1] > 0 and good[2] == 0
+    noise = fit_prior_weights(w.Y * 0.9 + 0.05, rng.normal(size=w.Y.shape), w.Y, mapped)
+    assert (noise == 0).all()
+    out = apply_prior(p, w.z, good, w.z.mean(0))
+    assert out.shape == p.shape and np.allclose(out[:, 2], p[:, 2], atol=1e-5)
+
+
+def test_weights_class_and_confidence():
+    w = seeded()
+    Y = w.Y.copy()
+    Y[4:8] = 0
+    Y[4:8, 0] = 1  # recording r1 relabelled: labels 0, 1, 2 have 5, 3, 4 recordings
+    cw = class_weights(Y, w.files, 1.0)
+    assert np.isclose(cw.mean(), 1) and cw[Y[:, 1] > 0].min() > cw[Y[:, 2] > 0].max() > cw[Y[:, 0] > 0].max()
+    cf = confidence_weights(w.Y, w.files, w.z, 0.8)
+    assert np.allclose(cf[::4], 1.0) and cf.min() >= 0.2 - 1e-6  # the calling window ranks first
+
+
+def test_mil_head_and_groups():
+    w = seeded(n_rec=18, per=5, d=6)
+    h = get_head("mil", epochs=15, n_jobs=1).fit(w.X, w.Y, groups=w.files)
+    P = h.predict_proba(w.X)
+    assert P.shape == w.Y.shape and h.n_epochs_ == 15
+    calling = np.arange(len(P)) % 5 == 0
+    assert P[calling][w.Y[calling] > 0].mean() > P[~calling][w.Y[~calling] > 0].mean()
+    with pytest.raises(ValueError, match="groups"):
+        h.fit(w.X, w.Y, groups=w.files[:3])
+
+
+def test_pseudo_labels_threshold_and_power():
+    keep, T = pseudo_labels(np.array([[0.9, 0.2], [0.4, 0.3]]), 0.5, 2.0)
+    assert keep.tolist() == [True, False] and np.allclose(T, [[0.81, 0.04]])
+
+
+def test_fit_pipeline_weak_negatives_and_self_training():
+    w = seeded(n_rec=12)
+    pool = Windows(np.random.default_rng(3).normal(0, 1, (20, 6)).astype(np.float32), np.array(["u"] * 20))
+    pool.X[:5, 0] += 3  # five unlabelled windows of label 0
+    cfg = FitConfig(head="logreg", params={"C": 1.0}, weak_negatives=0.1, pseudo=2, pseudo_threshold=0.6)
+    head = fit_pipeline(cfg, w, pool)
+    assert predict_pipeline(head, pool, False)[:5, 0].mean() > 0.5
+    feats = fit_pipeline(replace(cfg, zero_shot="features", weak_negatives=0, pseudo=0), w)
+    assert feats.n_features_in_ == 6 + 3
+
+
+def test_file_max_blend():
+    p = np.array([[0.1, 0.0], [0.9, 0.2]], np.float32)
+    assert np.allclose(file_max_blend(p, 0.5), [[0.5, 0.1], [0.9, 0.2]])
+    assert np.allclose(file_max_blend(p, 0.0), p)
+
+
+# -- fit: zero-shot needs logits, auto falls back, fusion ---------------------------------------------------
+
+
+def test_zero_shot_needs_logits_auto_falls_back(toy_ds, tmp_path):
+    root, emb = toy_ds
+    cfg = FitConfig(
+        head="logreg", backbone="toy", data=str(root), embeddings=str(emb), out=str(tmp_path), folds=3
+    )
+    with pytest.raises(UsageError, match="--save-logits"):
+        run_fit(replace(cfg, zero_shot="prior"))
+    res = run_fit(replace(cfg, zero_shot="auto", class_weight=0.5))
+    meta = json.loads((res.folder / "model.json").read_text())
+    assert "zero_shot" not in meta and meta["needs_logits"] is False
+
+
+@register("toy3")
+class Toy3(ToyBackbone):
+    """A second toy backbone (3 bands) for fusion."""
+
+    def __init__(self, dim: int = 3, window_s: float = 5.0, batch_size: int = 32):
+        super().__init__(dim=dim, window_s=window_s, batch_size=batch_size)
+
+
+def test_fusion_fit_and_infer(toy_ds, tmp_path):
+    root, emb = toy_ds
+    run_extract(ExtractConfig(backbone="toy3", data=str(root), out=str(emb), progress=False))
+    cfg = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), out=str(tmp_path),
+                    folds=3, fuse=["toy3"])  # fmt: skip
+    model = load_model(run_fit(cfg).folder)
+    assert [(p["backbone"], p["dim"]) for p in model.meta["fusion"]] == [("toy", 8), ("toy3", 3)]
+    with pytest.raises(ModelError):
+        model.predict(np.zeros((2, 8), np.float32))
+    write_audio(tmp_path / "sc" / "S1.ogg", 10.0, freq=800.0, seed=5)
+    r = run_infer(InferConfig(data=str(root), soundscapes=str(tmp_path / "sc"), models=[str(model.folder)],
+                              out=str(tmp_path / "sub.csv"), progress=False))  # fmt: skip
+    from embedkit.audio import load_mono
+
+    x = load_mono(tmp_path / "sc" / "S1.ogg", 16000)[: 2 * 80000].reshape(2, -1)
+    X = np.hstack([ToyBackbone().embed(x), Toy3().embed(x)])
+    assert not r.problems and np.allclose(r.probs, model.predict(X), atol=1e-5)
+
+
+# -- birdnet: zero-shot prior from fit to infer -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_zero_shot_prior_fit_and_infer_with_birdnet(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    root = make_root(tmp_path / "data", durs=(3.0, 5.0, 6.0))
+    emb = tmp_path / "emb"
+    ex = ExtractConfig(backbone="birdnet", data=str(root), out=str(emb), save_logits=True, threads=1)
+    run_extract(replace(ex, progress=False))
+    cfg = FitConfig(head="logreg", backbone="birdnet", data=str(root), embeddings=str(emb), folds=3,
+                    out=str(tmp_path / "models"), zero_shot="both", confidence_weight=0.5)  # fmt: skip
+    res = run_fit(cfg)
+    model = load_model(res.folder)
+    zs = model.meta["zero_shot"]
+    assert model.meta["needs_logits"] and zs["mode"] == "both"
+    assert zs["index"][2] == -1 and min(zs["index"][:2]) >= 0 and zs["weights"][2] == 0
+    with pytest.raises(ModelError, match="logits"):
+        model.predict(np.zeros((1, 1024), np.float32))
+    scapes = tmp_path / "test_soundscapes"
+    write_audio(scapes / "S1.ogg", 10.0, freq=800.0, seed=5)
+    out = tmp_path / "sub.csv"
+    r = run_infer(InferConfig(data=str(root), soundscapes=str(scapes), models=[str(res.folder)], out=str(out),
+                              smooth=0.5, file_max=0.2, progress=False, threads=1))  # fmt: skip
+    assert not r.problems and r.probs.shape == (2, 3)
+
+
+# -- soundscapes and evaluate --------------------------------------------------------------------------------
+
+
+def test_compose_is_seeded_and_labels_call_windows():
+    sr = 8000
+    rng = np.random.default_rng(0)
+    recs = [((rng.normal(0, 0.1, sr * 8) * (k + 1)).astype(np.float32), k, f"r{k}") for k in range(3)]
+    a = compose(recs, 3, 2, sample_rate=sr, duration_s=20.0, seed=4)
+    b = compose(recs, 3, 2, sample_rate=sr, duration_s=20.0, seed=4)
+    assert np.array_equal(a[0].audio, b[0].audio) and a[0].truth.shape == (4, 3)
+    for sc in a:
+        for cls, t0, t1, _ in sc.events:
+            w0, w1 = int(t0 // 5), int(min(t1, 19.99) // 5)
+            assert sc.truth[w0 : w1 + 1, cls].any()
+        assert np.abs(sc.audio).max() <= 1.0
+
+
+def test_evaluate_on_toy_data(toy_ds, tmp_path):
+    from embedkit.evaluate import VARIANTS, run_evaluate
+
+    root, emb = toy_ds
+    fit = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), folds=3)
+    lines, res, clips, scapes = run_evaluate(fit, InferConfig(smooth=0.3), False, 2, 0, tmp_path / "cache")
+    assert len(scapes.X) == 3 * 2 * 12 and res["configuration"]["cv"] > 0.8
+    assert lines[0].startswith("| configuration |") and len(lines) == 3
+    assert list((tmp_path / "cache").glob("soundscapes-*.npz"))
+    assert {"**default**", "default, self-training 2 rounds"} <= {v[0] for v in VARIANTS}
