@@ -183,6 +183,12 @@ def main(argv=None) -> None:
                 f"up to {agree['fp32'][2]:.2g}), min cosine {agree['fp32'][1]:.7f}")
         if "bf16" in agree:
             line += f"; bf16 min cosine {agree['bf16'][1]:.5f} (max abs diff {agree['bf16'][0]:.2g})"
+        import soundfile as sf
+
+        peak = max(float(np.abs(sf.read(str(f), dtype="float32")[0]).max()) for f in files)
+        if peak > 1:
+            line += (f". Decoded samples peak at {peak:.2f} in this subset: embedkit clips them to [-1, 1], "
+                     f"librosa does not, which is where the fp32 difference comes from")
         print(line + ".\n")
     top = max(modes, key=lambda m: best[m])
     print(f"ratio: PANNs extraction, embedkit fp32 / panns_inference way: {best['fp32'] / best['peer']:.1f}x "

@@ -93,7 +93,7 @@ class ExtractConfig:
 class FitConfig:
     """Options of ``fit.py``: shards + train.csv → cross-validated, saved head."""
 
-    head: str = opt("lgbm", "head name (see `embedkit heads`)")
+    head: str = opt("mil", "head name (see `embedkit heads`)")
     backbone: str = opt("birdnet", "backbone whose embeddings to use")
     data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root (train.csv, sample_submission.csv)")
     embeddings: str = opt("embeddings", "embeddings root (the --out of extract.py)")
@@ -102,7 +102,7 @@ class FitConfig:
     name: str | None = opt(None, "model folder name (default: <backbone>-<head>)")
     folds: int = opt(5, "cross-validation folds (0 or 1: no CV, just fit)")
     group_by: str = opt("file", "CV groups: file | author", choices=["file", "author"])
-    secondary_weight: float = opt(1.0, "target value of secondary labels (0 disables)")
+    secondary_weight: float = opt(0.0, "target value of secondary labels (0 disables)")
     seed: int = opt(0, "random seed (folds and heads)")
     params: dict = opt({}, "head parameters, e.g. --params C=0.5 (TOML: [params] table)")
     zero_shot: str = opt(
@@ -121,8 +121,8 @@ class FitConfig:
     )
     weak_negatives: float = opt(0.0, "row weight of unlabelled windows as negatives of all labels (0 = off)")
     pseudo: int = opt(0, "self-training rounds on the unlabelled windows (0 = off)")
-    pseudo_threshold: float = opt(0.5, "self-training: keep windows whose top probability reaches this")
-    pseudo_power: float = opt(2.0, "self-training: soft target = probability ** power")
+    pseudo_threshold: float = opt(0.99, "self-training: keep windows whose top probability reaches this")
+    pseudo_power: float = opt(3.0, "self-training: soft target = probability ** power")
     pseudo_weight: float = opt(0.5, "self-training: row weight of the kept windows")
     fuse: list[str] = opt([], "more backbones whose embeddings of the same windows are concatenated")
 
@@ -135,9 +135,9 @@ class InferConfig:
         "/kaggle/input/birdclef-2025", "BirdCLEF data root (sample_submission.csv, test_soundscapes/)"
     )
     soundscapes: str | None = opt(None, "folder of soundscapes (default: DATA/test_soundscapes)")
-    models: list[str] = opt(["models/birdnet-lgbm"], "saved model folder(s) from fit.py")
+    models: list[str] = opt(["models/birdnet-mil"], "saved model folder(s) from fit.py")
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
-    smooth: float = opt(0.0, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
+    smooth: float = opt(0.5, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")
     out: str = opt("submission.csv", "output CSV")
     sample: str | None = opt(

@@ -41,21 +41,21 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
     ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
     ("**default**", {}, {}),
-    ("default, zero-shot off", {"zero_shot": "off"}, {}),
-    ("default, zero-shot as features", {"zero_shot": "features"}, {}),
-    ("default, zero-shot both", {"zero_shot": "both"}, {}),
-    ("default, prior per class", {"prior_per_class": True}, {}),
+    ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
+    ("default, zero-shot as features instead", {"zero_shot": "features"}, {}),
+    ("default, zero-shot features + prior", {"zero_shot": "both"}, {}),
+    ("default, prior weight per class", {"prior_per_class": True}, {}),
     ("default, head mlp (no MIL)", {"head": "mlp"}, {}),
     ("default, head logreg", {"head": "logreg"}, {}),
     ("default, confidence weights 0.5", {"confidence_weight": 0.5}, {}),
     ("default, class weights 0.5", {"class_weight": 0.5}, {}),
     ("default, secondary labels 0.5", {"secondary_weight": 0.5}, {}),
     ("default, secondary labels 1", {"secondary_weight": 1.0}, {}),
-    ("default, weak negatives 0.05", {"weak_negatives": 0.05}, {}),
-    ("default, self-training 2 rounds", {"pseudo": 2}, {}),
+    ("default, weak negatives 0.2", {"weak_negatives": 0.2}, {}),
+    ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
-    ("default, no file-max blend", {}, {"file_max": 0.0}),
-    ("default, no post-processing", {}, NO_POST),
+    ("default, smoothing 0.25", {}, {"smooth": 0.25}),
+    ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
 ]
 
 
@@ -121,6 +121,7 @@ def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
         "oof": oof,
         "test": tp,
         "seconds": el,
+        "post": post_label(post),
     }
 
 
@@ -137,7 +138,15 @@ def zero_shot_row(clips, scapes, post: dict) -> dict:
     )
     cv, sc = _scores(clips.truth, zc, mapped)[1], _scores(scapes.truth, zt, mapped)[1]
     nan = float("nan")
-    return {"cv": nan, "cv_mapped": cv, "sc": nan, "sc_mapped": sc, "oof": zc, "test": zt, "seconds": 0.0}
+    out = {"cv": nan, "cv_mapped": cv, "sc": nan, "sc_mapped": sc, "oof": zc, "test": zt, "seconds": 0.0}
+    return {**out, "post": post_label(post)}
+
+
+def post_label(post: dict) -> str:
+    """Short text for the post-processing column: ``smooth 0.5``, ``file-max 0.25``, ``none``."""
+    parts = [f"smooth {post['smooth']:g}" if post["smooth"] > 0 else ""]
+    parts.append(f"file-max {post['file_max']:g}" if post["file_max"] > 0 else "")
+    return ", ".join(p for p in parts if p) or "none"
 
 
 def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> list[str]:
@@ -147,14 +156,14 @@ def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> l
         return "—" if v != v else f"{v:.3f}"
 
     head = [
-        f"| configuration | CV AUC, {n_labels} species | CV AUC, {n_mapped} BirdNET knows | "
-        f"soundscapes, {n_labels} | soundscapes, {n_mapped} | fit s |",
-        "|---|---|---|---|---|---|",
+        f"| configuration | post-processing | CV AUC, {n_labels} species | CV AUC, {n_mapped} in BirdNET | "
+        f"soundscapes, {n_labels} | soundscapes, {n_mapped} | s |",
+        "|---|---|---|---|---|---|---|",
     ]
     body = []
     for name, r in rows:
         cells = [f(r[k]) for k in ("cv", "cv_mapped", "sc", "sc_mapped")] + [f"{r['seconds']:.0f}"]
-        body.append(f"| {name} | " + " | ".join(cells) + " |")
+        body.append(f"| {name} | {r.get('post', '')} | " + " | ".join(cells) + " |")
     return head + body
 
 

@@ -28,9 +28,17 @@ DEFAULT_PRIOR_WEIGHT = 0.5
 
 
 def load_unlabelled(cfg, inputs: dict) -> Windows | None:
-    """The ``--unlabelled`` windows when weak negatives or self-training use them, else None."""
-    if not cfg.unlabelled or (cfg.weak_negatives <= 0 and cfg.pseudo <= 0):
+    """The ``--unlabelled`` windows when weak negatives or self-training use them, else None.
+
+    Raises:
+        UsageError: ``--weak-negatives`` or ``--pseudo`` without ``--unlabelled``.
+    """
+    if cfg.weak_negatives <= 0 and cfg.pseudo <= 0:
         return None
+    if not cfg.unlabelled:
+        from embedkit.errors import UsageError
+
+        raise UsageError("--weak-negatives and --pseudo need --unlabelled DATASET (e.g. train_soundscapes)")
     from embedkit.inputs import read_unlabelled
     from embedkit.zeroshot import class_logits
 
@@ -129,8 +137,10 @@ def cross_validate(cfg, data: Windows, fold: np.ndarray, unlabelled=None, t0: fl
 
 
 def model_extras(cfg, inputs: dict, prior) -> dict:
-    """The ``model.json`` entries inference needs: ``zero_shot``, ``needs_logits``, ``fusion``."""
+    """``model.json`` entries inference needs: ``zero_shot``, ``needs_logits``, ``input_dim``, ``fusion``."""
     out: dict = {"needs_logits": bool(uses_features(cfg) or uses_prior(cfg))}
+    n_zs = len(inputs["index"]) if uses_features(cfg) and inputs["index"] is not None else 0
+    out["input_dim"] = sum(p["dim"] for p in inputs["parts"]) + n_zs  # what the head takes
     if cfg.zero_shot != "off" and inputs["index"] is not None:
         out["zero_shot"] = {
             "mode": cfg.zero_shot,

@@ -206,11 +206,20 @@ def preflight(argv: list[str]) -> int:
             import soundfile  # noqa: F401 - decoding and resampling, used by every backbone
             import soxr  # noqa: F401
 
+            from embedkit.fusion import model_parts
+
             m = load_model(folder)
-            bb = backbone_for(m.provenance, cfg)
-            samples = round(float(m.provenance.get("window_s", 5.0)) * bb.sample_rate)
-            m.predict(bb.embed(np.zeros((1, samples), np.float32)))
-            bb.close()
+            embs, logits = [], None
+            for j, prov in enumerate(model_parts(m)):  # one part, or each backbone of a fused model
+                bb = backbone_for(prov, cfg)
+                x = np.zeros((1, round(float(prov.get("window_s", 5.0)) * bb.sample_rate)), np.float32)
+                if j == 0 and m.meta.get("needs_logits"):  # zero-shot models blend BirdNET's own logits
+                    e, logits = bb.embed_with_logits(x)
+                else:
+                    e = bb.embed(x)
+                embs.append(e)
+                bb.close()
+            m.predict(np.hstack(embs), logits)
         except Exception as e:  # one line, whatever went wrong
             print(f"[kit] {Path(folder).name} cannot run here: {type(e).__name__}: {e}. If a package is "
                   "missing, rebuild the kit with it (embedkit kaggle-kit --packages ...)", file=sys.stderr)

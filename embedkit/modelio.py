@@ -185,12 +185,13 @@ def load_model(folder: str | os.PathLike) -> Model:
         raise ModelError(f"{f}: cannot load the head ({reason}); refit the model") from None
     prov, labels = meta.get("provenance") or {}, list(meta.get("labels") or [])
     fitted = (getattr(head, "n_features_in_", None), getattr(head, "n_classes_", None))
-    if (fitted[0] is not None and fitted[0] != prov.get("dim", fitted[0])) or (
+    want = meta.get("input_dim", prov.get("dim", fitted[0]))  # input_dim: fused and zero-shot inputs
+    if (fitted[0] is not None and fitted[0] != want) or (
         fitted[1] is not None and fitted[1] != len(labels)
     ):
         raise ModelError(
             f"{f}: head/ was fitted on {fitted[0]}-D embeddings and {fitted[1]} classes, but model.json "
-            f"describes {prov.get('dim')}-D {prov.get('backbone')} embeddings and {len(labels)} labels: "
+            f"describes {want}-D {prov.get('backbone')} embeddings and {len(labels)} labels: "
             f"head/ belongs to another model; refit the model"
         )
     return Model(folder=f, head=head, labels=labels, provenance=prov, meta=meta)

@@ -319,7 +319,7 @@ def ds(tmp_path_factory):
 
 def fit_args(root: Path, emb: Path, out: Path) -> list[str]:
     return ["fit", "--head", "logreg", "--backbone", "toy", "--data", str(root), "--embeddings", str(emb),
-            "--out", str(out), "--folds", "0"]  # fmt: skip
+            "--out", str(out), "--folds", "0", "--secondary-weight", "1.0"]  # fmt: skip
 
 
 def _root_copy(ds, dst: Path) -> Path:
@@ -452,7 +452,7 @@ def _refit_head(model: Path, dim: int) -> Path:
 def _panns_model(ds, dst: Path) -> Path:
     """A complete model folder fitted on PANNs embeddings (2048-D)."""
     prov = {"backbone": "panns", "dim": 2048, "sample_rate": 32000, "weights": "sha256:0123"}
-    return _refit_head(_model_copy(ds, dst, provenance=prov), 2048)
+    return _refit_head(_model_copy(ds, dst, provenance=prov, input_dim=2048), 2048)
 
 
 MODEL_ERRORS = {

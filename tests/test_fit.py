@@ -68,7 +68,7 @@ def cfg_for(ds, out: Path, **kw) -> FitConfig:
 @pytest.fixture(scope="module")
 def fitted(ds, tmp_path_factory):
     out = tmp_path_factory.mktemp("fitted") / "models"
-    return run_fit(cfg_for(ds, out, name="m1"))
+    return run_fit(cfg_for(ds, out, name="m1", secondary_weight=1.0))  # tests below count secondary labels
 
 
 # -- folds ---------------------------------------------------------------------------------------------------

@@ -115,7 +115,10 @@ def test_clone_round_trips_params(name, fitted):
     twin = clone(head)
     assert type(twin) is type(head) and twin.get_params() == head.get_params()
     assert not hasattr(twin, "n_classes_")
-    twin.set_params(seed=7) if "seed" in twin.get_params() else twin.set_params(C=0.5)
+    if "seed" in twin.get_params():
+        twin.set_params(seed=7)
+    else:
+        twin.set_params(C=0.5)
     assert twin.get_params() != head.get_params()
 
 

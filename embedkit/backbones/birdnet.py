@@ -10,7 +10,8 @@ on TFLite's reference kernels, outside XNNPACK, and take about two thirds of the
 default (``frontend="auto"``) the cached model is cut after them: its input is the spectrogram tensor
 ``model/concatenate/concat`` [N, 96, 511, 2], and :class:`Frontend` computes it in numpy/scipy from the
 model's own constants (Hann windows, mel matrices, exponents) the way the graph does (float32 windowing,
-float64 FFT like TFLite's ``RFFT2D``), about 3x faster. Before the cut model is cached its logits are checked
+float64 FFT like TFLite's ``RFFT2D``), about 3x faster; the squeeze-excitation reshapes get constant shapes,
+so XNNPACK takes longer stretches of the graph. Before the cut model is cached its logits are checked
 against the original graph on a test signal (embeddings agree to ~1e-5); a model that fails the check, or
 ``frontend="graph"``, runs the whole graph instead.
 
@@ -39,7 +40,7 @@ N_CLASSES = 6522
 EMB_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
 SPEC_TENSOR = "model/concatenate/concat"  # the two mel spectrograms [N, 96, frames, 2]: the cut model's input
 FRONTENDS = ("auto", "numpy", "graph")
-_CNN_VERSION = 1  # bump when the cut model or the front end changes, so stale cache files are not reused
+_CNN_VERSION = 2  # bump when the cut model or the front end changes, so stale cache files are not reused
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
@@ -100,6 +101,7 @@ def _rewrite_model(src: Path, dst: Path, cut: bool) -> None:
         sg.outputs = outputs + [idx]
     if cut:
         _cut_front_end(sg, names, src)
+        _static_reshapes(model, sg)
     builder = flatbuffers.Builder(len(buf) + (1 << 16))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     data = bytes(builder.Output())
@@ -135,6 +137,45 @@ def _cut_front_end(sg, names: list[str], src: Path) -> None:
         raise BackboneError(f"{src}: operators after {SPEC_TENSOR} read other front-end tensors")
     sg.operators = back
     sg.inputs = [spec]
+
+
+def _static_reshapes(model, sg) -> int:
+    """Give computed-shape RESHAPEs whose output is fixed but for the batch a constant ``[-1, ...]`` shape.
+
+    The squeeze-excitation blocks reshape through SHAPE -> STRIDED_SLICE -> PACK, small ops that XNNPACK does
+    not take, so they split the delegated graph; with a constant shape they become dead and are dropped. The
+    numbers do not change (same kernels). Returns the number of reshapes made static.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    made = {int(t) for op in sg.operators for t in op.outputs}
+    reshape = {
+        i for i, c in enumerate(model.operatorCodes)
+        if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.RESHAPE
+    }
+    n = 0
+    for op in sg.operators:
+        if op.opcodeIndex not in reshape or len(op.inputs) < 2 or int(op.inputs[1]) not in made:
+            continue
+        out = sg.tensors[int(op.outputs[0])]
+        sig = [int(d) for d in (out.shapeSignature if out.shapeSignature is not None else out.shape)]
+        if not sig or sig[0] != -1 or any(d <= 0 for d in sig[1:]):
+            continue
+        buf = schema.BufferT()
+        buf.data = np.array(sig, np.int32).view(np.uint8)
+        model.buffers.append(buf)
+        shape = schema.TensorT()
+        shape.shape, shape.type, shape.buffer = [len(sig)], schema.TensorType.INT32, len(model.buffers) - 1
+        shape.name = f"embedkit/static_shape_{n}".encode()
+        sg.tensors.append(shape)
+        op.inputs = [int(op.inputs[0]), len(sg.tensors) - 1]
+        n += 1
+    while True:  # drop operators nothing reads any more
+        used = {int(t) for op in sg.operators for t in op.inputs if t >= 0} | {int(t) for t in sg.outputs}
+        keep = [op for op in sg.operators if any(int(t) in used for t in op.outputs)]
+        if len(keep) == len(sg.operators):
+            return n
+        sg.operators = keep
 
 
 def _test_chunks() -> np.ndarray:

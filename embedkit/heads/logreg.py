@@ -12,9 +12,9 @@ parallel. Stopping rule: ``max |gradient| <= tol`` over all classes, i.e. every 
 criterion; ``max_iter`` counts iterations of the joint run. Same optimum as scikit-learn per class (tested:
 probabilities within 1e-3 at a tight ``tol``).
 
-Measured (2 cores shared with other jobs, 20k rows x 1024 dims x 206 classes, BirdCLEF-like imbalance):
-~49 iterations, 17-24 s; scikit-learn's ``LogisticRegression`` takes 1-1.7 s per class on the same data,
-~4-6 min for 206 classes one at a time.
+Measured (2 cores shared with other jobs, 16-20k rows x 1024 dims x 206 classes, BirdCLEF-like imbalance):
+50-130 iterations, 17-45 s (0.25-0.35 s per iteration); scikit-learn's ``LogisticRegression`` takes 1-1.7 s
+per class on the same data, ~4-6 min for 206 classes one at a time.
 
 Soft targets: label = ``Y >= 0.5``, weight = ``max(Y, 1 - Y)`` (see
 :func:`embedkit.heads.base.binary_targets`). A class without positives predicts 0 (without negatives: 1) and

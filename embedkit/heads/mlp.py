@@ -117,7 +117,9 @@ class MLPHead(Head):
         sw = np.ones(N, np.float32) if sample_weight is None else sample_weight
         Xt, Yt, Wt = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (X, Y, sw))
         self.trained_ = (Y > 0).any(axis=0)
-        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        fork_devices = []
+        if device.type == "cuda":
+            fork_devices = [torch.cuda.current_device() if device.index is None else device.index]
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
             model = _build(D, self.hidden, self.dropout, Y.shape[1]).to(device)
