@@ -9,6 +9,7 @@ fails on) small inconsistencies such as unknown secondary labels.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,13 +230,16 @@ def write_submission(
     df = pd.DataFrame(probs, columns=labels)
     df.insert(0, "row_id", row_ids)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(tmp, index=False, float_format="%.6g")
         os.replace(tmp, out)
+    except OSError as e:  # read-only or full output folder: one line, not a traceback
+        raise DataError(f"cannot write {out}: {e.strerror or e}; choose another --out") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return out
 
 

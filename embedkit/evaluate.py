@@ -25,6 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from embedkit.config import FitConfig, InferConfig
+from embedkit.errors import UsageError
 
 PLAIN = {
     "zero_shot": "off",
@@ -93,7 +94,7 @@ def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
     if mode == "auto":
         mode = "prior"
     if (cfg.confidence_weight > 0 or mode != "off") and clips.index is None:
-        raise ValueError("zero-shot options and confidence weights need logits in the shards")
+        raise UsageError("zero-shot options and confidence weights need logits in the shards (--save-logits)")
     cfg = replace(cfg, zero_shot=mode)
     zc = None if clips.index is None else class_logits(clips.L, clips.index)
     zs = None if clips.index is None or scapes.L is None else class_logits(scapes.L, clips.index)

@@ -2,7 +2,9 @@
 
 Cross-validation keeps all windows of a recording (or of an author, ``--group-by author``) in one fold and
 stratifies folds by primary label where the group sizes allow. Out-of-fold predictions are saved beside the
-model so heads can be compared and blended later.
+model so heads can be compared and blended later. The quality switches of :class:`FitConfig` (BirdNET
+zero-shot prior or features, class/confidence weights, weak negatives, self-training, fusion) are applied by
+:mod:`embedkit.pipeline` and :mod:`embedkit.fitcv`; ``embedkit evaluate`` measures them.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import json
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -99,7 +100,7 @@ def atomic_write_table(table, path: Path, **kwargs) -> Path:
     """Write a pyarrow table to ``path`` atomically: temp file in the same folder, fsync, rename."""
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
+    tmp = path.with_name(f".tmp-{os.getpid()}@{_host()}-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         with open(tmp, "wb") as f:
             pq.write_table(table, f, **kwargs)
@@ -125,17 +126,38 @@ def _write_error(folder: Path, e: OSError) -> str:
     )
 
 
-def clean_stale_temps(folder: str | os.PathLike) -> int:
-    """Remove ``.tmp-<pid>-*`` files left by writers that are no longer running. Returns the count."""
+#: a temp file of another machine (a folder shared by ``--part i/N`` runs) is removed only past this age: its
+#: pid says nothing here
+STALE_TEMP_S = 3600.0
+
+
+def _host() -> str:
+    return socket.gethostname().replace("-", "_").replace("@", "_") or "local"
+
+
+def clean_stale_temps(folder: str | os.PathLike, min_age_s: float = STALE_TEMP_S) -> int:
+    """Remove ``.tmp-<pid>@<host>-*`` files left by writers that are gone.
+
+    A temp file of this machine goes as soon as its pid is not running; one of another machine only when it
+    is older than ``min_age_s``. Temp files are never read, so one left behind costs only disk space.
+
+    Returns:
+        The number of files removed.
+    """
     n = 0
+    now = time.time()
     for p in Path(folder).glob(".tmp-*"):
+        pid_s, _, host = p.name.split("-")[1].partition("@") if p.name.count("-") >= 2 else ("", "", "")
         try:
-            pid = int(p.name.split("-")[1])
-            os.kill(pid, 0)
-            continue  # writer still alive (another part of a parallel run)
-        except (ValueError, IndexError, ProcessLookupError):
+            if host and host != _host():
+                if now - p.stat().st_mtime < min_age_s:
+                    continue
+            else:
+                os.kill(int(pid_s), 0)
+                continue  # writer still alive (another part of a parallel run)
+        except (ValueError, ProcessLookupError):
             pass
-        except PermissionError:
+        except (PermissionError, FileNotFoundError):
             continue
         p.unlink(missing_ok=True)
         n += 1

@@ -259,7 +259,7 @@ def test_write_submission_is_atomic_when_writing_fails(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match="disk full"):
         write_submission(out, ["b_5"], np.zeros((1, 4)), LABELS)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]
@@ -416,3 +416,11 @@ def test_cli_validate_exit_codes(tmp_path, soundscapes, capsys):
     reordered = _sample(tmp_path / "other", labels=[LABELS[1], LABELS[0], *LABELS[2:]])
     assert cli_main(["validate", str(sub), "--sample", str(reordered)]) == 1
     assert "out of order" in capsys.readouterr().err
+
+
+def test_write_submission_unwritable_place_is_one_line_error(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match="cannot write") as e:
+        write_submission(blocker / "sub.csv", ["a_5"], np.zeros((1, 1)), ["x"])
+    assert "\n" not in str(e.value)

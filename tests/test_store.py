@@ -1,3 +1,6 @@
+import os
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,7 +105,18 @@ def test_stale_temp_files_are_cleaned_and_ignored(tmp_path):
     stale.write_bytes(b"half a shard")
     k, _ = read_embeddings(tmp_path)  # the reader ignores temp files
     assert len(k) == 1
-    assert clean_stale_temps(tmp_path) == 1 and not stale.exists()
+    assert clean_stale_temps(tmp_path) == 1 and not stale.exists()  # dead pid on this machine
+    alive = tmp_path / f".tmp-{os.getpid()}-abcd-part-y.parquet"  # our own pid: a live writer
+    alive.write_bytes(b"x")
+    assert clean_stale_temps(tmp_path) == 0 and alive.exists()
+    alive.unlink()
+    # another machine's writer (shared folder, --part): its pid means nothing here; removed only when old
+    alive = tmp_path / ".tmp-999999999@other_host-abcd-part-z.parquet"
+    alive.write_bytes(b"x")
+    assert clean_stale_temps(tmp_path) == 0 and alive.exists()
+    old = time.time() - 2 * 3600
+    os.utime(alive, (old, old))
+    assert clean_stale_temps(tmp_path) == 1 and not alive.exists()
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
