@@ -176,7 +176,8 @@ def main(argv=None) -> int:
     block = "\n".join([BEGIN, *head, *sections, END]) + "\n"
     old = RESULTS.read_text() if RESULTS.is_file() else ""
     if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :].lstrip("\n")
+        rest = old[old.index(END) + len(END) :].lstrip("\n")
+        new = old[: old.index(BEGIN)] + block + ("\n" + rest if rest else "")
     else:
         new = block + ("\n" + old if old else "")
     RESULTS.write_text(new)
