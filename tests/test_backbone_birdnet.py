@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from embedkit.backbones._birdnet_graph import EMB_TENSOR
 from embedkit.backbones.base import BackboneError, MissingDependency, sha256_file
 from embedkit.backbones.birdnet import (
     CHUNK_SAMPLES,
-    EMB_TENSOR,
     MODEL_FILE,
     N_CLASSES,
     BirdNET,
@@ -177,7 +177,7 @@ def test_cache_written_once(tmp_path, monkeypatch):
 
 
 def test_frontend_falls_back_to_graph(tmp_path, monkeypatch):
-    import embedkit.backbones.birdnet as bn
+    import embedkit.backbones._birdnet_graph as bn
 
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path))
 

@@ -52,6 +52,48 @@ def test_rows_sorted_and_duplicates_dropped_across_shards(tmp_path):
     assert k["file"].tolist() == ["a.ogg"] * 3 + ["b.ogg"] * 2
     assert not k.duplicated(["file", "window"]).any()
     assert done_files(tmp_path) == {"a.ogg", "b.ogg"}
+    # each row keeps its own vector; of a duplicated key the first written wins
+    np.testing.assert_array_equal(Y, np.concatenate([X[2:], X[:2]]))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_unsorted_shard_rows_land_on_their_keys(tmp_path, dtype):
+    rng = np.random.default_rng(1)
+    keys = keys_for([("c.ogg", 4), ("a.ogg", 3), ("b.ogg", 5)])
+    perm = rng.permutation(len(keys))  # rows of a shard in any order (decoder threads finish out of order)
+    X = rng.standard_normal((len(keys), 6)).astype(np.float16).astype(np.float32)  # exact in float16
+    w = ShardWriter(tmp_path, PROV, dtype=dtype)
+    w.write(keys.iloc[perm[:7]], X[perm[:7]])
+    w.write(keys.iloc[perm[7:]], X[perm[7:]])
+    w.write(keys.iloc[perm[:2]], X[perm[:2]] + 50)  # duplicates, dropped
+    k, Y = read_embeddings(tmp_path)
+    want = keys.assign(i=np.arange(len(keys))).sort_values(["file", "window"])
+    assert k[["file", "window"]].values.tolist() == want[["file", "window"]].values.tolist()
+    np.testing.assert_array_equal(Y, X[want["i"].to_numpy()])
+
+
+def test_emb_is_fixed_binary_little_endian_and_old_list_shards_still_read(tmp_path):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X = np.arange(12, dtype=np.float32).reshape(2, 6)
+    ShardWriter(tmp_path, PROV).write(keys_for([("b.ogg", 2)]), X)
+    t = pq.read_table(shard_paths(tmp_path)[0])
+    assert t.schema.field("emb").type == pa.binary(12)  # 6 float16 numbers
+    np.testing.assert_array_equal(np.frombuffer(t.column("emb")[1].as_py(), "<f2"), X[1])
+    # a shard as embedkit 0.1.0 wrote it: FixedSizeList<float16>, no "layout" in the metadata
+    meta = {**PROV, "dtype": "float16", "embedkit_version": "0.1.0"}
+    k_old = keys_for([("a.ogg", 2)])
+    old = pa.table({
+        **{c: pa.array(k_old[c]) for c in k_old.columns},
+        "emb": pa.FixedSizeListArray.from_arrays(pa.array((X + 1).astype(np.float16).ravel()), 6),
+    }).replace_schema_metadata({b"embedkit": json.dumps(meta).encode()})
+    pq.write_table(old, tmp_path / "part-0-old.parquet")
+    k, Y = read_embeddings(tmp_path)
+    assert k["file"].tolist() == ["a.ogg", "a.ogg", "b.ogg", "b.ogg"]
+    np.testing.assert_array_equal(Y, np.concatenate([X + 1, X]))
 
 
 def test_logits_column(tmp_path):

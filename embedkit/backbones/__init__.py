@@ -9,51 +9,19 @@ subclass decorated with ``@register("name")``, and add its module name to ``_MOD
 
 from __future__ import annotations
 
-import importlib
-
 from embedkit.backbones.base import Backbone, BackboneError, MissingDependency
+from embedkit.registry import Registry
 
-_REGISTRY: dict[str, type[Backbone]] = {}
+#: the modules of this package that hold backbones (imported on the first lookup)
 _MODULES = ("birdnet", "panns", "wav2vec2")
-_loaded = False
+_registry = Registry("backbone", __name__, _MODULES, BackboneError)
 
-
-def register(name: str):
-    """Class decorator that registers a :class:`Backbone` subclass under ``name``."""
-
-    def deco(cls: type[Backbone]) -> type[Backbone]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"backbone {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        for mod in _MODULES:
-            importlib.import_module(f"embedkit.backbones.{mod}")
-        _loaded = True
-
-
-def available() -> list[str]:
-    """Names of all registered backbones, sorted."""
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def backbone_class(name: str) -> type[Backbone]:
-    """The class registered under ``name``; a clear error for an unknown name."""
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise BackboneError(
-            f"unknown backbone {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+#: class decorator: ``@register("name")`` registers a :class:`Backbone` subclass
+register = _registry.register
+#: names of all registered backbones, sorted
+available = _registry.available
+#: the class registered under a name (:class:`BackboneError` for an unknown name, listing the choices)
+backbone_class = _registry.get
 
 
 def get_backbone(name: str, **kwargs) -> Backbone:

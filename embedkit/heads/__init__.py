@@ -15,55 +15,20 @@ with ``@register("name")``, and add its module name to ``_MODULES`` below.
 
 from __future__ import annotations
 
-import importlib
-
+from embedkit.errors import UsageError
 from embedkit.heads.base import Head
+from embedkit.registry import Registry
 
-_REGISTRY: dict[str, type[Head]] = {}
+#: the modules of this package that hold heads (imported on the first lookup)
 _MODULES = ("logreg", "mlp", "lgbm", "mil")
-_loaded = False
+_registry = Registry("head", __name__, _MODULES, UsageError)
 
-
-def register(name: str):
-    """Class decorator that registers a :class:`Head` subclass under ``name``."""
-
-    def deco(cls: type[Head]) -> type[Head]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"head {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        for mod in _MODULES:
-            importlib.import_module(f"embedkit.heads.{mod}")
-        _loaded = True
-
-
-def available() -> list[str]:
-    """Names of all registered heads, sorted."""
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def head_class(name: str) -> type[Head]:
-    """The class registered under ``name``.
-
-    Raises:
-        UsageError: unknown name (a ``ValueError``; the message lists the choices).
-    """
-    from embedkit.errors import UsageError
-
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UsageError(f"unknown head {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}") from None
+#: class decorator: ``@register("name")`` registers a :class:`Head` subclass
+register = _registry.register
+#: names of all registered heads, sorted
+available = _registry.available
+#: the class registered under a name (:class:`~embedkit.errors.UsageError` for an unknown name)
+head_class = _registry.get
 
 
 def get_head(name: str, **params) -> Head:

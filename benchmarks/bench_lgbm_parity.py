@@ -1,0 +1,140 @@
+"""LightGBM accuracy parity: the fast ``lgbm`` head vs the naive ``OneVsRestClassifier(LGBMClassifier())``.
+
+``bench_heads.py`` times the naive baseline on a few classes and extrapolates; a few classes are far too few
+to tell AUC differences of 0.005 apart (one class's held-out AUC moves by several hundredths with the bagging
+seed). This script trains the naive baseline on *every* class, once, and compares per class:
+
+- same synthetic BirdCLEF-shaped data as ``bench_heads.py`` (206 classes, imbalance from
+  ``taxonomy_derived.csv``), a training part of ``--train`` rows and a large held-out part (``--test``, cheap:
+  prediction only), so that most classes have several held-out positives;
+- the naive model's held-out probabilities are cached in ``benchmarks/.cache/`` (keyed by the data and
+  LightGBM version): it takes ~15 CPU minutes at 4k training rows, the variants seconds each;
+- for each variant of the fast head (``--variant name:key=value,...``, several seeds), the macro AUC on the
+  classes that have held-out positives and negatives, the paired per-class difference to the naive model
+  with its standard error over classes, and the fit CPU time ratio.
+
+    python benchmarks/bench_lgbm_parity.py                       # 4k train rows, defaults + variants
+    python benchmarks/bench_lgbm_parity.py --train 16000 --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_heads import class_counts, parse_value, synth, timed  # noqa: E402
+
+from embedkit.heads import get_head  # noqa: E402
+from embedkit.metrics import per_class_auc  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+VARIANTS = [
+    "default:",
+    "no neg. bagging:neg_bagging_fraction=1.0",
+    "ff 0.3:feature_fraction=0.3",
+    "ff 0.3, 63 bins:feature_fraction=0.3,max_bin=63",
+    "naive's tree params:num_leaves=31,max_bin=255,min_data_in_leaf=20,feature_fraction=1.0,"
+    "neg_bagging_fraction=1.0",
+]
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, rest = text.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        k, v = item.split("=", 1)
+        params[k] = parse_value(v)
+    return name or rest, params
+
+
+def naive_probs(Xtr, Ytr, Xte, cols, key: str) -> tuple[np.ndarray, float]:
+    """Held-out probabilities [n_test, len(cols)] of the naive model and its fit CPU seconds (cached)."""
+    import lightgbm
+    from lightgbm import LGBMClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+
+    path = CACHE / f"naive-{key}-lgb{lightgbm.__version__}.npz"
+    if path.is_file():
+        z = np.load(path)
+        print(f"naive baseline: cached {path.name} (fit {float(z['cpu']):.0f} CPU s when it ran)", flush=True)
+        return z["P"], float(z["cpu"])
+    print(f"naive baseline: fitting OvR(LGBMClassifier()) on {len(cols)} classes ...", flush=True)
+    from joblib import parallel_backend
+
+    # one single-threaded booster per class, classes in threads (LightGBM releases the GIL): this process's
+    # CPU time is then the baseline's whole CPU time
+    model = OneVsRestClassifier(LGBMClassifier(verbose=-1, n_jobs=1), n_jobs=len(os.sched_getaffinity(0)))
+    with parallel_backend("threading"):
+        _, wall, cpu_s = timed(lambda: model.fit(Xtr, Ytr[:, cols]))
+    P = model.predict_proba(Xte)
+    CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, P=P, cpu=cpu_s, wall=wall)
+    os.replace(tmp, path)
+    return P, cpu_s
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--train", type=int, default=4000, help="training rows")
+    ap.add_argument("--test", type=int, default=16000, help="held-out rows")
+    ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the fast head")
+    ap.add_argument("--variant", action="append", metavar="NAME:KEY=VALUE,...",
+                    help=f"fast-head variants (default: {VARIANTS})")
+    ap.add_argument("--data-seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    variants = [parse_variant(v) for v in (args.variant or VARIANTS)]
+
+    counts = class_counts()
+    X, Y = synth(args.train + args.test, counts, args.dim, args.data_seed)
+    Xtr, Ytr, Xte, Yte = X[: args.train], Y[: args.train], X[args.train :], Y[args.train :]
+    cols = np.flatnonzero(Ytr.sum(0) > 0)
+    scored = np.flatnonzero((Yte[:, cols].sum(0) > 0) & (Yte[:, cols].sum(0) < len(Yte)))
+    what = f"{args.train}-{args.test}-{args.dim}-{args.data_seed}-{len(counts)}"
+    key = hashlib.sha1(what.encode()).hexdigest()
+    print(f"cores: {len(os.sched_getaffinity(0))}, load average at start: {os.getloadavg()[0]:.1f}; "
+          f"{args.train} training rows, {args.test} held-out rows, {args.dim} dims, {len(cols)} classes "
+          f"trained, {len(scored)} scored (held-out positives and negatives; median "
+          f"{int(np.median(Yte[:, cols[scored]].sum(0)))} held-out positives per class)", flush=True)
+    Pn, naive_cpu = naive_probs(Xtr, Ytr, Xte, cols, key[:12])
+    auc_n = per_class_auc(Yte[:, cols[scored]], Pn[:, scored])
+    rows = [("naive OvR(LGBMClassifier())", "-", naive_cpu, 1.0, float(np.mean(auc_n)), 0.0, 0.0)]
+    for name, params in variants:
+        for seed in args.seeds:
+            head = get_head("lgbm", **{"seed": seed, **params})
+            _, _, fit_c = timed(lambda h=head: h.fit(Xtr, Ytr))
+            P = head.predict_proba(Xte)[:, cols]
+            auc = per_class_auc(Yte[:, cols[scored]], P[:, scored])
+            d = auc - auc_n
+            rows.append((name, seed, fit_c, naive_cpu / fit_c, float(np.mean(auc)), float(d.mean()),
+                         float(d.std(ddof=1) / np.sqrt(len(d)))))
+            print(f"  {name} seed {seed}: fit {fit_c:.0f} CPU s, AUC {rows[-1][4]:.4f} "
+                  f"(diff {rows[-1][5]:+.4f} +- {rows[-1][6]:.4f})", flush=True)
+    print(f"\nFast lgbm head vs naive OvR(LGBMClassifier()), {args.train} training rows, macro ROC-AUC over "
+          f"{len(scored)} classes on {args.test} held-out rows; diff = mean paired per-class difference "
+          f"+- its standard error over classes; CPU s = fit CPU time (all threads / worker processes).\n")
+    print("| head | seed | fit CPU s | CPU speed-up | macro AUC | AUC diff vs naive |")
+    print("|---|---|---|---|---|---|")
+    for name, seed, cpu, sp, auc, d, se in rows:
+        diff = "" if seed == "-" else f"{d:+.4f} ± {se:.4f}"
+        print(f"| {name} | {seed} | {cpu:.0f} | {sp:.1f}x | {auc:.4f} | {diff} |")
+    for name, _ in variants:
+        mine = [r for r in rows if r[0] == name]
+        d = np.mean([r[5] for r in mine])
+        sp = np.mean([r[3] for r in mine])
+        ok = "met" if d >= -0.005 and sp >= 8 else "NOT met"
+        print(f"ratio: lgbm '{name}' vs naive: {sp:.1f}x less fit CPU, AUC diff {d:+.4f} (mean of "
+              f"{len(mine)} seeds; goal >= 8x within 0.005: {ok})")
+
+
+if __name__ == "__main__":
+    main()
