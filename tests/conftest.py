@@ -108,3 +108,28 @@ def toy_split(tmp_path) -> Path:
                 seed=10 * li + j,
             )
     return root
+
+
+def write_wav(path: Path, x: np.ndarray, sr: int = 16000, subtype: str = "FLOAT", fmt: str = "WAV") -> Path:
+    """Write ``x`` to ``path`` with soundfile (any format/subtype, e.g. a WAV named .ogg)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, format=fmt, subtype=subtype)
+    return path
+
+
+def with_nan_inf(x: np.ndarray) -> np.ndarray:
+    """A copy of ``x`` with runs of NaN, +inf and -inf samples."""
+    y = x.copy()
+    y[1000:1500] = np.nan
+    y[40000:40010] = np.inf
+    y[90000:90010] = -np.inf
+    return y
+
+
+class NaNOnSilence(ToyBackbone):
+    """A backbone that breaks on silence (as a model with an unguarded normalisation would)."""
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        e = super().embed(batch)
+        e[np.abs(batch).max(axis=1) == 0] = np.nan
+        return e

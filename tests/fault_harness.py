@@ -378,14 +378,14 @@ def _install_hooks() -> None:
     import embedkit.extract
 
     pause = float(os.environ.get("EMBEDKIT_FAULT_WRITE_PAUSE_S") or 0)
-    import embedkit.store
+    import embedkit.store.write
 
     stall_at = os.environ.get("EMBEDKIT_FAULT_STALL_AT") or "write"
     stall = [float(os.environ.get("EMBEDKIT_FAULT_STALL_S") or 0)]
     real_write, real_run, real_fsync_dir = (
         pq.write_table,
         embedkit.extract.run_extract,
-        embedkit.store._fsync_dir,
+        embedkit.store.write._fsync_dir,
     )
 
     def stall_once(at: str) -> float:
@@ -420,7 +420,7 @@ def _install_hooks() -> None:
 
     pq.write_table = write_table
     embedkit.extract.run_extract = run_extract
-    embedkit.store._fsync_dir = fsync_dir
+    embedkit.store.write._fsync_dir = fsync_dir
 
 
 def _worker() -> int:

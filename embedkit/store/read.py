@@ -1,0 +1,147 @@
+"""Reading shards back: keys + float32 embeddings in one copy, done files, failure tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from embedkit.store.provenance import (
+    KEY_COLUMNS,
+    StoreError,
+    check_provenance,
+    failure_paths,
+    read_meta,
+    shard_paths,
+)
+
+
+def _vectors(arr, dtype: np.dtype) -> np.ndarray:
+    """One chunk of an ``emb``/``logits`` column → a [n, D] array view (fixed binary) or copy (old LIST)."""
+    import pyarrow as pa
+
+    if pa.types.is_fixed_size_binary(arr.type):
+        width = arr.type.byte_width
+        d = width // dtype.itemsize
+        v = np.frombuffer(arr.buffers()[1], dtype, count=len(arr) * d, offset=arr.offset * width)
+        return v.reshape(-1, d)
+    if pa.types.is_fixed_size_list(arr.type):  # shards written by embedkit <= 0.1.0
+        return arr.flatten().to_numpy(zero_copy_only=False).reshape(-1, arr.type.list_size)
+    raise StoreError(f"unexpected embedding column type {arr.type}")
+
+
+def _gather_float32(chunks: list[tuple[object, np.dtype]], dest: np.ndarray, n_out: int) -> np.ndarray:
+    """Cast stored chunks to one float32 [n_out, D] array, row i of the input going to row ``dest[i]``.
+
+    Rows with ``dest < 0`` are dropped. float16 is cast by torch (threaded, ~10x numpy's float16 → float32
+    cast) straight into the output, so the embeddings are copied once.
+    """
+    import warnings
+
+    import torch
+
+    vecs = [_vectors(arr, dtype) for arr, dtype in chunks]
+    out = np.empty((n_out, vecs[0].shape[1] if vecs else 0), np.float32)
+    t_out = torch.from_numpy(out)
+    r = 0
+    for v in vecs:
+        d = dest[r : r + len(v)]
+        r += len(v)
+        if not len(v):
+            continue
+        with warnings.catch_warnings():  # arrow buffers are read-only; torch only reads them here
+            warnings.simplefilter("ignore", UserWarning)
+            src = torch.from_numpy(v)
+        lo = int(d[0])
+        if lo >= 0 and d[-1] - lo == len(d) - 1 and (np.diff(d) == 1).all():
+            t_out[lo : lo + len(d)].copy_(src)  # a run of consecutive rows: one threaded cast-copy
+        else:
+            keep = torch.from_numpy(d >= 0)
+            t_out.index_copy_(0, torch.from_numpy(d)[keep], src[keep].float())
+    return out
+
+
+def read_embeddings(
+    folder: str | os.PathLike, *, expect: dict[str, Any] | None = None, logits: bool = False
+) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Read every shard of a dataset.
+
+    Args:
+        folder: dataset folder (or a single shard file).
+        expect: provenance the shards must match (e.g. a saved head's); mismatch → :class:`StoreError`.
+        logits: also return the stored ``logits`` column.
+
+    Returns:
+        ``(keys, X)`` — keys DataFrame [N] with :data:`KEY_COLUMNS`, X float32 [N, D] — plus logits
+        float32 [N, K] when ``logits=True``. Rows are ordered by (file, window); duplicate keys are dropped.
+
+    Raises:
+        StoreError: no shards, unreadable shards, or provenance differing between shards or from ``expect``.
+    """
+    import pyarrow.parquet as pq
+
+    p = Path(folder)
+    paths = [p] if p.is_file() else shard_paths(p)
+    if not paths:
+        raise StoreError(f"no embedding shards (part-*.parquet) in {p}; run extract.py first")
+    prov = read_meta(paths[0])
+    if expect is not None:
+        check_provenance(expect, prov, what="embeddings", where=str(p))
+    cols = KEY_COLUMNS + ["emb"] + (["logits"] if logits else [])
+    tables = []
+    for sp in paths:
+        check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
+        try:
+            tables.append(pq.read_table(sp, columns=cols))
+        except Exception as e:
+            raise StoreError(f"{sp}: cannot read shard ({e})") from None
+    keys = pd.concat([t.select(KEY_COLUMNS).to_pandas() for t in tables], ignore_index=True)
+    order = np.lexsort((keys["window"].to_numpy(), keys["file"].to_numpy()))
+    sorted_keys = keys.iloc[order]
+    dup = sorted_keys.duplicated(["file", "window"]).to_numpy()
+    keys = sorted_keys[~dup].reset_index(drop=True)
+    dest = np.full(len(order), -1, np.int64)  # input row → output row (-1: a dropped duplicate)
+    dest[order[~dup]] = np.arange(len(keys))
+    dtype = np.dtype(prov.get("dtype", "float32")).newbyteorder("<")
+
+    def column(name: str) -> np.ndarray:
+        return _gather_float32([(c, dtype) for t in tables for c in t.column(name).chunks], dest, len(keys))
+
+    X = column("emb")
+    if logits:
+        return keys, X, column("logits")
+    return keys, X
+
+
+def read_provenance(folder: str | os.PathLike) -> dict[str, Any]:
+    """Provenance of a dataset (from its first shard)."""
+    paths = shard_paths(folder)
+    if not paths:
+        raise StoreError(f"no embedding shards (part-*.parquet) in {folder}")
+    return read_meta(paths[0])
+
+
+def done_files(folder: str | os.PathLike) -> set[str]:
+    """Files that already have embeddings in a dataset folder (read from the ``file`` column only)."""
+    import pyarrow.parquet as pq
+
+    done: set[str] = set()
+    for sp in shard_paths(folder):
+        done.update(pq.read_table(sp, columns=["file"]).column("file").unique().to_pylist())
+    return done
+
+
+def read_failures(folder: str | os.PathLike) -> pd.DataFrame:
+    """Failure table of a dataset: (file, reason), the latest reason per file, minus files done since."""
+    import pyarrow.parquet as pq
+
+    paths = failure_paths(folder)
+    if not paths:
+        return pd.DataFrame({"file": pd.Series(dtype=str), "reason": pd.Series(dtype=str)})
+    df = pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
+    df = df.drop_duplicates("file", keep="last")
+    done = done_files(folder)
+    return df[~df["file"].isin(done)].reset_index(drop=True)
