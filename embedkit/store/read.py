@@ -36,32 +36,54 @@ def _vectors(arr, dtype: np.dtype) -> np.ndarray:
 def _gather_float32(chunks: list[tuple[object, np.dtype]], dest: np.ndarray, n_out: int) -> np.ndarray:
     """Cast stored chunks to one float32 [n_out, D] array, row i of the input going to row ``dest[i]``.
 
-    Rows with ``dest < 0`` are dropped. float16 is cast by torch (threaded, ~10x numpy's float16 → float32
-    cast) straight into the output, so the embeddings are copied once.
+    Rows with ``dest < 0`` are dropped. float16 is cast by torch where it is installed (threaded, ~10x
+    numpy's float16 → float32 cast) straight into the output, so the embeddings are copied once.
     """
-    import warnings
-
-    import torch
-
     vecs = [_vectors(arr, dtype) for arr, dtype in chunks]
     out = np.empty((n_out, vecs[0].shape[1] if vecs else 0), np.float32)
-    t_out = torch.from_numpy(out)
+    copy = _torch_copy(out)
     r = 0
     for v in vecs:
         d = dest[r : r + len(v)]
         r += len(v)
         if not len(v):
             continue
-        with warnings.catch_warnings():  # arrow buffers are read-only; torch only reads them here
-            warnings.simplefilter("ignore", UserWarning)
-            src = torch.from_numpy(v)
         lo = int(d[0])
         if lo >= 0 and d[-1] - lo == len(d) - 1 and (np.diff(d) == 1).all():
-            t_out[lo : lo + len(d)].copy_(src)  # a run of consecutive rows: one threaded cast-copy
+            copy(slice(lo, lo + len(d)), v)  # a run of consecutive rows: one cast-copy
         else:
-            keep = torch.from_numpy(d >= 0)
-            t_out.index_copy_(0, torch.from_numpy(d)[keep], src[keep].float())
+            keep = d >= 0
+            copy(d[keep], v[keep])
     return out
+
+
+def _torch_copy(out: np.ndarray):
+    """``copy(rows, src)``: ``out[rows] = src`` cast to float32, by torch when it is importable."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+
+    if torch is None:
+
+        def copy(rows, src: np.ndarray) -> None:
+            out[rows] = src
+
+        return copy
+    import warnings
+
+    t_out = torch.from_numpy(out)
+
+    def copy(rows, src: np.ndarray) -> None:
+        with warnings.catch_warnings():  # arrow buffers are read-only; torch only reads them here
+            warnings.simplefilter("ignore", UserWarning)
+            t_src = torch.from_numpy(src)
+        if isinstance(rows, slice):
+            t_out[rows].copy_(t_src)
+        else:
+            t_out.index_copy_(0, torch.from_numpy(rows), t_src.float())
+
+    return copy
 
 
 def read_embeddings(
