@@ -183,3 +183,16 @@ def test_zero_rows_round_trip(tmp_path):
     ShardWriter(tmp_path, PROV).write(keys_for([]), np.zeros((0, 6), np.float32))
     k, X = read_embeddings(tmp_path)
     assert len(k) == 0 and X.shape == (0, 6)
+
+
+def test_shards_with_vectors_of_another_length_are_refused(tmp_path):
+    import pyarrow.parquet as pq
+
+    w = ShardWriter(tmp_path, PROV)
+    w.write(keys_for([("a.ogg", 1)]), np.ones((1, 6), np.float32))
+    t = pq.read_table(shard_paths(tmp_path)[0])  # same provenance, but 4-number vectors
+    forged = ShardWriter(tmp_path / "x", PROV).write(keys_for([("b.ogg", 1)]), np.ones((1, 4), np.float32))
+    forged_table = pq.read_table(forged).replace_schema_metadata(t.schema.metadata)
+    pq.write_table(forged_table, tmp_path / "part-z.parquet")
+    with pytest.raises(StoreError, match="different lengths"):
+        read_embeddings(tmp_path)

@@ -25,6 +25,8 @@ def _vectors(arr, dtype: np.dtype) -> np.ndarray:
 
     if pa.types.is_fixed_size_binary(arr.type):
         width = arr.type.byte_width
+        if width % dtype.itemsize:
+            raise StoreError(f"embedding values of {width} bytes are not {dtype.name} vectors")
         d = width // dtype.itemsize
         v = np.frombuffer(arr.buffers()[1], dtype, count=len(arr) * d, offset=arr.offset * width)
         return v.reshape(-1, d)
@@ -40,7 +42,10 @@ def _gather_float32(chunks: list[tuple[object, np.dtype]], dest: np.ndarray, n_o
     numpy's float16 → float32 cast) straight into the output, so the embeddings are copied once.
     """
     vecs = [_vectors(arr, dtype) for arr, dtype in chunks]
-    out = np.empty((n_out, vecs[0].shape[1] if vecs else 0), np.float32)
+    widths = {v.shape[1] for v in vecs}
+    if len(widths) > 1:
+        raise StoreError(f"shards hold vectors of different lengths {sorted(widths)}; not one dataset")
+    out = np.empty((n_out, widths.pop() if widths else 0), np.float32)
     copy = _torch_copy(out)
     r = 0
     for v in vecs:
