@@ -58,11 +58,21 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name or rest, params
 
 
+def naive_model():
+    """The naive baseline: ``OneVsRestClassifier(LGBMClassifier())``, default parameters, 1 thread per class.
+
+    Fit it under ``joblib.parallel_backend("threading")``: classes then train in threads of this process
+    (LightGBM releases the GIL), so this process's CPU time is the baseline's whole CPU time.
+    """
+    from lightgbm import LGBMClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+
+    return OneVsRestClassifier(LGBMClassifier(verbose=-1, n_jobs=1), n_jobs=len(os.sched_getaffinity(0)))
+
+
 def naive_probs(Xtr, Ytr, Xte, cols, key: str, cache: bool = True) -> tuple[np.ndarray, float]:
     """Held-out probabilities [n_test, len(cols)] of the naive model and its fit CPU seconds (cached)."""
     import lightgbm
-    from lightgbm import LGBMClassifier
-    from sklearn.multiclass import OneVsRestClassifier
 
     path = CACHE / f"naive-{key}-lgb{lightgbm.__version__}.npz"
     if cache and path.is_file():
@@ -72,9 +82,7 @@ def naive_probs(Xtr, Ytr, Xte, cols, key: str, cache: bool = True) -> tuple[np.n
     print(f"naive baseline: fitting OvR(LGBMClassifier()) on {len(cols)} classes ...", flush=True)
     from joblib import parallel_backend
 
-    # one single-threaded booster per class, classes in threads (LightGBM releases the GIL): this process's
-    # CPU time is then the baseline's whole CPU time
-    model = OneVsRestClassifier(LGBMClassifier(verbose=-1, n_jobs=1), n_jobs=len(os.sched_getaffinity(0)))
+    model = naive_model()
     with parallel_backend("threading"):
         _, wall, cpu_s = timed(lambda: model.fit(Xtr, Ytr[:, cols]))
     P = model.predict_proba(Xte)
@@ -111,21 +119,14 @@ def oof(make, X, Y, groups, folds: int = 5) -> tuple[np.ndarray, float]:
 
 def main_real(args) -> None:
     from joblib import parallel_backend
-    from lightgbm import LGBMClassifier
-    from sklearn.multiclass import OneVsRestClassifier
 
     X, Y, groups = real_data(args.real, args.data)
     Y = (Y >= 0.5).astype(np.float32)
     scored = np.flatnonzero((Y.sum(0) > 0) & (Y.sum(0) < len(Y)))
     print(f"{len(X)} windows x {X.shape[1]} dims from {len(set(groups))} recordings, {len(scored)} classes; "
           f"5 folds grouped by recording", flush=True)
-    n_jobs = len(os.sched_getaffinity(0))
-
-    def naive():
-        return OneVsRestClassifier(LGBMClassifier(verbose=-1, n_jobs=1), n_jobs=n_jobs)
-
     with parallel_backend("threading"):
-        Pn, naive_cpu = oof(naive, X, Y, groups)
+        Pn, naive_cpu = oof(naive_model, X, Y, groups)
     auc_n = per_class_auc(Y[:, scored], Pn[:, scored])
     print(f"| head | seed | fit CPU s (5 folds) | CPU speed-up | macro AUC (OOF) | AUC diff vs naive |\n"
           f"|---|---|---|---|---|---|\n| naive OvR(LGBMClassifier()) | - | {naive_cpu:.0f} | 1.0x | "

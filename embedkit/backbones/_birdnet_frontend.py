@@ -56,7 +56,7 @@ class _Mel:
 
 
 class Frontend:
-    """BirdNET V2.4's front end in numpy/scipy: what the graph computes before :data:`SPEC_TENSOR`.
+    """BirdNET V2.4's front end in numpy/scipy: what the graph computes before ``_birdnet_graph.SPEC_TENSOR``.
 
     Per 3 s chunk: scale to [-1, 1] by its min and max, then for each of the two spectrograms frame it,
     apply the Hann window (float32), real FFT (float64, like TFLite's ``RFFT2D``), keep the real part (the

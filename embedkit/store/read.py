@@ -35,13 +35,13 @@ def _vectors(arr, dtype: np.dtype) -> np.ndarray:
     raise StoreError(f"unexpected embedding column type {arr.type}")
 
 
-def _gather_float32(chunks: list[tuple[object, np.dtype]], dest: np.ndarray, n_out: int) -> np.ndarray:
-    """Cast stored chunks to one float32 [n_out, D] array, row i of the input going to row ``dest[i]``.
+def _gather_float32(chunks: list, dtype: np.dtype, dest: np.ndarray, n_out: int) -> np.ndarray:
+    """Cast stored chunks (of ``dtype`` vectors) to one float32 [n_out, D] array, input row i → ``dest[i]``.
 
     Rows with ``dest < 0`` are dropped. float16 is cast by torch where it is installed (threaded, ~10x
     numpy's float16 → float32 cast) straight into the output, so the embeddings are copied once.
     """
-    vecs = [_vectors(arr, dtype) for arr, dtype in chunks]
+    vecs = [_vectors(arr, dtype) for arr in chunks]
     widths = {v.shape[1] for v in vecs}
     if len(widths) > 1:
         raise StoreError(f"shards hold vectors of different lengths {sorted(widths)}; not one dataset")
@@ -135,7 +135,7 @@ def read_embeddings(
     dtype = np.dtype(prov.get("dtype", "float32")).newbyteorder("<")
 
     def column(name: str) -> np.ndarray:
-        return _gather_float32([(c, dtype) for t in tables for c in t.column(name).chunks], dest, len(keys))
+        return _gather_float32([c for t in tables for c in t.column(name).chunks], dtype, dest, len(keys))
 
     X = column("emb")
     if logits:

@@ -171,10 +171,10 @@ class ShardWriter:
             "start_s": pa.array(keys["start_s"].to_numpy(np.float64)),
             "end_s": pa.array(keys["end_s"].to_numpy(np.float64)),
             "row_id": pa.array(keys["row_id"].astype(str), pa.string()),
-            "emb": _fixed_list(emb, self.dtype),
+            "emb": _fixed_binary(emb, self.dtype),
         }
         if logits is not None:
-            cols["logits"] = _fixed_list(logits, self.dtype)
+            cols["logits"] = _fixed_binary(logits, self.dtype)
         meta = {**self.provenance, "layout": LAYOUT, "embedkit_version": _version()}
         table = pa.table(cols).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
         return atomic_write_table(
@@ -204,7 +204,7 @@ class ShardWriter:
         return atomic_write_table(table, self._name("failures"))
 
 
-def _fixed_list(x: np.ndarray, dtype: np.dtype):
+def _fixed_binary(x: np.ndarray, dtype: np.dtype):
     """Float array [N, D] → fixed-size binary array: one little-endian vector of D numbers per row."""
     import pyarrow as pa
 
