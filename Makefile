@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check embedkit tests benchmarks extract.py fit.py infer.py
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 kaggle-kit: $(STAMP)

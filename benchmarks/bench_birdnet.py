@@ -85,7 +85,7 @@ def peer_versions(py: Path) -> str:
 def child_embedkit(args) -> None:
     from embedkit.backbones import get_backbone
     from embedkit.config import ExtractConfig
-    from embedkit.extract import run_extract
+    from embedkit.extract import backbone_kwargs, run_extract
 
     kw = dict(backbone="birdnet", files=args.files, out=args.out, progress=False, name="bench")
     if args.mode == "3s":
@@ -96,7 +96,7 @@ def child_embedkit(args) -> None:
         kw["threads"] = args.threads
     cfg = ExtractConfig(**kw)
     t = time.perf_counter()
-    bb = get_backbone("birdnet", **cfg.backbone_kwargs())
+    bb = get_backbone("birdnet", **backbone_kwargs(cfg))
     bb.embed(np.zeros((cfg.batch_size, bb.samples), np.float32))  # warm-up: XNNPACK set-up of every thread
     setup = time.perf_counter() - t
     t = time.perf_counter()

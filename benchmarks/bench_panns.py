@@ -50,12 +50,12 @@ def make_checkpoint(path: Path) -> None:
 def child_embedkit(args) -> None:
     from embedkit.backbones import get_backbone
     from embedkit.config import ExtractConfig
-    from embedkit.extract import run_extract
+    from embedkit.extract import backbone_kwargs, run_extract
 
     cfg = ExtractConfig(backbone="panns", weights=args.weights, files=args.files, out=args.out, name="bench",
                         progress=False, dtype="float32", bf16=args.mode == "bf16", device="cpu")
     t = time.perf_counter()
-    bb = get_backbone("panns", **cfg.backbone_kwargs())
+    bb = get_backbone("panns", **backbone_kwargs(cfg))
     bb.embed(np.zeros((4, 160_000), np.float32))
     setup = time.perf_counter() - t
     t = time.perf_counter()

@@ -8,14 +8,12 @@ from the dataclass defaults, then ``configs/<stage>.toml`` (or ``--config FILE``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import traceback
-import typing
 from collections.abc import Callable
-from typing import Any
 
 from embedkit import config as C
+from embedkit.flags import add_config_args, config_from_args
 
 #: subcommand → (config dataclass name in embedkit.config or None, "module:function", help, examples)
 COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
@@ -30,7 +28,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
     ),
     "fit": (
         "FitConfig",
-        "embedkit.fit:main",
+        "embedkit.train.run:main",
         "fit a head on stored embeddings with grouped cross-validation, then save it",
         [
             "python fit.py --head lgbm --backbone birdnet --data /kaggle/input/birdclef-2025",
@@ -39,7 +37,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
     ),
     "infer": (
         "InferConfig",
-        "embedkit.infer:main",
+        "embedkit.predict.infer:main",
         "embed test soundscapes, apply saved head(s), write submission.csv",
         [
             "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-lgbm",
@@ -48,7 +46,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
     ),
     "evaluate": (
         None,
-        "embedkit.evaluate:cmd_evaluate",
+        "embedkit.evaluate.run:cmd_evaluate",
         "score a fit config on real audio: grouped-CV windows + composed soundscapes, vs BirdNET zero-shot",
         [
             "python -m embedkit.evaluate --data ../shared/data/xc-pr-birds --embeddings embeddings --table",
@@ -57,13 +55,13 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
     ),
     "demo": (
         None,
-        "embedkit.demo:cmd_demo",
+        "embedkit.demo.run:cmd_demo",
         "make the synthetic demo dataset and run extract -> fit -> infer -> score on it",
         ["embedkit demo --out demo_run", "make demo"],
     ),
     "report": (
         None,
-        "embedkit.report:cmd_report",
+        "embedkit.report.page:cmd_report",
         "write an HTML page with figures: training data, CV scores per class and per model, a soundscape",
         [
             "embedkit report --models models --out report",
@@ -103,81 +101,6 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
 }
 
 
-def flag(name: str) -> str:
-    """Config field name → command-line flag (``max_windows`` → ``--max-windows``)."""
-    return "--" + name.replace("_", "-")
-
-
-def _base_type(tp: Any) -> tuple[Any, bool]:
-    """(inner type, is_list) of an annotation such as ``int | None`` or ``list[float]``."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) is list:
-        return (args[0] if args else str), True
-    if args and typing.get_origin(tp) is not list:
-        inner = args[0]
-        if typing.get_origin(inner) is list:
-            return typing.get_args(inner)[0], True
-        return inner, False
-    return tp, False
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` → (key, value); a value that is a Python literal (``0.5``, ``None``) is read as one."""
-    import ast
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
-def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add ``--config`` and one flag per field of dataclass ``cls`` (all defaulting to ``None``)."""
-    parser.add_argument(
-        "--config", metavar="TOML", help="config file (default: configs/<command>.toml if present)"
-    )
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        inner, is_list = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_ = f.metadata.get("help", "")
-        if "default" not in help_:
-            help_ += f" (default: {default})"
-        if inner is dict:
-            parser.add_argument(
-                flag(f.name), nargs="+", metavar="KEY=VALUE", type=_key_value, default=None, help=help_
-            )
-        elif inner is bool:
-            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
-        elif f.metadata.get("choices"):
-            parser.add_argument(flag(f.name), choices=f.metadata["choices"], default=None, help=help_)
-        else:
-            parser.add_argument(
-                flag(f.name),
-                type=inner,
-                nargs="+" if is_list else None,
-                default=None,
-                help=help_,
-                metavar=f.name.upper(),
-            )
-
-
-def config_from_args(cls: type, args: argparse.Namespace, command: str):
-    """Dataclass defaults < TOML file < given flags."""
-    path = args.config
-    if path is None:
-        shipped = C.CONFIG_DIR / f"{command}.toml"
-        path = shipped if shipped.is_file() else None
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
-    given = {
-        k: dict(v) if isinstance(v, list) and v and isinstance(v[0], tuple) else v for k, v in given.items()
-    }
-    return C.load(cls, path, **given)
-
-
 def _resolve(target: str) -> Callable:
     import importlib
 
@@ -214,7 +137,7 @@ def build_parser(prog: str = "embedkit") -> argparse.ArgumentParser:
 def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
     """Flags of the subcommands that have no config dataclass."""
     if name == "evaluate":
-        from embedkit.evaluate import add_args
+        from embedkit.evaluate.run import add_args
 
         add_args(p)
     elif name == "demo":

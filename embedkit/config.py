@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from embedkit.errors import EmbedkitError
+
 T = TypeVar("T")
 
 #: Folder of the shipped TOML configs (next to the package in a checkout).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(EmbedkitError, ValueError):
     """A config file or value is invalid; the message names the key."""
 
 
@@ -66,27 +68,6 @@ class ExtractConfig:
     shard_rows: int = opt(8192, "rows per shard (one row group each)")
     flush_s: float = opt(60.0, "write a shard at least this often (seconds), so a kill loses little")
     progress: bool = opt(True, "show a progress bar")
-
-    def backbone_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments for the chosen backbone (only those its class accepts)."""
-        from embedkit.backbones import backbone_class
-
-        cls = backbone_class(self.backbone)
-        import inspect
-
-        params = inspect.signature(cls.__init__).parameters
-        candidates = {
-            "weights": self.weights,
-            "layer": self.layer,
-            "device": self.device,
-            "bf16": self.bf16,
-            "threads": self.threads,
-            "batch_size": self.batch_size,
-            "chunk_offsets": tuple(self.chunk_offsets),
-            "pool": self.pool,
-            "window_s": self.window_s,
-        }
-        return {k: v for k, v in candidates.items() if k in params}
 
 
 @dataclass
@@ -151,6 +132,20 @@ class InferConfig:
     save_embeddings: str | None = opt(None, "also write the test embeddings as shards under this folder")
     budget_min: float | None = opt(None, "warn early when the projected run time exceeds this many minutes")
     progress: bool = opt(True, "show a progress bar")
+
+    def backbone_run(self, backbone: str) -> dict[str, Any]:
+        """How this run builds ``backbone`` (:func:`embedkit.backbones.build.build_backbone` arguments)."""
+        return {
+            "weights": self.backbone_weights.get(backbone),
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "device": self.device,
+        }
+
+
+def cache_dir() -> Path:
+    """Cache folder for derived files: ``$EMBEDKIT_CACHE`` or ``~/.cache/embedkit``."""
+    return Path(os.environ.get("EMBEDKIT_CACHE") or Path.home() / ".cache" / "embedkit")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

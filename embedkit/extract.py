@@ -17,15 +17,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from embedkit.audio import Windowing, list_audio, row_id
+from embedkit.audio.stream import embed_files
 from embedkit.config import ExtractConfig
 from embedkit.errors import UsageError
 from embedkit.store import ShardWriter, done_files
-from embedkit.stream import embed_files
 
 SPLITS = ("train_audio", "train_soundscapes", "test_soundscapes")
 
@@ -104,6 +105,26 @@ def in_part(rel: str, i: int, n: int) -> bool:
     return n == 1 or int.from_bytes(hashlib.sha1(rel.encode()).digest()[:8], "big") % n == i
 
 
+def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
+    """Constructor arguments of ``cfg.backbone`` from an extract config (those its class accepts)."""
+    from embedkit.backbones.build import accepted_kwargs
+
+    return accepted_kwargs(
+        cfg.backbone,
+        {
+            "weights": cfg.weights,
+            "layer": cfg.layer,
+            "device": cfg.device,
+            "bf16": cfg.bf16,
+            "threads": cfg.threads,
+            "batch_size": cfg.batch_size,
+            "chunk_offsets": tuple(cfg.chunk_offsets),
+            "pool": cfg.pool,
+            "window_s": cfg.window_s,
+        },
+    )
+
+
 def provenance(backbone, cfg: ExtractConfig, root: Path, name: str) -> dict:
     """Shard provenance: backbone identity + window/hop (compared) and run facts (informational)."""
     return {
@@ -156,7 +177,7 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         if cfg.dtype not in ("float16", "float32"):
             raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
         if backbone is None:
-            backbone = get_backbone(cfg.backbone, **cfg.backbone_kwargs())
+            backbone = get_backbone(cfg.backbone, **backbone_kwargs(cfg))
         if cfg.save_logits and not hasattr(backbone, "embed_with_logits"):
             raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
         out = Path(cfg.out) / backbone.name / name

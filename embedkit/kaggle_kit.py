@@ -193,25 +193,25 @@ def preflight(argv: list[str]) -> int:
     """
     import numpy as np
 
-    from embedkit.cli import build_parser, config_from_args
+    from embedkit.backbones.build import build_backbone
     from embedkit.config import InferConfig
-    from embedkit.infer import backbone_for
-    from embedkit.modelio import load_model
+    from embedkit.flags import config_from_args, parser_for
+    from embedkit.predict.model import load_model
 
     cut = argv.index("--") if "--" in argv else len(argv)
     models, extra = argv[:cut], argv[cut + 1 :]
-    cfg = config_from_args(InferConfig, build_parser().parse_args(["infer", *extra]), "infer")
+    cfg = config_from_args(InferConfig, parser_for(InferConfig).parse_args(extra), "infer")
     for folder in models:
         try:
             import soundfile  # noqa: F401 - decoding and resampling, used by every backbone
             import soxr  # noqa: F401
 
-            from embedkit.fusion import model_parts
+            from embedkit.predict.fusion import model_parts
 
             m = load_model(folder)
             embs, logits = [], None
             for j, prov in enumerate(model_parts(m)):  # one part, or each backbone of a fused model
-                bb = backbone_for(prov, cfg)
+                bb = build_backbone(prov, **cfg.backbone_run(prov["backbone"]))
                 x = np.zeros((1, round(float(prov.get("window_s", 5.0)) * bb.sample_rate)), np.float32)
                 if j == 0 and m.meta.get("needs_logits"):  # zero-shot models blend BirdNET's own logits
                     e, logits = bb.embed_with_logits(x)

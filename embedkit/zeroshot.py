@@ -32,20 +32,17 @@ PRIOR_GRID = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def backbone_labels(backbone: str) -> list[str]:
-    """The class labels of a backbone's own classifier (only ``birdnet`` has one), without loading it.
+    """The class labels of a backbone's own classifier (:meth:`Backbone.classifier_labels`), not loading it.
 
     Raises:
         DataError: the backbone has no classifier of its own.
     """
-    if backbone != "birdnet":
-        raise DataError(f"--zero-shot: backbone {backbone!r} has no classifier of its own; use birdnet")
-    from embedkit.backbones.birdnet import LABELS_FILE, N_CLASSES, bundled_model_dir
+    from embedkit.backbones import backbone_class
 
-    path = bundled_model_dir() / LABELS_FILE
-    labels = [s for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-    if len(labels) != N_CLASSES:
-        raise DataError(f"{path}: {len(labels)} labels, expected {N_CLASSES}")
-    return labels
+    labels = backbone_class(backbone).classifier_labels()
+    if not labels:
+        raise DataError(f"--zero-shot: backbone {backbone!r} has no classifier of its own; use birdnet")
+    return list(labels)
 
 
 def _norm(name: str) -> str:

@@ -278,7 +278,7 @@ def test_infer_with_a_backbone_returning_nan_gives_priors_and_a_valid_submission
     folder = tmp_path / "scapes"
     shutil.copytree(ds["scapes"], folder)
     write_wav(folder / "silent.flac", np.zeros(16000 * 60, np.float32), subtype="PCM_16", fmt="FLAC")
-    monkeypatch.setattr("embedkit.infer.backbone_for", lambda prov, cfg: NaNOnSilence())
+    monkeypatch.setattr("embedkit.backbones.build.build_backbone", lambda prov, **kw: NaNOnSilence())
     out = tmp_path / "submission.csv"
     capsys.readouterr()
     assert cli_main(infer_args(ds, out, scapes=folder)) == 0

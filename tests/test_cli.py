@@ -8,7 +8,8 @@ import pytest
 
 from embedkit import config as C
 from embedkit.backbones import available, backbone_class
-from embedkit.cli import COMMANDS, build_parser, flag, main
+from embedkit.cli import COMMANDS, build_parser, main
+from embedkit.flags import flag
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = {name: getattr(C, spec[0]) for name, spec in COMMANDS.items() if spec[0]}
@@ -40,7 +41,7 @@ def test_save_load_round_trip_and_flags_override(stage, tmp_path):
     assert C.load(cls, tmp_path / "c.toml") == cfg
     f = next(f for f in dataclasses.fields(cls) if f.type in ("str", str))
     args = build_parser().parse_args([stage, "--config", str(tmp_path / "c.toml"), flag(f.name), "zzz"])
-    from embedkit.cli import config_from_args
+    from embedkit.flags import config_from_args
 
     assert getattr(config_from_args(cls, args, stage), f.name) == "zzz"
 
@@ -59,13 +60,15 @@ def test_params_key_values_merge_over_file(tmp_path):
     args = build_parser().parse_args(
         ["fit", "--config", str(tmp_path / "f.toml"), "--params", "C=0.5", "tag=x"]
     )
-    from embedkit.cli import config_from_args
+    from embedkit.flags import config_from_args
 
     cfg = config_from_args(C.FitConfig, args, "fit")
     assert cfg.params == {"C": 0.5, "max_iter": 50, "tag": "x"} and cfg.head == "logreg"
 
 
 def test_extract_options_reach_every_backbone_that_accepts_them():
+    from embedkit.extract import backbone_kwargs
+
     """Signature sync: every backbone option of ExtractConfig is a constructor argument of some backbone,
     and each backbone accepts the keyword arguments that backbone_kwargs hands it."""
     offered = {
@@ -83,7 +86,7 @@ def test_extract_options_reach_every_backbone_that_accepts_them():
     for name in available():
         params = set(inspect.signature(backbone_class(name).__init__).parameters) - {"self"}
         accepted |= params
-        kw = C.ExtractConfig(backbone=name).backbone_kwargs()
+        kw = backbone_kwargs(C.ExtractConfig(backbone=name))
         assert set(kw) <= params
     assert offered <= accepted
     assert offered <= {f.name for f in dataclasses.fields(C.ExtractConfig)}
@@ -91,8 +94,8 @@ def test_extract_options_reach_every_backbone_that_accepts_them():
 
 def test_run_functions_take_their_config():
     from embedkit.extract import run_extract
-    from embedkit.fit import run_fit
-    from embedkit.infer import run_infer
+    from embedkit.predict.infer import run_infer
+    from embedkit.train.run import run_fit
 
     for fn, cls in [(run_extract, C.ExtractConfig), (run_fit, C.FitConfig), (run_infer, C.InferConfig)]:
         first = next(iter(inspect.signature(fn).parameters.values()))

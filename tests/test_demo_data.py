@@ -7,14 +7,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from embedkit.demo_data import (
-    LICENSE,
-    TAXONOMY_COLUMNS,
-    TRAIN_COLUMNS,
-    main,
-    make_demo_dataset,
-    window_truth,
-)
+from embedkit.demo.data import LICENSE, TAXONOMY_COLUMNS, TRAIN_COLUMNS, main, make_demo_dataset, window_truth
 
 SMALL = dict(n_species=8, clips_per_species=4, n_train_soundscapes=1, n_test_soundscapes=4, seed=0)
 TINY = ["--species", "2", "--clips", "2", "--train-soundscapes", "0", "--test-soundscapes", "1"]

@@ -141,13 +141,13 @@ def test_birdnet_on_real_clips(shared_data, tmp_path):
 
 
 def test_missing_package_stops_the_run_instead_of_failing_every_file(toy_split, tmp_path, monkeypatch):
-    import embedkit.stream
+    import embedkit.audio.stream
 
     def no_soxr(*a, **k):
         raise ImportError("No module named 'soxr'")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(embedkit.stream, "iter_windows", no_soxr)
+    monkeypatch.setattr(embedkit.audio.stream, "iter_windows", no_soxr)
     with pytest.raises(ImportError, match="soxr"):
         run_extract(cfg_for(toy_split, tmp_path / "emb"))
     assert not shard_paths(tmp_path / "emb" / "toy" / "train_audio")

@@ -16,11 +16,11 @@ from embedkit.cli import main as cli_main
 from embedkit.config import ExtractConfig, FitConfig
 from embedkit.errors import UsageError
 from embedkit.extract import run_extract
-from embedkit.fit import make_folds, read_oof, run_fit
 from embedkit.heads import get_head
 from embedkit.heads.logreg import LogRegHead
-from embedkit.modelio import ModelError, load_model, save_model
+from embedkit.predict.model import ModelError, load_model, save_model
 from embedkit.store import StoreError, read_embeddings
+from embedkit.train.run import make_folds, read_oof, run_fit
 
 LABELS = ["bbb", "aaa", "ddd", "ccc"]  # sample_submission order (not sorted)
 FREQ = {"aaa": 500.0, "bbb": 1500.0, "ccc": 2500.0, "ddd": 3500.0}  # one toy band (1 kHz wide) each

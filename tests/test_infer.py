@@ -17,10 +17,11 @@ from embedkit.cli import main as cli_main
 from embedkit.config import ExtractConfig, FitConfig, InferConfig
 from embedkit.errors import UsageError
 from embedkit.extract import run_extract
-from embedkit.fit import run_fit
-from embedkit.infer import blend, blend_weights, column_map, remap, run_infer, smooth_windows
-from embedkit.modelio import load_model
+from embedkit.predict.infer import run_infer
+from embedkit.predict.model import load_model
+from embedkit.predict.post import blend, blend_weights, column_map, remap, smooth_windows
 from embedkit.store import StoreError, read_embeddings
+from embedkit.train.run import run_fit
 
 LABELS = ["ccc", "aaa", "ddd", "bbb"]  # sample_submission order (not sorted)
 FREQ = {"aaa": 500.0, "bbb": 1500.0, "ccc": 2500.0, "ddd": 3500.0}

@@ -175,10 +175,10 @@ def test_kit_installs_offline_into_a_fresh_venv_and_infers(tmp_path):
     submission must equal one made in this process.
     """
     from embedkit.config import ExtractConfig, FitConfig, InferConfig
-    from embedkit.demo_data import make_demo_dataset
+    from embedkit.demo.data import make_demo_dataset
     from embedkit.extract import run_extract
-    from embedkit.fit import run_fit
-    from embedkit.infer import run_infer
+    from embedkit.predict.infer import run_infer
+    from embedkit.train.run import run_fit
 
     data = make_demo_dataset(
         tmp_path / "data",

@@ -15,14 +15,15 @@ from conftest import ToyBackbone, write_audio
 from embedkit.backbones import register
 from embedkit.config import ExtractConfig, FitConfig, InferConfig
 from embedkit.errors import UsageError
+from embedkit.evaluate.compose import compose
 from embedkit.extract import run_extract
-from embedkit.fit import run_fit
 from embedkit.heads import get_head
-from embedkit.infer import file_max_blend, run_infer
-from embedkit.modelio import ModelError, load_model
-from embedkit.pipeline import Windows, class_weights, confidence_weights, fit_pipeline, predict_pipeline
-from embedkit.pseudo import pseudo_labels
-from embedkit.soundscapes import compose
+from embedkit.predict.apply import Windows, predict_pipeline
+from embedkit.predict.infer import run_infer
+from embedkit.predict.model import ModelError, load_model
+from embedkit.predict.post import file_max_blend
+from embedkit.train.recipe import class_weights, confidence_weights, fit_pipeline, pseudo_labels
+from embedkit.train.run import run_fit
 from embedkit.zeroshot import apply_prior, class_logits, fit_prior_weights, map_species
 
 SCI = {"aaa": "Coereba flaveola", "bbb": "Todus mexicanus", "ccc": "Nosuchus birdus"}  # ccc: unmapped
@@ -240,7 +241,7 @@ def test_compose_is_seeded_and_labels_call_windows():
 
 
 def test_evaluate_on_toy_data(toy_ds, tmp_path):
-    from embedkit.evaluate import VARIANTS, run_evaluate
+    from embedkit.evaluate.run import VARIANTS, run_evaluate
 
     root, emb = toy_ds
     fit = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), folds=3)

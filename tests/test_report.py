@@ -12,12 +12,12 @@ import pytest
 
 from embedkit.cli import main as cli_main
 from embedkit.config import ExtractConfig, FitConfig, InferConfig
-from embedkit.demo_data import make_demo_dataset
+from embedkit.demo.data import make_demo_dataset
 from embedkit.extract import run_extract
-from embedkit.fit import run_fit
-from embedkit.infer import run_infer
-from embedkit.plots import log_mel, mel_filterbank
-from embedkit.report import _window_probs, build_report, find_models, pick_soundscape
+from embedkit.predict.infer import run_infer
+from embedkit.report.page import _window_probs, build_report, find_models, pick_soundscape
+from embedkit.report.spectrogram import log_mel, mel_filterbank
+from embedkit.train.run import run_fit
 
 PNGS = ("training_data.png", "cv_models.png", "soundscape.png")
 

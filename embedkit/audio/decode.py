@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from embedkit.errors import EmbedkitError
+
 AUDIO_SUFFIXES = (".ogg", ".oga", ".flac", ".wav", ".mp3", ".opus", ".aif", ".aiff")
 
 
-class AudioError(Exception):
+class AudioError(EmbedkitError):
     """A file cannot be used; ``str(err)`` is the one-line reason recorded in the failures table."""
 
 

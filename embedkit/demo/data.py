@@ -5,7 +5,7 @@ Written under ``root``::
     train_audio/<label>/<id>.ogg  train.csv  taxonomy.csv  sample_submission.csv  README.txt
     train_soundscapes/<site>_<date>_<time>.ogg  test_soundscapes/*.ogg  test_truth.csv
 
-Audio is 32 kHz mono OGG Vorbis. Species are made up; their calls come from :mod:`embedkit.demo_calls`.
+Audio is 32 kHz mono OGG Vorbis. Species are made up; their calls come from :mod:`embedkit.demo.calls`.
 ``test_truth.csv`` is computed from where calls were placed: a window is positive for a species when one of
 its calls overlaps the window by at least 0.5 s (or, for a call shorter than that, lies inside it).
 The same seed gives byte-identical CSVs and identical decoded audio (the OGG bytes differ: libsndfile
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from embedkit.demo_calls import CLASS_OF, FAMILIES, SR, species_params, synth_call
+from embedkit.demo.calls import CLASS_OF, FAMILIES, SR, species_params, synth_call
 
 WINDOW_S = 5
 SOUNDSCAPE_S = 60
@@ -288,7 +288,7 @@ def make_demo_dataset(root: str | os.PathLike, n_species: int = 24, clips_per_sp
     sub.insert(0, "row_id", [f"{s}_{e}" for s in test_stems[:3] for e in ends])
     sub.to_csv(root / "sample_submission.csv", index=False)
     (root / "README.txt").write_text(
-        f"Synthetic demo data made by embedkit (embedkit.demo_data.make_demo_dataset), seed={seed}.\n"
+        f"Synthetic demo data made by embedkit (embedkit.demo.data.make_demo_dataset), seed={seed}.\n"
         f"Not real recordings: procedural calls of {n_species} made-up species over synthetic noise, in the\n"
         "BirdCLEF 2025 layout (train_audio/, train.csv, taxonomy.csv, sample_submission.csv,\n"
         "train_soundscapes/, test_soundscapes/). test_truth.csv holds the 5 s window labels of\n"

@@ -38,11 +38,11 @@ def score_submission(submission: str | Path, truth: str | Path) -> tuple[float, 
 def run_demo(out: str | Path = "demo_run", seed: int = 0, head: str = "lgbm", progress: bool = True) -> float:
     """Run the whole pipeline on the demo dataset under ``out``; returns the demo score."""
     from embedkit.config import ExtractConfig, FitConfig, InferConfig
-    from embedkit.demo_data import make_demo_dataset
+    from embedkit.demo.data import make_demo_dataset
     from embedkit.extract import run_extract
-    from embedkit.fit import run_fit
-    from embedkit.infer import run_infer
-    from embedkit.report import build_report
+    from embedkit.predict.infer import run_infer
+    from embedkit.report.page import build_report
+    from embedkit.train.run import run_fit
 
     t0 = time.monotonic()
     out = Path(out)

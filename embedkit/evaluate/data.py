@@ -3,10 +3,11 @@
 Clip windows come from stored shards (with logits when the backbone has a classifier); targets follow the
 fit config (secondary labels at ``secondary_weight``), while the *truth* they are scored against is the
 recording's primary label on every window (the setting of the published numbers). Folds are
-:func:`embedkit.fit.make_folds` of the recordings, as in ``fit.py``.
+:func:`embedkit.train.run.make_folds` of the recordings, as in ``fit.py``.
 
 The soundscape test set holds, for every fold, ``n`` one-minute soundscapes composed
-(:func:`embedkit.soundscapes.compose`) from that fold's recordings only, decoded from ``DATA/train_audio``
+(:func:`embedkit.evaluate.compose.compose`) from that fold's recordings only, decoded from
+``DATA/train_audio``
 and embedded with the backbone the shards were made with (rebuilt from their provenance). It is cached as
 one ``.npz`` per setting under ``cache`` (default ``~/.cache/embedkit/evaluate``): composing and embedding
 takes about a minute and a half for 5 folds x 12 soundscapes with BirdNET on 2 cores.
@@ -71,8 +72,8 @@ class SoundscapeSet:
 def load_clips(cfg) -> ClipSet:
     """Clip windows, labels and folds for a :class:`~embedkit.config.FitConfig` (its data, shards, folds)."""
     from embedkit.birdclef import build_targets, load_labels, load_train
-    from embedkit.fit import make_folds
-    from embedkit.inputs import has_logits, read_windows
+    from embedkit.train.data import has_logits, read_windows
+    from embedkit.train.run import make_folds
     from embedkit.zeroshot import species_map
 
     labels = load_labels(cfg.data)
@@ -118,7 +119,7 @@ def soundscape_set(
         cache: cache folder (default ``~/.cache/embedkit/evaluate``; ``$EMBEDKIT_CACHE`` moves it).
         threads: backbone threads.
     """
-    from embedkit.backbones.birdnet import cache_dir
+    from embedkit.config import cache_dir
 
     folder = Path(cache) if cache else cache_dir() / "evaluate"
     path = folder / f"soundscapes-{_cache_key(clips, n, seed)}.npz"
@@ -147,11 +148,10 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None) -> Soundscape
     import time
 
     from embedkit.audio import load_mono
-    from embedkit.config import InferConfig
-    from embedkit.infer import backbone_for
-    from embedkit.soundscapes import compose
+    from embedkit.backbones.build import build_backbone
+    from embedkit.evaluate.compose import compose
 
-    bb = backbone_for(clips.provenance, InferConfig(threads=threads))
+    bb = build_backbone(clips.provenance, threads=threads)
     with_logits = hasattr(bb, "embed_with_logits") and clips.L is not None
     win = int(round(clips.provenance.get("window_s", 5.0) * bb.sample_rate))
     prim = clips.truth.argmax(1)

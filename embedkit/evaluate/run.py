@@ -6,8 +6,9 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
   window probabilities against the recording's primary label on every window, over all labels and over the
   labels the backbone's own classifier knows (mapped by scientific name);
 * **soundscape test**: one-minute soundscapes composed (seeded) from fold k's recordings only
-  (:mod:`embedkit.evaldata`, :mod:`embedkit.soundscapes`), predicted by fold k's head, post-processed like
-  ``infer.py`` (``--smooth``, ``--file-max``) and scored with the competition metric over all folds' windows.
+  (:mod:`embedkit.evaluate.data`, :mod:`embedkit.evaluate.compose`), predicted by fold k's head,
+  post-processed like ``infer.py`` (``--smooth``, ``--file-max``) and scored with the competition metric
+  over all folds' windows.
 
 BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
 :data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
@@ -62,7 +63,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
 
 def postprocess(P: np.ndarray, files: np.ndarray, window: np.ndarray, smooth: float, file_max: float):
     """``infer.py``'s post-processing per file: smoothing over neighbouring windows, then file-max blend."""
-    from embedkit.infer import file_max_blend, smooth_windows
+    from embedkit.predict.post import file_max_blend, smooth_windows
 
     if smooth <= 0 and file_max <= 0:
         return P
@@ -85,8 +86,8 @@ def _scores(truth, P, mapped) -> tuple[float, float]:
 
 def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
     """Fit ``cfg`` per fold; score CV windows and soundscapes. Returns scores and the probabilities."""
-    from embedkit.fitcv import cross_validate
-    from embedkit.pipeline import Windows
+    from embedkit.predict.apply import Windows
+    from embedkit.train.cv import cross_validate
     from embedkit.zeroshot import class_logits
 
     t0 = time.monotonic()
@@ -172,7 +173,7 @@ def run_evaluate(
     fit: FitConfig, infer: InferConfig, table: bool, n: int, seed: int, cache=None, threads=None
 ):
     """Run the evaluation; returns (markdown lines, {row name: result}, clips, scapes)."""
-    from embedkit.evaldata import load_clips, soundscape_set
+    from embedkit.evaluate.data import load_clips, soundscape_set
 
     clips = load_clips(fit)
     scapes = soundscape_set(clips, n, seed, cache, threads)
@@ -234,10 +235,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """CLI body of ``embedkit evaluate``: print the markdown table (and the per-class table)."""
     from embedkit import config as C
-    from embedkit.cli import _key_value
+    from embedkit.flags import parse_key_value
 
     fit_path = args.config or (C.CONFIG_DIR / "fit.toml" if (C.CONFIG_DIR / "fit.toml").is_file() else None)
-    sets = dict(_key_value(kv) for kv in args.set)
+    sets = dict(parse_key_value(kv) for kv in args.set)
     fit = C.load(FitConfig, fit_path, data=args.data, embeddings=args.embeddings, **sets)
     inf_path = C.CONFIG_DIR / "infer.toml"
     infer = C.load(
@@ -256,8 +257,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
     return 0
 
-
-if __name__ == "__main__":
-    from embedkit.cli import main
-
-    sys.exit(main(["evaluate", *sys.argv[1:]]))

@@ -3,7 +3,7 @@
 ``infer.py`` runs each distinct backbone once over all files. A fused model takes part in the run of every
 backbone it was fit on; :class:`FusedParts` keeps each file's part embeddings until all parts of that file
 are in, then predicts on ``[part 0 | part 1 | ...]`` (the order of ``model.json`` ``fusion``), with the
-first part's logits when the model needs them. Fitting side: :func:`embedkit.inputs.read_windows`.
+first part's logits when the model needs them. Fitting side: :func:`embedkit.train.data.read_windows`.
 """
 
 from __future__ import annotations

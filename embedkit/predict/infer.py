@@ -15,7 +15,6 @@ submission that fails is written as ``submission.invalid.csv`` instead (see :fun
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ from embedkit.birdclef import (
 )
 from embedkit.config import InferConfig
 from embedkit.errors import UsageError
+from embedkit.predict.post import blend_weights, column_map, file_max_blend, remap, smooth_windows
 from embedkit.store import INFO_FIELDS
 
 
@@ -51,124 +51,43 @@ class InferResult:
     elapsed_s: float = 0.0
 
 
-def smooth_windows(p: np.ndarray, weight: float) -> np.ndarray:
-    """Temporal smoothing of one file's window probabilities.
-
-    Each window becomes ``(1 - weight) * p[t] + weight/2 * (p[t-1] + p[t+1])``; at the file's ends the
-    missing neighbour's share stays with the window itself.
-
-    Args:
-        p: [W, C] probabilities of consecutive windows.
-        weight: share given to the neighbours, in [0, 1).
-
-    Returns:
-        [W, C] smoothed probabilities (float32).
-    """
-    if weight <= 0 or len(p) < 2:
-        return p.astype(np.float32, copy=True)
-    prev = np.vstack([p[:1], p[:-1]])
-    nxt = np.vstack([p[1:], p[-1:]])
-    return ((1 - weight) * p + weight / 2 * (prev + nxt)).astype(np.float32)
-
-
-def file_max_blend(p: np.ndarray, weight: float) -> np.ndarray:
-    """Blend one file's window probabilities with the file's maximum per class.
-
-    Each window becomes ``(1 - weight) * p[t] + weight * max_t p[t]``: a species heard clearly somewhere in
-    the file lifts its faint windows (BirdCLEF truth marks a species over a whole call sequence).
-
-    Args:
-        p: [W, C] probabilities of one file's windows.
-        weight: weight of the file maximum, in [0, 1].
-
-    Returns:
-        [W, C] float32.
-    """
-    if weight <= 0 or len(p) == 0:
-        return p.astype(np.float32, copy=True)
-    return ((1 - weight) * p + weight * p.max(axis=0, keepdims=True)).astype(np.float32)
-
-
-def blend_weights(weights: list[float] | None, n: int) -> np.ndarray:
-    """Blend weights for ``n`` models, normalised to sum 1 (``None``: equal weights)."""
-    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
-    if len(w) != n or (w < 0).any() or w.sum() <= 0:
-        raise UsageError(
-            f"need {n} non-negative blend weights (one per model) with a positive sum, got {list(w)}"
-        )
-    return w / w.sum()
-
-
-def blend(probs: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
-    """Weighted mean of several models' probabilities [N, C] (weights normalised to sum 1)."""
-    w = blend_weights(weights, len(probs))
-    return sum(wi * p for wi, p in zip(w, probs, strict=True)).astype(np.float32)
-
-
-def column_map(model_labels: list[str], labels: list[str]) -> np.ndarray:
-    """Index of each submission label in a model's outputs (-1 where the model lacks it) [C]."""
-    pos = {c: i for i, c in enumerate(model_labels)}
-    return np.array([pos.get(c, -1) for c in labels], dtype=np.int64)
-
-
-def remap(p: np.ndarray, cmap: np.ndarray) -> np.ndarray:
-    """Model outputs [N, K] → submission columns [N, C]; columns the model lacks are 0."""
-    out = np.zeros((len(p), len(cmap)), np.float32)
-    ok = cmap >= 0
-    out[:, ok] = p[:, cmap[ok]]
-    return out
-
-
-def backbone_for(prov: dict, cfg: InferConfig):
-    """Build the backbone described by a model's provenance, with this run's weights paths and threads."""
-    from embedkit.backbones import backbone_class
-
-    cls = backbone_class(prov["backbone"])
-    params = inspect.signature(cls.__init__).parameters
-    kw = {k: prov[k] for k in ("chunk_offsets", "pool", "layer", "window_s") if k in params and k in prov}
-    if "chunk_offsets" in kw:
-        kw["chunk_offsets"] = tuple(kw["chunk_offsets"])
-    run = {
-        "weights": cfg.backbone_weights.get(prov["backbone"]),
-        "threads": cfg.threads,
-        "batch_size": cfg.batch_size,
-        "device": cfg.device,
-    }
-    kw.update({k: v for k, v in run.items() if k in params and v is not None})
-    return cls(**kw)
-
-
 def _identity_key(prov: dict) -> str:
     return json.dumps(
         {k: v for k, v in prov.items() if k not in INFO_FIELDS and k != "dtype"}, sort_keys=True
     )
 
 
-def run_infer(cfg: InferConfig) -> InferResult:
-    """Write a submission for every soundscape in the folder (see the module docstring).
+@dataclass
+class _Run:
+    """State of one inference run shared by its steps."""
 
-    Returns:
-        The written path, row ids, probabilities [N, C], failures and validation problems (empty = valid).
-    """
-    from embedkit.fusion import FusedParts, model_parts
-    from embedkit.modelio import load_model
-    from embedkit.store import check_provenance
-    from embedkit.stream import embed_files
+    models: list
+    wts: np.ndarray
+    labels: list[str]
+    cmaps: list[np.ndarray]
+    w: Windowing
+    folder: Path
+    files: list[Path]
+    total_audio: float
+    acc: dict[int, np.ndarray] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
 
-    t0 = time.monotonic()
+
+def _prepare(cfg: InferConfig) -> _Run:
+    """Load the models, the submission columns, the common windowing and the soundscape list."""
+    from embedkit.predict.model import load_model
+
     if not cfg.models:
         raise UsageError("no --models given")
     models = [load_model(m) for m in cfg.models]
     wts = blend_weights(cfg.weights, len(models))
     sample = Path(cfg.sample) if cfg.sample else Path(cfg.data) / "sample_submission.csv"
     labels = submission_labels(sample, models[0].labels)
-    cmaps = [column_map(m.labels, labels) for m in models]
     wins = {(m.provenance.get("window_s", 5.0), m.provenance.get("hop_s", 5.0)) for m in models}
     if len(wins) > 1:
         raise UsageError(
             f"models use different windows (window_s, hop_s): {sorted(wins)}; blend like with like"
         )
-    w = Windowing(*wins.pop())
     folder = Path(cfg.soundscapes) if cfg.soundscapes else Path(cfg.data) / "test_soundscapes"
     files = list_audio(folder) if folder.is_dir() else []
     if not folder.is_dir():
@@ -179,56 +98,76 @@ def run_infer(cfg: InferConfig) -> InferResult:
             durations.append(duration_s(p))
         except AudioError:
             durations.append(60.0)
-    total_audio = float(sum(durations))
-    acc: dict[int, np.ndarray] = {}
-    failed: dict[int, str] = {}
-    groups: dict[str, list[tuple[int, int]]] = {}  # backbone identity → (model, part) pairs
+    cmaps = [column_map(m.labels, labels) for m in models]
+    return _Run(models, wts, labels, cmaps, Windowing(*wins.pop()), folder, files, float(sum(durations)))
+
+
+def _backbone_groups(models) -> list[list[tuple[int, int]]]:
+    """(model, part) pairs grouped by backbone identity: each distinct backbone runs once over the files."""
+    from embedkit.predict.fusion import model_parts
+
+    groups: dict[str, list[tuple[int, int]]] = {}
     for i, m in enumerate(models):
         for j, part in enumerate(model_parts(m)):
             groups.setdefault(_identity_key(part), []).append((i, j))
-    fused = FusedParts(models)
-    audio_done, warned = 0.0, False
-    for gi, idxs in enumerate(groups.values()):
-        prov = model_parts(models[idxs[0][0]])[idxs[0][1]]
-        bb = backbone_for(prov, cfg)
-        live = {**prov, **bb.identity(), "window_s": w.window_s, "hop_s": w.hop_s}
-        for i, j in idxs:
-            where = f"backbone {bb.name} built for inference"
-            if j == 0:
-                models[i].check(live, where=where)
-            else:  # a fused part: its own provenance
-                part = model_parts(models[i])[j]
-                check_provenance(part, live, what=f"part {j} of {models[i].folder}", where=where)
-        saver = _saver(cfg, bb, live, folder)
+    return list(groups.values())
+
+
+def _build_checked(cfg: InferConfig, run: _Run, idxs: list[tuple[int, int]]):
+    """The group's backbone, built from the first model's provenance and checked against every member."""
+    from embedkit.backbones.build import build_backbone
+    from embedkit.predict.fusion import model_parts
+    from embedkit.store import check_provenance
+
+    prov = model_parts(run.models[idxs[0][0]])[idxs[0][1]]
+    bb = build_backbone(prov, **cfg.backbone_run(prov["backbone"]))
+    live = {**prov, **bb.identity(), "window_s": run.w.window_s, "hop_s": run.w.hop_s}
+    for i, j in idxs:
+        where = f"backbone {bb.name} built for inference"
+        if j == 0:
+            run.models[i].check(live, where=where)
+        else:  # a fused part: its own provenance
+            part = model_parts(run.models[i])[j]
+            check_provenance(part, live, what=f"part {j} of {run.models[i].folder}", where=where)
+    return bb, live
+
+
+def _embed_all(cfg: InferConfig, run: _Run, t0: float) -> None:
+    """Run every backbone group over the files, accumulating blended probabilities per file in ``run.acc``."""
+    from embedkit.audio.stream import embed_files
+    from embedkit.predict.fusion import FusedParts
+
+    groups = _backbone_groups(run.models)
+    fused = FusedParts(run.models)
+    warned = False
+    for gi, idxs in enumerate(groups):
+        bb, live = _build_checked(cfg, run, idxs)
+        saver = _saver(cfg, bb, live, run.folder)
         t_group, audio_group = time.monotonic(), 0.0
         for fe in embed_files(
             bb,
-            files,
-            w,
+            run.files,
+            run.w,
             batch_size=cfg.batch_size,
             decode_workers=cfg.decode_workers,
-            logits=any(models[i].meta.get("needs_logits") and j == 0 for i, j in idxs),
+            logits=any(run.models[i].meta.get("needs_logits") and j == 0 for i, j in idxs),
             progress=cfg.progress,
             desc=f"infer {bb.name}",
         ):
             if fe.error is not None:
-                failed.setdefault(fe.index, fe.error)
+                run.failed.setdefault(fe.index, fe.error)
                 continue
             for i, j in idxs:
                 q = fused.add(i, j, fe.index, fe.emb, fe.logits)
                 if q is not None:
-                    acc[fe.index] = acc.get(fe.index, 0) + wts[i] * remap(q, cmaps[i])
+                    run.acc[fe.index] = run.acc.get(fe.index, 0) + run.wts[i] * remap(q, run.cmaps[i])
             audio_group += fe.audio_s
             if saver is not None:
-                saver(files[fe.index], fe.emb)
-            if cfg.budget_min and not warned and audio_group > 0.05 * total_audio:
+                saver(run.files[fe.index], fe.emb)
+            if cfg.budget_min and not warned and audio_group > 0.05 * run.total_audio:
                 rate = audio_group / (time.monotonic() - t_group)
-                proj = (
-                    time.monotonic()
-                    - t0
-                    + (total_audio - audio_group) / rate
-                    + (len(groups) - gi - 1) * total_audio / rate
-                ) / 60
+                left = (run.total_audio - audio_group + (len(groups) - gi - 1) * run.total_audio) / rate
+                proj = (time.monotonic() - t0 + left) / 60
                 if proj > cfg.budget_min:
                     warned = True
                     print(
@@ -236,39 +175,54 @@ def run_infer(cfg: InferConfig) -> InferResult:
                         f"consider dropping a model",
                         file=sys.stderr,
                     )
-        audio_done += audio_group
         bb.close()
-    priors = sum(wts[i] * remap(m.priors[None, :], cmaps[i])[0] for i, m in enumerate(models))
+
+
+def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:
+    """Row ids and probabilities [N, C] of every soundscape; class priors where a file gave nothing."""
+    priors = sum(run.wts[i] * remap(m.priors[None, :], run.cmaps[i])[0] for i, m in enumerate(run.models))
     row_ids, blocks = [], []
-    for k, p in enumerate(files):
-        ids = soundscape_row_ids(p, w.window_s, w.hop_s)  # the rows `validate --soundscapes` expects
+    for k, p in enumerate(run.files):
+        ids = soundscape_row_ids(p, run.w.window_s, run.w.hop_s)  # the rows `validate --soundscapes` expects
         probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
-        if k in acc and k not in failed:
-            got = file_max_blend(smooth_windows(acc[k], cfg.smooth), cfg.file_max)[: len(ids)]
+        if k in run.acc and k not in run.failed:
+            got = file_max_blend(smooth_windows(run.acc[k], cfg.smooth), cfg.file_max)[: len(ids)]
             probs[: len(got)] = got
-            if len(acc[k]) != len(ids):
+            if len(run.acc[k]) != len(ids):
                 print(
-                    f"[infer] {p}: {len(acc[k])} windows decoded but its header gives {len(ids)} rows; "
+                    f"[infer] {p}: {len(run.acc[k])} windows decoded but its header gives {len(ids)} rows; "
                     f"rows without audio get the class priors",
                     file=sys.stderr,
                 )
         row_ids += ids
         blocks.append(probs)
-    P = np.concatenate(blocks) if blocks else np.zeros((0, len(labels)), np.float32)
-    failures = [(str(files[k]), r) for k, r in sorted(failed.items())]
+    P = np.concatenate(blocks) if blocks else np.zeros((0, len(run.labels)), np.float32)
+    return row_ids, P
+
+
+def run_infer(cfg: InferConfig) -> InferResult:
+    """Write a submission for every soundscape in the folder (see the module docstring).
+
+    Returns:
+        The written path, row ids, probabilities [N, C], failures and validation problems (empty = valid).
+    """
+    t0 = time.monotonic()
+    run = _prepare(cfg)
+    _embed_all(cfg, run, t0)
+    row_ids, P = _rows(cfg, run)
+    failures = [(str(run.files[k]), r) for k, r in sorted(run.failed.items())]
     for f, r in failures:
         print(f"[infer] could not use {f}: {r} (rows filled with class priors)", file=sys.stderr)
-    out, problems = _write_checked(
-        Path(cfg.out), row_ids, P, labels, expected_row_ids(folder, w.window_s, w.hop_s)
-    )
+    expected = expected_row_ids(run.folder, run.w.window_s, run.w.hop_s)
+    out, problems = _write_checked(Path(cfg.out), row_ids, P, run.labels, expected)
     el = time.monotonic() - t0
-    rt = total_audio / el if el > 0 else 0.0
+    rt = run.total_audio / el if el > 0 else 0.0
     print(
-        f"[infer] {len(files)} files, {len(row_ids)} rows, {total_audio / 60:.1f} min of audio in {el:.1f} s "
-        f"({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}",
+        f"[infer] {len(run.files)} files, {len(row_ids)} rows, {run.total_audio / 60:.1f} min of audio in "
+        f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}",
         file=sys.stderr,
     )
-    return InferResult(out, row_ids, P, failures, problems, total_audio, el)
+    return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)
 
 
 def invalid_path(out: str | Path) -> Path:
@@ -338,14 +292,4 @@ def main(cfg: InferConfig) -> int:
     return 0
 
 
-__all__ = [
-    "InferResult",
-    "backbone_for",
-    "blend",
-    "column_map",
-    "invalid_path",
-    "main",
-    "remap",
-    "run_infer",
-    "smooth_windows",
-]
+__all__ = ["InferResult", "invalid_path", "main", "run_infer"]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from embedkit.predict.apply import Windows, predict_pipeline
 from embedkit.store import StoreError, check_provenance
 
 FORMAT = 1
@@ -69,8 +70,6 @@ class Model:
         if X.ndim != 2 or X.shape[1] != int(dim or X.shape[1]):
             raise ModelError(f"model {self.folder.name} expects {dim}-D embeddings, got {X.shape}")
         if self.meta.get("zero_shot"):
-            from embedkit.fitcv import predict_model
-
             p = predict_model(self, X, logits)
         else:
             p = np.asarray(self.head.predict_proba(X), dtype=np.float32)
@@ -195,3 +194,31 @@ def load_model(folder: str | os.PathLike) -> Model:
             f"head/ belongs to another model; refit the model"
         )
     return Model(folder=f, head=head, labels=labels, provenance=prov, meta=meta)
+
+
+def predict_model(model, emb: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities [N, C] of a loaded model for embeddings [N, D] (and the backbone's logits [N, K]).
+
+    Raises:
+        ModelError: the model needs logits and none were given.
+    """
+    from embedkit.zeroshot import class_logits
+
+    zs = model.meta.get("zero_shot") or {}
+    mode = zs.get("mode", "off")
+    if mode == "off":
+        return predict_pipeline(model.head, Windows(emb, np.zeros(len(emb))), False)
+    if logits is None:
+        raise ModelError(
+            f"model {model.folder.name} blends BirdNET's own logits; embed with embed_with_logits"
+        )
+    z = class_logits(logits, np.asarray(zs["index"]))
+    prior = None
+    if mode in ("prior", "both") and zs.get("weights") is not None:
+        prior = (np.asarray(zs["weights"], np.float64), np.asarray(zs["offset"], np.float64))
+    return predict_pipeline(
+        model.head, Windows(emb, np.zeros(len(emb)), z), mode in ("features", "both"), prior
+    )
+
+
+__all__ = ["FORMAT", "Model", "ModelError", "load_model", "predict_model", "save_model"]

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from embedkit import plots
 from embedkit.audio import list_audio, load_mono
 from embedkit.errors import UsageError
+from embedkit.report import plots, spectrogram
 
 VIEW_SR = 32000  # BirdCLEF's native rate; the spectrogram shows 0-16 kHz
 
@@ -226,7 +226,7 @@ def build_report(
             tw = _window_probs(tru, audio.stem).reindex(probs.index)
             tw = tw if tw.notna().all().all() else None
         note = f"; probabilities from {sub_p}" if probs is not None else "; no submission rows for this file"
-        png = plots.plot_soundscape(load_mono(audio, VIEW_SR), VIEW_SR, probs, tw, names,
+        png = spectrogram.plot_soundscape(load_mono(audio, VIEW_SR), VIEW_SR, probs, tw, names,
                                     out / "soundscape.png", f"{audio.name}{note}")
         cap = ("Log-mel spectrogram (0-16 kHz) with, underneath, the probability of the most likely species "
                "in each 5 s window")

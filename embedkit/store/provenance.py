@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from embedkit.errors import EmbedkitError
+
 META_KEY = b"embedkit"
 KEY_COLUMNS = ["file", "window", "start_s", "end_s", "row_id"]
 #: provenance fields that are informational only (never a reason to refuse a mix)
@@ -15,7 +17,7 @@ INFO_FIELDS = frozenset({"embedkit_version", "created", "split", "source", "prec
 LAYOUT = "fixed-binary-le"
 
 
-class StoreError(RuntimeError):
+class StoreError(EmbedkitError, RuntimeError):
     """Shards are missing, unreadable or of mixed provenance; the message says which."""
 
 

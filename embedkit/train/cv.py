@@ -1,6 +1,6 @@
 """Cross-validation with the quality switches, the zero-shot prior learned on it, and what a model saves.
 
-:func:`cross_validate` fits :func:`embedkit.pipeline.fit_pipeline` once per fold. With the zero-shot prior
+:func:`cross_validate` fits :func:`embedkit.train.recipe.fit_pipeline` once per fold. With the zero-shot prior
 on, the prior's weight is learned from the out-of-fold predictions
 (:func:`embedkit.zeroshot.fit_prior_weights`) and the reported out-of-fold scores are *cross-fitted*: fold
 k is blended with weights learned on the other folds' predictions, so no fold is scored with a weight
@@ -9,7 +9,7 @@ prior both on, a first pass without self-training learns the prior, and a second
 
 :func:`model_extras` is what ``model.json`` records so that inference can redo it (``zero_shot``: mode,
 label → BirdNET class index, prior weights and offsets; ``needs_logits``; ``fusion``: the backbones whose
-embeddings are concatenated), and :func:`predict_model` applies a loaded model to embeddings and logits.
+embeddings are concatenated); :func:`embedkit.predict.model.predict_model` applies a loaded model.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from embedkit.pipeline import Windows, fit_pipeline, predict_pipeline, uses_features, uses_prior
+from embedkit.predict.apply import Windows, predict_pipeline, uses_features, uses_prior
+from embedkit.train.recipe import fit_pipeline
 
 #: prior weight used when there is no cross-validation to learn it from (the shared weight CV picks for the
 #: default head on ../shared/data/xc-pr-birds lies between 0.5 and 1)
@@ -39,7 +40,7 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
         from embedkit.errors import UsageError
 
         raise UsageError("--weak-negatives and --pseudo need --unlabelled DATASET (e.g. train_soundscapes)")
-    from embedkit.inputs import read_unlabelled
+    from embedkit.train.data import read_unlabelled
     from embedkit.zeroshot import class_logits
 
     want = inputs["index"] is not None and cfg.zero_shot != "off"
@@ -154,37 +155,10 @@ def model_extras(cfg, inputs: dict, prior) -> dict:
     return out
 
 
-def predict_model(model, emb: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
-    """Probabilities [N, C] of a loaded model for embeddings [N, D] (and the backbone's logits [N, K]).
-
-    Raises:
-        ModelError: the model needs logits and none were given.
-    """
-    from embedkit.modelio import ModelError
-    from embedkit.zeroshot import class_logits
-
-    zs = model.meta.get("zero_shot") or {}
-    mode = zs.get("mode", "off")
-    if mode == "off":
-        return predict_pipeline(model.head, Windows(emb, np.zeros(len(emb))), False)
-    if logits is None:
-        raise ModelError(
-            f"model {model.folder.name} blends BirdNET's own logits; embed with embed_with_logits"
-        )
-    z = class_logits(logits, np.asarray(zs["index"]))
-    prior = None
-    if mode in ("prior", "both") and zs.get("weights") is not None:
-        prior = (np.asarray(zs["weights"], np.float64), np.asarray(zs["offset"], np.float64))
-    return predict_pipeline(
-        model.head, Windows(emb, np.zeros(len(emb)), z), mode in ("features", "both"), prior
-    )
-
-
 __all__ = [
     "cross_fit_prior",
     "cross_validate",
     "load_unlabelled",
     "model_extras",
-    "predict_model",
     "prior_from_oof",
 ]

@@ -1,7 +1,7 @@
 """What a fit does besides ``head.fit(X, Y)``: the quality switches of :class:`~embedkit.config.FitConfig`.
 
-One function, :func:`fit_pipeline`, fits a head on labelled windows with every switch that is on, and one,
-:func:`predict_pipeline`, applies it; ``fit.py``, ``infer.py`` and ``embedkit evaluate`` share them.
+One function, :func:`fit_pipeline`, fits a head on labelled windows with every switch that is on;
+:func:`embedkit.predict.apply.predict_pipeline` applies it (fit, infer and ``embedkit evaluate`` share both).
 
 * ``zero_shot`` (:mod:`embedkit.zeroshot`): BirdNET's logits of the mapped labels as extra input columns
   (``features``/``both``); the prior blend (``prior``/``both``) is fitted on out-of-fold predictions by the
@@ -16,62 +16,17 @@ One function, :func:`fit_pipeline`, fits a head on labelled windows with every s
 * ``weak_negatives`` (weight): windows of an unlabelled set (``--unlabelled``, e.g. train_soundscapes) are
   added as negatives of every label with this row weight.
 * ``pseudo`` (rounds): self-training on the unlabelled set: each round labels its windows with the current
-  head (and prior), keeps the confident ones with soft targets (:func:`embedkit.pseudo.pseudo_labels`) at
+  head (and prior), keeps the confident ones with soft targets (:func:`pseudo_labels`) at
   row weight ``pseudo_weight``, and refits on labelled + kept windows (the rest stay weak negatives).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass
-class Windows:
-    """Windows of one set.
-
-    Attributes:
-        X: embeddings float32 [N, D].
-        files: recording of each row [N].
-        z: zero-shot logits of the labels float32 [N, C] (:func:`embedkit.zeroshot.class_logits`), or None.
-        Y: targets float32 [N, C] (None for unlabelled windows).
-    """
-
-    X: np.ndarray
-    files: np.ndarray
-    z: np.ndarray | None = None
-    Y: np.ndarray | None = None
-
-    def take(self, rows: np.ndarray) -> Windows:
-        """The subset ``rows`` (a bool mask or indices)."""
-        pick = None if self.z is None else self.z[rows]
-        return Windows(self.X[rows], self.files[rows], pick, None if self.Y is None else self.Y[rows])
-
-
-def uses_features(cfg) -> bool:
-    """Whether the head's input has the zero-shot columns."""
-    return cfg.zero_shot in ("features", "both")
-
-
-def uses_prior(cfg) -> bool:
-    """Whether the head's output is blended with the zero-shot prior."""
-    return cfg.zero_shot in ("prior", "both")
-
-
-def needs_logits(cfg) -> bool:
-    """Whether fitting with ``cfg`` needs the backbone's logits."""
-    return cfg.zero_shot != "off" or cfg.confidence_weight > 0
-
-
-def head_input(w: Windows, features: bool) -> np.ndarray:
-    """The head's input [N, D] or [N, D + C] (embeddings, then the zero-shot logits when ``features``)."""
-    if not features:
-        return w.X
-    if w.z is None:
-        raise ValueError("zero-shot features need logits")
-    return np.hstack([w.X, w.z]).astype(np.float32)
+from embedkit.predict.apply import Windows, head_input, predict_pipeline, uses_features
 
 
 def class_weights(Y: np.ndarray, files: np.ndarray, power: float) -> np.ndarray:
@@ -134,8 +89,6 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
     rounds = cfg.pseudo if unlabelled is not None else 0
     if unlabelled is None or (cfg.weak_negatives <= 0 and rounds == 0):
         return _fit_head(cfg, X, train.Y, sw, train.files)
-    from embedkit.pseudo import pseudo_labels
-
     Xu = head_input(unlabelled, feats)
     gu = np.array([f"unlabelled:{i}" for i in range(len(Xu))])  # one bag per window: no bag label
     head = None
@@ -158,31 +111,22 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
     return head
 
 
-def predict_pipeline(head, w: Windows, features: bool, prior=None) -> np.ndarray:
-    """Probabilities [N, C] of a head fitted by :func:`fit_pipeline`, with the zero-shot prior if given.
+def pseudo_labels(P: np.ndarray, threshold: float, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """Confident windows and their soft targets.
 
     Args:
-        head: fitted head.
-        w: windows (``z`` set when ``features`` or ``prior``).
-        features: whether the head takes the zero-shot columns.
-        prior: ``(weights [C], offset [C])`` or None.
+        P: probabilities of the unlabelled windows [M, C].
+        threshold: a window is kept when its largest probability is at least this.
+        power: soft target = ``P ** power`` (>= 1 sharpens).
+
+    Returns:
+        ``(keep bool [M], targets float32 [K, C])`` with K = ``keep.sum()``.
     """
-    p = head.predict_proba(head_input(w, features))
-    if prior is not None and w.z is not None:
-        from embedkit.zeroshot import apply_prior
+    if power <= 0:
+        raise ValueError(f"pseudo_power must be > 0, got {power}")
+    P = np.clip(np.asarray(P, np.float64), 0.0, 1.0)
+    keep = P.max(axis=1) >= threshold if len(P) else np.zeros(0, bool)
+    return keep, (P[keep] ** power).astype(np.float32)
 
-        p = apply_prior(p, w.z, *prior)
-    return np.asarray(p, np.float32)
 
-
-__all__ = [
-    "Windows",
-    "class_weights",
-    "confidence_weights",
-    "fit_pipeline",
-    "head_input",
-    "needs_logits",
-    "predict_pipeline",
-    "uses_features",
-    "uses_prior",
-]
+__all__ = ["class_weights", "confidence_weights", "fit_pipeline", "pseudo_labels"]

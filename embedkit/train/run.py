@@ -4,7 +4,7 @@ Cross-validation keeps all windows of a recording (or of an author, ``--group-by
 stratifies folds by primary label where the group sizes allow. Out-of-fold predictions are saved beside the
 model so heads can be compared and blended later. The quality switches of :class:`FitConfig` (BirdNET
 zero-shot prior or features, class/confidence weights, weak negatives, self-training, fusion) are applied by
-:mod:`embedkit.pipeline` and :mod:`embedkit.fitcv`; ``embedkit evaluate`` measures them.
+:mod:`embedkit.train.recipe` and :mod:`embedkit.train.cv`; ``embedkit evaluate`` measures them.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def load_training_set(cfg: FitConfig):
     BirdNET class, or None), ``z`` (zero-shot logits of the labels [N, C], or None) and ``parts`` (one
     provenance per fused backbone).
     """
-    from embedkit.inputs import read_windows, resolve_zero_shot
+    from embedkit.train.data import read_windows, resolve_zero_shot
     from embedkit.zeroshot import class_logits
 
     dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
@@ -137,10 +137,11 @@ def run_fit(cfg: FitConfig) -> FitResult:
     Raises:
         DataError, StoreError, UsageError: unusable inputs, before anything is written.
     """
-    from embedkit.fitcv import cross_validate, load_unlabelled, model_extras, prior_from_oof
     from embedkit.heads import head_class
-    from embedkit.modelio import save_model
-    from embedkit.pipeline import Windows, fit_pipeline, uses_prior
+    from embedkit.predict.apply import Windows, uses_prior
+    from embedkit.predict.model import save_model
+    from embedkit.train.cv import cross_validate, load_unlabelled, model_extras, prior_from_oof
+    from embedkit.train.recipe import fit_pipeline
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work

@@ -1,0 +1,10 @@
+"""Prediction room: saved model folders applied to windows, and ``infer.py``.
+
+* :mod:`.model` — the model folder: save, load (checked), :func:`~.model.predict_model`.
+* :mod:`.apply` — :class:`~.apply.Windows`, a head's input and the zero-shot prior blend.
+* :mod:`.fusion` — models fitted on several backbones' embeddings concatenated.
+* :mod:`.post` — smoothing, file-max, model blending, submission columns.
+* :mod:`.infer` — soundscapes → backbone(s) → model(s) → a validated ``submission.csv``.
+
+Nothing here imports :mod:`embedkit.train`: a Kaggle scoring notebook needs only this room and below.
+"""
