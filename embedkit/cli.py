@@ -77,6 +77,15 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "make kaggle-kit KIT_MODELS='models/birdnet-lgbm models/birdnet-logreg' KAGGLE_PYTHON=3.12",
         ],
     ),
+    "upgrade-model": (
+        None,
+        "embedkit.predict.upgrade:cmd_upgrade_model",
+        "rewrite model folders of embedkit 0.1 (pickled heads) as data: JSON, safetensors, hashes",
+        [
+            "embedkit upgrade-model models/birdnet-lgbm --trust-pickle",
+            "embedkit upgrade-model models/birdnet-mil models/panns-mlp --trust-pickle",
+        ],
+    ),
     "validate": (
         None,
         "embedkit.cli:cmd_validate",
@@ -146,6 +155,11 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
         p.add_argument("--head", default="lgbm", help="head to fit (default: lgbm)")
+    elif name == "upgrade-model":
+        p.add_argument("models", nargs="+", help="model folder(s) to rewrite in place")
+        p.add_argument(
+            "--trust-pickle", action="store_true", help="required: the old heads are unpickled (runs code)"
+        )
     elif name == "validate":
         p.add_argument("submission", help="submission CSV to check")
         p.add_argument("--sample", required=True, help="sample_submission.csv (column order)")

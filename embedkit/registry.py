@@ -59,3 +59,7 @@ class Registry:
             raise self.error(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(sorted(self._classes))}"
             ) from None
+
+    def build(self, name: str, **kwargs):
+        """An instance of the class registered under ``name``, built with ``kwargs``."""
+        return self.get(name)(**kwargs)

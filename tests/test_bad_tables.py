@@ -183,6 +183,16 @@ def _refit_head(model: Path, dim: int) -> Path:
     head = get_head("logreg").fit(rng.standard_normal((30, dim)), np.eye(3)[rng.integers(0, 3, 30)])
     shutil.rmtree(model / "head")
     head.save(model / "head")
+    return _rehash(model)
+
+
+def _rehash(model: Path) -> Path:
+    """Re-list a model folder's file hashes after an edit (a folder that is consistent but wrong)."""
+    from embedkit.store.manifest import manifest
+
+    doc = json.loads((model / "model.json").read_text())
+    doc["files"] = manifest(model, skip=("model.json",))
+    (model / "model.json").write_text(json.dumps(doc))
     return model
 
 
@@ -204,7 +214,7 @@ MODEL_ERRORS = {
     ),
     "another model format": (
         lambda ds, d: _model_copy(ds, d, format=99, embedkit_version="9.0.0"),
-        "model format 99 (embedkit 9.0.0) is not format 1",
+        "model format 99 (embedkit 9.0.0) is not format 2",
     ),
     "model.json missing": (
         lambda ds, d: (_model_copy(ds, d) / "model.json").unlink() or d,
@@ -216,15 +226,31 @@ MODEL_ERRORS = {
     ),
     "head folder missing": (
         lambda ds, d: shutil.rmtree(_model_copy(ds, d) / "head") or d,
+        "head/head.json: listed in the manifest but missing",
+    ),
+    "head folder missing, manifest edited to match": (
+        lambda ds, d: shutil.rmtree(_model_copy(ds, d) / "head") or _rehash(d),
         "head files missing",
     ),
     "head state file missing": (
-        lambda ds, d: (_model_copy(ds, d) / "head" / "state.joblib").unlink() or d,
-        "head files incomplete",
+        lambda ds, d: (_model_copy(ds, d) / "head" / "state.safetensors").unlink() or d,
+        "state.safetensors: listed in the manifest but missing",
     ),
     "head state file truncated": (
-        lambda ds, d: _truncate(_model_copy(ds, d) / "head" / "state.joblib") or d,
+        lambda ds, d: _truncate(_model_copy(ds, d) / "head" / "state.safetensors") or d,
+        "state.safetensors: changed since it was saved",
+    ),
+    "head state file truncated, manifest edited to match": (
+        lambda ds, d: _truncate(_model_copy(ds, d) / "head" / "state.safetensors") or _rehash(d),
         "cannot load the head",
+    ),
+    "a file added to the folder": (
+        lambda ds, d: (_model_copy(ds, d) / "head" / "extra.bin").write_bytes(b"x") and d,
+        "head/extra.bin: a file the manifest does not list",
+    ),
+    "a symlink inside the folder": (
+        lambda ds, d: (_model_copy(ds, d) / "head" / "notes.txt").symlink_to("/etc/hostname") or d,
+        "notes.txt: not a regular file or folder",
     ),
 }
 

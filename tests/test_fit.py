@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def test_fit_writes_the_model_folder(fitted, ds):
     assert folder.name == "m1"
     for name in ("model.json", "head", "cv_per_class.csv", "oof.parquet"):
         assert (folder / name).exists(), name
-    assert not [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp/old folders
+    hidden = [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]
+    assert folder.is_symlink() and hidden == [os.readlink(folder)]  # the version it names; no temp folders
     meta = json.loads((folder / "model.json").read_text())
     assert meta["head"] == "logreg" and meta["labels"] == LABELS
     assert meta["provenance"]["backbone"] == "toy" and meta["provenance"]["dim"] == 8
@@ -322,11 +324,14 @@ def test_second_fit_replaces_the_model_only_when_complete(ds, tmp_path, monkeypa
             run_fit(cfg_for(ds, out, name="same", folds=0, params={"C": 0.01}))
     assert (first.folder / "model.json").read_text() == doc
     assert {p.name: p.read_bytes() for p in (first.folder / "head").iterdir()} == head_files
-    assert sorted(p.name for p in out.iterdir()) == ["same"]  # no temp folders left
+    assert sorted(p.name for p in out.iterdir()) == sorted(["same", os.readlink(out / "same")])  # no temps
     assert load_model(first.folder).head.C == 1.0
 
     second = run_fit(cfg_for(ds, out, name="same", folds=0, params={"C": 0.01}))
     assert second.folder == first.folder
     assert json.loads((second.folder / "model.json").read_text())["params"]["C"] == 0.01
     assert load_model(second.folder).head.C == 0.01
-    assert sorted(p.name for p in out.iterdir()) == ["same"]
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 3 and "same" in names and os.readlink(out / "same") in names  # + previous version
+    previous = next(out / n for n in names if n not in ("same", os.readlink(out / "same")))
+    assert load_model(previous).head.C == 1.0  # one step of rollback

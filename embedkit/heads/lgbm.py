@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +63,9 @@ _CONSTANT_TREE = (
     "internal_count=\nis_linear=0\nshrinkage=1\n\n\n"
 )
 
+
+#: the merged booster, as LightGBM model text
+BOOSTER_FILE = "booster.txt"
 
 def merge_model_strings(texts: list[str]) -> str:
     """Merge K binary LightGBM models (text format, same features) into one K-output model.
@@ -220,6 +224,21 @@ class LGBMHead(Head):
             with ThreadPoolExecutor(max_workers=workers) as ex:
                 texts = list(ex.map(train, todo))
         self.booster_ = lgb.Booster(model_str=merge_model_strings(texts))
+
+    def _save_state(self, folder: Path) -> dict:
+        state = self._learned()
+        booster = state.pop("booster_")
+        if booster is not None:  # LightGBM's own model text: parsed on load, never executed
+            (folder / BOOSTER_FILE).write_text(booster.model_to_string())
+        state["booster_"] = None if booster is None else BOOSTER_FILE
+        return state
+
+    def _load_state(self, folder: Path, state: dict, legacy: bool = False) -> None:
+        super()._load_state(folder, state, legacy)
+        if not legacy and self.booster_ is not None:
+            import lightgbm as lgb
+
+            self.booster_ = lgb.Booster(model_str=(folder / BOOSTER_FILE).read_text())
 
     def _predict(self, X):
         P = np.tile(self.constant_, (X.shape[0], 1))

@@ -194,16 +194,23 @@ class MLPHead(Head):
         return out
 
     def _save_state(self, folder: Path) -> dict:
-        import torch
+        from safetensors.torch import save_file
 
         state = self._learned()
-        torch.save(state.pop("model_").state_dict(), folder / "model.pt")
+        weights = {k: v.detach().cpu().contiguous() for k, v in state.pop("model_").state_dict().items()}
+        save_file(weights, str(folder / "model.safetensors"))
         return state
 
-    def _load_state(self, folder: Path, state: dict) -> None:
-        import torch
-
-        super()._load_state(folder, state)
+    def _load_state(self, folder: Path, state: dict, legacy: bool = False) -> None:
+        super()._load_state(folder, state, legacy)
         model = _build(self.n_features_in_, self.hidden, self.dropout, self.n_classes_)
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        if legacy:  # embedkit 0.1: torch.save, read with torch's restricted unpickler (the caller trusts it)
+            import torch
+
+            weights = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        else:
+            from safetensors.torch import load_file
+
+            weights = load_file(str(folder / "model.safetensors"))
+        model.load_state_dict(weights)
         self.model_ = model.eval()

@@ -79,7 +79,7 @@ def _prepare(cfg: InferConfig) -> _Run:
 
     if not cfg.models:
         raise UsageError("no --models given")
-    models = [load_model(m) for m in cfg.models]
+    models = [load_model(m, trust_pickle=cfg.trust_pickle) for m in cfg.models]
     wts = blend_weights(cfg.weights, len(models))
     sample = Path(cfg.sample) if cfg.sample else Path(cfg.data) / "sample_submission.csv"
     labels = submission_labels(sample, models[0].labels)

@@ -1,10 +1,18 @@
 """Saved models: one folder per fitted head, with everything inference needs to trust it.
 
 Layout of ``models/<name>/``: ``model.json`` (format version, embedkit version, head name and params, label
-list, the provenance of the embeddings it was fit on, CV scores, class priors), ``head/`` (the head's own
-files), ``cv_per_class.csv`` and ``oof.parquet`` (out-of-fold predictions, for comparing and blending heads).
-Folders are written to a temporary name and renamed into place, so a crash never leaves half a model and a
-previous model of the same name survives until the new one is complete.
+list, the provenance of the embeddings it was fit on, CV scores, class priors, and ``files``: the SHA-256 of
+every other file), ``head/`` (the head's own files: JSON, safetensors, LightGBM model text), and
+``cv_per_class.csv`` and ``oof.parquet`` (out-of-fold predictions, for comparing and blending heads).
+
+Nothing that is loaded can run code: no pickle on the load path. Loading checks every file against
+``files`` and refuses a changed, missing or extra file, or a symlink. Folders of embedkit 0.1 (format 1, heads
+pickled with joblib) load only with ``trust_pickle`` (``--trust-pickle``); ``embedkit upgrade-model`` rewrites
+them in this format.
+
+``models/<name>`` is a symlink to a hidden versioned folder (:mod:`embedkit.store.atomic`): a new version is
+written and fsynced beside it and the name switched in one rename, so at every instant the name holds a
+complete old or a complete new model; the previous version stays as ``.<name>.v-...`` until the next save.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import numpy as np
 from embedkit.predict.apply import Windows, predict_pipeline
 from embedkit.store import StoreError, check_provenance
 
-FORMAT = 1
+FORMAT = 2
+#: format of embedkit 0.1 (pickled heads): loaded only on explicit trust
+LEGACY_FORMAT = 1
 
 
 class ModelError(StoreError):
@@ -100,16 +110,16 @@ def save_model(
         The final folder path.
     """
     from embedkit import __version__
+    from embedkit.store.atomic import prune_versions, publish_dir, staging_dir
+    from embedkit.store.manifest import manifest
 
     final = Path(folder)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    staged = staging_dir(final)
     try:
-        head.save(tmp / "head")
+        head.save(staged / "head")
         for name, writer in (extra_files or {}).items():
-            writer(tmp / name)
+            writer(staged / name)
         doc = {
             "format": FORMAT,
             "embedkit_version": __version__,
@@ -118,21 +128,14 @@ def save_model(
             "provenance": provenance,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **meta,
+            "files": manifest(staged),
         }
-        (tmp / "model.json").write_text(json.dumps(doc, indent=1, default=_json_default))
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        if final.exists():
-            os.replace(final, old)
-        try:
-            os.replace(tmp, final)
-        except BaseException:
-            if old.exists() and not final.exists():
-                os.replace(old, final)  # put the previous model back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
+        (staged / "model.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+        prev = publish_dir(staged, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
         raise
+    prune_versions(final, keep=prev)
     return final
 
 
@@ -146,42 +149,40 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def load_model(folder: str | os.PathLike) -> Model:
-    """Load a model folder written by :func:`save_model`.
+def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
+    """Load a model folder written by :func:`save_model`, checking every file against its hash.
+
+    Args:
+        folder: the model folder (its name; a symlink to the current version is resolved once, so a save
+            that switches the name meanwhile cannot mix two versions).
+        trust_pickle: also load embedkit 0.1 folders, whose heads are pickles (unpickling runs code).
 
     Raises:
-        ModelError: missing folder or files, another format version, unknown head, or a ``head/`` that does
-            not fit ``model.json`` (another embedding dimension or number of labels). Another embedkit
-            version with the same format loads.
+        ModelError: missing folder or files, a file that differs from ``model.json``'s ``files``, another
+            format version, an unknown head, or a ``head/`` that does not fit ``model.json`` (another
+            embedding dimension or number of labels). Another embedkit version with the same format loads.
     """
-    from embedkit.heads import head_class
-
     f = Path(folder)
-    meta_path = f / "model.json"
-    if not meta_path.is_file():
-        raise ModelError(f"{f}: not a model folder (no model.json); fit one with fit.py")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{meta_path}: corrupt ({e})") from None
-    if meta.get("format") != FORMAT:
+    real = f.resolve()
+    meta = _read_meta(f, real)
+    if meta.get("format") == LEGACY_FORMAT and not trust_pickle:
+        raise ModelError(
+            f"{f}: a model of embedkit {meta.get('embedkit_version')} whose head is a pickle (format 1); "
+            f"unpickling can run any code, so it is not loaded. If you trust its origin: --trust-pickle, "
+            f"or convert it once: embedkit upgrade-model {f} --trust-pickle"
+        )
+    if meta.get("format") not in (FORMAT, LEGACY_FORMAT):
         raise ModelError(
             f"{f}: model format {meta.get('format')} (embedkit {meta.get('embedkit_version')}) is not "
             f"format {FORMAT}; refit it with this embedkit"
         )
-    if not (f / "head").exists():
-        raise ModelError(f"{f}: head files missing ({f / 'head'}); refit the model")
-    try:
-        cls = head_class(meta["head"])
-    except (KeyError, ValueError) as e:
-        raise ModelError(f"{f}: {e}") from None
-    try:
-        head = cls.load(f / "head")
-    except FileNotFoundError as e:
-        raise ModelError(f"{f}: head files incomplete ({e}); refit the model") from None
-    except Exception as e:  # a truncated or foreign file: EOFError, UnpicklingError, ValueError, ...
-        reason = " ".join(str(e).split())[:160] or type(e).__name__
-        raise ModelError(f"{f}: cannot load the head ({reason}); refit the model") from None
+    if meta.get("format") == FORMAT:
+        from embedkit.store.manifest import verify
+
+        problem = verify(real, meta.get("files") or {}, skip=("model.json",))
+        if problem:
+            raise ModelError(f"{f}: refused: {problem}; refit the model or restore its folder")
+    head = _load_head(f, real, meta, trust_pickle)
     prov, labels = meta.get("provenance") or {}, list(meta.get("labels") or [])
     fitted = (getattr(head, "n_features_in_", None), getattr(head, "n_classes_", None))
     want = meta.get("input_dim", prov.get("dim", fitted[0]))  # input_dim: fused and zero-shot inputs
@@ -194,6 +195,39 @@ def load_model(folder: str | os.PathLike) -> Model:
             f"head/ belongs to another model; refit the model"
         )
     return Model(folder=f, head=head, labels=labels, provenance=prov, meta=meta)
+
+
+def _read_meta(f: Path, real: Path) -> dict:
+    meta_path = real / "model.json"
+    if not meta_path.is_file():
+        hidden = sorted(p.name for p in f.parent.glob(f".{f.name}.v-*")) if f.parent.is_dir() else []
+        extra = f" (earlier versions are kept as {', '.join(hidden)})" if hidden else ""
+        raise ModelError(f"{f}: not a model folder (no model.json){extra}; fit one with fit.py")
+    try:
+        return json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{meta_path}: corrupt ({e})") from None
+
+
+def _load_head(f: Path, real: Path, meta: dict, trust_pickle: bool):
+    from embedkit.heads import head_class
+    from embedkit.heads.base import PickleRefused
+
+    if not (real / "head").is_dir():
+        raise ModelError(f"{f}: head files missing ({f / 'head'}); refit the model")
+    try:
+        cls = head_class(meta["head"])
+    except (KeyError, ValueError) as e:
+        raise ModelError(f"{f}: {e}") from None
+    try:
+        return cls.load(real / "head", trust_pickle=trust_pickle)
+    except PickleRefused as e:
+        raise ModelError(str(e)) from None
+    except FileNotFoundError as e:
+        raise ModelError(f"{f}: head files incomplete ({e}); refit the model") from None
+    except Exception as e:  # a truncated or foreign file: safetensors, JSON or LightGBM parse errors, ...
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise ModelError(f"{f}: cannot load the head ({reason}); refit the model") from None
 
 
 def predict_model(model, emb: np.ndarray, logits: np.ndarray | None = None) -> np.ndarray:
@@ -221,4 +255,13 @@ def predict_model(model, emb: np.ndarray, logits: np.ndarray | None = None) -> n
     )
 
 
-__all__ = ["FORMAT", "Model", "ModelError", "load_model", "predict_model", "save_model"]
+
+__all__ = [
+    "FORMAT",
+    "LEGACY_FORMAT",
+    "Model",
+    "ModelError",
+    "load_model",
+    "predict_model",
+    "save_model",
+]

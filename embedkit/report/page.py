@@ -28,13 +28,16 @@ VIEW_SR = 32000  # BirdCLEF's native rate; the spectrogram shows 0-16 kHz
 
 
 def find_models(paths: list[str | Path]) -> list[Path]:
-    """Model folders among ``paths``: each a model folder (has ``model.json``) or a folder of them."""
+    """Model folders among ``paths``: each a model folder (has ``model.json``) or a folder of them.
+
+    Hidden folders (a model's earlier versions ``.NAME.v-*``, temp folders) are not models of their own.
+    """
     found: list[Path] = []
     for p in map(Path, paths):
         if (p / "model.json").is_file():
             found.append(p)
         elif p.is_dir():
-            found += sorted(q.parent for q in p.glob("*/model.json"))
+            found += sorted(q.parent for q in p.glob("*/model.json") if not q.parent.name.startswith("."))
         else:
             raise UsageError(f"--models {p}: no such folder; pass a model folder or fit.py's models root")
     if not found:
