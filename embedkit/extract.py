@@ -108,6 +108,7 @@ def provenance(backbone, cfg: ExtractConfig, root: Path, name: str) -> dict:
     """Shard provenance: backbone identity + window/hop (compared) and run facts (informational)."""
     return {
         **backbone.identity(),
+        **(backbone.extra_provenance() if hasattr(backbone, "extra_provenance") else {}),
         "window_s": cfg.window_s,
         "hop_s": cfg.hop_s,
         "split": name,

@@ -125,11 +125,12 @@ def backbone_for(prov: dict, cfg: InferConfig):
 
     cls = backbone_class(prov["backbone"])
     params = inspect.signature(cls.__init__).parameters
-    kw = {k: prov[k] for k in ("chunk_offsets", "pool", "layer", "window_s") if k in params and k in prov}
+    keys = ("chunk_offsets", "pool", "layer", "window_s", "model")
+    kw = {k: prov[k] for k in keys if k in params and k in prov}
     if "chunk_offsets" in kw:
         kw["chunk_offsets"] = tuple(kw["chunk_offsets"])
     run = {
-        "weights": cfg.backbone_weights.get(prov["backbone"]),
+        "weights": cfg.backbone_weights.get(prov["backbone"]) or prov.get("model_file"),
         "threads": cfg.threads,
         "batch_size": cfg.batch_size,
         "device": cfg.device,
