@@ -158,7 +158,9 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
             raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
         if backbone is None:
             backbone = get_backbone(cfg.backbone, **cfg.backbone_kwargs())
-        if cfg.save_logits and not hasattr(backbone, "embed_with_logits"):
+        if cfg.save_logits and (
+            not hasattr(backbone, "embed_with_logits") or getattr(backbone, "logits_dim", None) == 0
+        ):
             raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
         out = Path(cfg.out) / backbone.name / name
         prov = provenance(backbone, cfg, root, name)

@@ -108,5 +108,14 @@ class Backbone(ABC):
         """Where the backbone looks for its weights, in one line (for ``embedkit backbones``)."""
         return "bundled"
 
+    def classes(self) -> Any:
+        """The class list of the backbone's own classifier, in logit order, or None when it has none.
+
+        Returns:
+            :class:`~embedkit.backbones._describe.ClassList` (scientific names, eBird codes, iNaturalist ids
+            as the list has them) or None. Backbones with a classifier also have ``embed_with_logits``.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (interpreters, GPU memory). Optional."""

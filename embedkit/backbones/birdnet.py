@@ -197,6 +197,14 @@ class BirdNET(Backbone):
             self._labels = labels
         return list(self._labels)
 
+    def classes(self):
+        """The 6522 classes as a :class:`~embedkit.backbones._describe.ClassList` (scientific names)."""
+        from embedkit.backbones._describe import ClassList
+
+        names = self.labels()
+        return ClassList(names=names, scientific=[s.split("_", 1)[0] for s in names],
+                         ebird=[""] * len(names), inat=[""] * len(names))  # fmt: skip
+
     def _chunk_rows(self, batch: np.ndarray) -> list[np.ndarray]:
         """Chunks of windows [B, samples]: row b*n + k is chunk k of b (a view, or a zero-padded copy)."""
         rows = []
