@@ -93,8 +93,9 @@ def test_fixed_batch_model_gets_padded_batches(tmp_path, standin):
 def test_model_config_file_and_flags(tmp_path, standin):
     (tmp_path / "labels.csv").write_bytes(standin["labels"].read_bytes())
     toml = tmp_path / "m.toml"
-    toml.write_text('[model]\ninput = "inputs"\nembedding = "label"\nlogits = "label"\nlabels = "labels.csv"\n')
-    bb = get_backbone("onnx", weights=str(standin["path"]), model_config=str(toml), model={"embedding": "embedding"})
+    toml.write_text('[model]\ninput = "inputs"\nembedding = "label"\nlogits = "label"\nlabels = "labels.csv"')
+    bb = get_backbone("onnx", weights=str(standin["path"]), model_config=str(toml),
+                      model={"embedding": "embedding"})  # fmt: skip
     assert bb.dim == PERCH_DIM and bb.spec.labels == str(tmp_path / "labels.csv")  # relative to the file
 
 
