@@ -83,9 +83,7 @@ class OnnxBackbone(DescribedBackbone):
         providers: the ONNX Runtime execution providers in use.
     """
 
-    runtime = "onnxruntime"
-    sample_rate = 32000  # until the description sets it
-    dim = 0  # until the model is probed
+    runtime = "onnxruntime"  # sample_rate and dim come from the description and the model
 
     def load_runner(self, path: Path, wanted: list[str], threads: int | None, device: str) -> OrtRunner:
         """An ONNX Runtime session for ``path``."""

@@ -106,8 +106,6 @@ class TfliteBackbone(DescribedBackbone):
 
     runtime = "ai-edge-litert"
     fixed_batch_matters = False  # LiteRT resizes the input to any batch
-    sample_rate = 48000  # until the description sets it
-    dim = 0  # until the model is probed
 
     def load_runner(self, path: Path, wanted: list[str], threads: int | None, device: str) -> LiteRunner:
         """A LiteRT interpreter for ``path`` with ``wanted`` inner tensors exposed."""
