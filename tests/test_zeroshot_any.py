@@ -80,8 +80,9 @@ def test_no_class_list_recorded_is_a_clear_error():
 
 
 @pytest.mark.slow
-def test_perch_standin_extract_fit_infer_with_the_zero_shot_prior(tmp_path):
-    """Demo data → perch (stand-in ONNX, logits over a list naming 3 demo species) → fit (prior) → infer."""
+def test_perch_standin_extract_fit_infer_with_the_zero_shot_prior_and_fusion(tmp_path):
+    """Demo data → perch (stand-in ONNX, logits over a list naming 3 demo species) → fit (prior); perch
+    fused with birdnet → fit; infer with both models."""
     pytest.importorskip("onnx")
     from onnx_models import perch_standin
 
@@ -109,10 +110,18 @@ def test_perch_standin_extract_fit_infer_with_the_zero_shot_prior(tmp_path):
     assert len(zs["index"]) == len(labels) and sorted(i for i in zs["index"] if i >= 0) == [0, 1, 2]
     assert all(i < 0 or known[i] == sci[c] for c, i in zip(labels, zs["index"], strict=True))
     assert meta["provenance"]["backbone"] == "perch" and meta["provenance"]["model"]["n_logits"] == 5
+    # fusion: the ONNX backbone's embeddings joined with BirdNET's of the same windows
+    run_extract(ExtractConfig(backbone="birdnet", data=str(data), out=emb, max_windows=3, threads=2,
+                              progress=False))  # fmt: skip
+    fused = run_fit(FitConfig(head="logreg", backbone="perch", fuse=["birdnet"], data=str(data),
+                              embeddings=emb, out=str(tmp_path / "models"), name="fused", folds=0,
+                              zero_shot="off"))  # fmt: skip
+    fmeta = json.loads((fused.folder / "model.json").read_text())
+    assert [p["backbone"] for p in fmeta["fusion"]] == ["perch", "birdnet"]
+    assert fmeta["input_dim"] == 1536 + 1024
     out = tmp_path / "submission.csv"
-    r = run_infer(
-        InferConfig(data=str(data), models=[str(res.folder)], out=str(out), threads=2, progress=False)
-    )
+    models = [str(res.folder), str(fused.folder)]
+    r = run_infer(InferConfig(data=str(data), models=models, out=str(out), threads=2, progress=False))
     assert r.failures == [] and r.problems == []
     sub = pd.read_csv(out)
     assert len(sub) > 0 and np.isfinite(sub.drop(columns="row_id").to_numpy()).all()
