@@ -111,8 +111,9 @@ class FitConfig:
     params: dict = opt({}, "head parameters, e.g. --params C=0.5 (TOML: [params] table)")
     zero_shot: str = opt(
         "auto",
-        "BirdNET's own logits of the labels mapped by scientific name: features | prior | both | off; auto = "
-        "prior when the shards hold logits (extract.py --save-logits), else off",
+        "the backbone's own logits (birdnet, perch, onnx/tflite with labels) of the labels mapped by "
+        "scientific name, eBird code or iNat id: features | prior | both | off; auto = prior when the "
+        "shards hold logits (extract.py --save-logits), else off",
         choices=["auto", "off", "features", "prior", "both"],
     )
     prior_per_class: bool = opt(False, "zero-shot prior: also learn a weight per class (else one shared)")

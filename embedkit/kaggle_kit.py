@@ -47,17 +47,10 @@ ONNX_PACKAGES = ("onnxruntime",)
 
 
 def needs_onnxruntime(models: list[str | Path]) -> bool:
-    """Whether any part of any model was embedded by an ONNX file (its provenance's ``model_file``)."""
-    for m in map(Path, models):
-        try:
-            meta = json.loads((m / "model.json").read_text())
-        except (OSError, ValueError):
-            continue
-        fused = [p.get("provenance") or {} for p in meta.get("fusion") or []]
-        parts = fused or [meta.get("provenance") or {}]
-        if any(str(p.get("model_file", "")).lower().endswith(".onnx") for p in parts):
-            return True
-    return False
+    """Whether a part of a model was embedded from an ONNX file (its provenance's ``model_file``)."""
+    metas = [json.loads((Path(m) / "model.json").read_text() or "{}") for m in models]
+    parts = [p.get("provenance") or {} for m in metas for p in (m.get("fusion") or [m])]
+    return any(str(p.get("model_file", "")).lower().endswith(".onnx") for p in parts)
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ("pyproject.toml", "README.md", "embedkit")
 #: Packages whose versions must suit the heads' pickles on Kaggle (recorded in kit.json and README.txt).
