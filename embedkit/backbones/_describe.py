@@ -84,8 +84,7 @@ def load_spec(
 ) -> ModelSpec:
     """Build a description: ``preset``, then the TOML ``config_file``, then ``values`` (later keys win).
 
-    Relative ``labels`` / ``label_codes`` paths in the TOML file are taken from the file's folder. Keys of a
-    recorded identity that are not description keys (none today) are rejected like any unknown key.
+    Relative ``labels`` / ``label_codes`` paths in the TOML file are taken from the file's folder.
 
     Raises:
         BackboneError: unreadable file, unknown key, wrong type or value (one line naming it).

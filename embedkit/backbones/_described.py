@@ -9,7 +9,6 @@ only lists the model's inputs/outputs and runs it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -282,12 +281,3 @@ class DescribedBackbone(Backbone):
             self.runner.close()
         self.runner = None
 
-
-def threads_or_default(threads: int | None) -> int:
-    """``threads``, or the cores this process may use."""
-    if threads:
-        return int(threads)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
