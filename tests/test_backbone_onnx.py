@@ -183,3 +183,35 @@ def test_cnn14_as_onnx_matches_the_panns_backbone(tmp_path):
     want = get_backbone("panns", weights=str(ckpt), bf16=False, device="cpu", threads=2).embed(x)
     assert got.shape == want.shape == (3, 2048)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * float(np.abs(want).max()))
+
+
+def test_infer_rebuilds_from_provenance_and_moved_file(standin, toy_split, tmp_path):
+    """infer.py builds the backbone from a shard's provenance: the recorded file, or --backbone-weights."""
+    import shutil
+
+    from embedkit.config import InferConfig
+    from embedkit.infer import backbone_for
+    from embedkit.store import check_provenance
+
+    cfg = ExtractConfig(backbone="onnx", weights=str(standin["path"]), data=str(toy_split),
+                        out=str(tmp_path / "e"), model={**DESC, "labels": str(standin["labels"])}, threads=1,
+                        progress=False)  # fmt: skip
+    run_extract(cfg)
+    prov = read_provenance(tmp_path / "e" / "onnx" / "train_audio")
+    bb = backbone_for(prov, InferConfig(threads=1))
+    check_provenance(prov, {**prov, **bb.identity()}, what="shards", where="rebuilt")
+    moved = tmp_path / "elsewhere.onnx"
+    shutil.copy(standin["path"], moved)
+    bb2 = backbone_for({**prov, "model_file": "/gone.onnx"},
+                       InferConfig(backbone_weights={"onnx": str(moved)}))  # fmt: skip
+    assert bb2.identity() == bb.identity() and bb2.model_file == moved
+
+
+def test_save_logits_needs_a_logits_output(standin, toy_split, tmp_path):
+    from embedkit.errors import UsageError
+
+    cfg = ExtractConfig(backbone="onnx", weights=str(standin["path"]), data=str(toy_split),
+                        out=str(tmp_path / "e"), model={"embedding": "embedding"}, save_logits=True,
+                        progress=False)  # fmt: skip
+    with pytest.raises(UsageError, match="no class logits"):
+        run_extract(cfg)
