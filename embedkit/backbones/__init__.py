@@ -13,7 +13,7 @@ from embedkit.backbones.base import Backbone, BackboneError, MissingDependency
 from embedkit.registry import Registry
 
 #: the modules of this package that hold backbones (imported on the first lookup)
-_MODULES = ("birdnet", "panns", "wav2vec2")
+_MODULES = ("birdnet", "panns", "wav2vec2", "onnx", "tflite", "perch")
 _registry = Registry("backbone", __name__, _MODULES, BackboneError)
 
 #: class decorator: ``@register("name")`` registers a :class:`Backbone` subclass

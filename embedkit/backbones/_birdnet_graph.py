@@ -9,15 +9,21 @@ tensor as an extra output (XNNPACK keeps intermediate tensors private), and the 
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from embedkit.backbones._birdnet_frontend import CHUNK_SAMPLES, Frontend
+from embedkit.backbones._tflite_graph import (
+    add_outputs,
+    cache_dir,  # noqa: F401 - re-exported: birdnet.py and the tests import it from here
+    cached,
+    load_model,
+    pack_model,
+    tensor_names,
+    write_atomic,
+)
 from embedkit.backbones.base import BackboneError, MissingDependency, sha256_file
-from embedkit.config import cache_dir
 
 N_CLASSES = 6522
 EMB_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
@@ -63,36 +69,21 @@ def _rewrite_model(src: Path, dst: Path, cut: bool) -> None:
     Raises:
         BackboneError: not a BirdNET V2.4-like model, or (``cut``) the cut model or front end disagrees.
     """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     buf = src.read_bytes()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
+    model = load_model(buf)
     sg = model.subgraphs[0]
-    outputs = [int(i) for i in sg.outputs]
-    names = [(t.name or b"").decode() for t in sg.tensors]
-    idx = names.index(EMB_TENSOR) if EMB_TENSOR in names else outputs[0] - 1
+    names = tensor_names(sg)
+    idx = names.index(EMB_TENSOR) if EMB_TENSOR in names else int(sg.outputs[0]) - 1
     if list(sg.tensors[idx].shape)[-1] != 1024:
         raise BackboneError(f"{src} does not look like BirdNET V2.4 (no 1024-D embedding tensor)")
-    if idx not in outputs:
-        sg.outputs = outputs + [idx]
+    add_outputs(sg, [idx])
     if cut:
         _cut_front_end(sg, names, src)
         _static_reshapes(model, sg)
-    builder = flatbuffers.Builder(len(buf) + (1 << 16))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    data = bytes(builder.Output())
+    data = pack_model(model, len(buf))
     if cut:
         _check_cut(src, data)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(dst, data)
 
 
 def _rewrite_with_embedding_output(src: Path, dst: Path) -> None:
@@ -200,15 +191,5 @@ def cnn_model(src: Path, sha: str) -> Path:
 
 
 def _cached(name: str, build) -> Path:
-    """``cache_dir()/birdnet/name``, made by ``build(dst)`` if missing; under the temp dir if not writable."""
-    fallback = Path(tempfile.gettempdir()) / f"embedkit-{os.getuid() if hasattr(os, 'getuid') else 'u'}"
-    for folder in (cache_dir() / "birdnet", fallback / "birdnet"):
-        dst = folder / name
-        if dst.is_file() and dst.stat().st_size > 0:
-            return dst
-        try:
-            build(dst)
-            return dst
-        except OSError:
-            continue
-    raise BackboneError("cannot write the rewritten BirdNET model; set EMBEDKIT_CACHE to a writable folder")
+    """``cache_dir()/birdnet/name``, made by ``build(dst)`` if missing (see :func:`_tflite_graph.cached`)."""
+    return cached("birdnet", name, build)

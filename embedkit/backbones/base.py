@@ -111,12 +111,20 @@ class Backbone(ABC):
         return "bundled"
 
     @classmethod
-    def classifier_labels(cls) -> list[str] | None:
-        """The class labels of the backbone's own classifier, in logit order, or None when it has none.
+    def bundled_classes(cls) -> Any:
+        """The class list of a classifier that ships with the backbone (BirdNET's), read without building it.
 
-        The face zero-shot code uses (:mod:`embedkit.zeroshot`): a backbone with a classifier also has
-        ``embed_with_logits(batch [B, samples]) -> (emb [B, dim], logits [B, K])`` with K = ``len(labels)``.
-        Read without building the model.
+        None for backbones whose class list comes with the user's model file (recorded in the shards'
+        provenance, see :func:`embedkit.zeroshot.backbone_classes`) or that have no classifier.
+        """
+        return None
+
+    def classes(self) -> Any:
+        """The class list of the backbone's own classifier, in logit order, or None when it has none.
+
+        Returns:
+            :class:`~embedkit.backbones._describe.ClassList` (scientific names, eBird codes, iNaturalist ids
+            as the list has them) or None. Backbones with a classifier also have ``embed_with_logits``.
         """
         return None
 

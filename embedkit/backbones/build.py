@@ -13,7 +13,7 @@ from embedkit.backbones import backbone_class
 from embedkit.backbones.base import Backbone
 
 #: provenance fields that change the embedding values and are constructor arguments of some backbone
-VALUE_FIELDS = ("chunk_offsets", "pool", "layer", "window_s")
+VALUE_FIELDS = ("chunk_offsets", "pool", "layer", "window_s", "model")
 
 
 def accepted_kwargs(name: str, candidates: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +47,8 @@ def build_backbone(
     kw = {k: provenance[k] for k in VALUE_FIELDS if k in provenance}
     if "chunk_offsets" in kw:
         kw["chunk_offsets"] = tuple(kw["chunk_offsets"])
+    # a described model (onnx, tflite, perch) finds its file where it was first used unless told otherwise
+    weights = weights or provenance.get("model_file")
     kw.update(weights=weights, threads=threads, batch_size=batch_size, device=device)
     name = provenance["backbone"]
     return backbone_class(name)(**accepted_kwargs(name, kw))

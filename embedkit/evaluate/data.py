@@ -86,7 +86,9 @@ def load_clips(cfg) -> ClipSet:
     keys = keys[keep].reset_index(drop=True)
     files = keys["file"].astype(str).to_numpy()
     fold = make_folds(files, primary.argmax(1), cfg.folds, cfg.seed)
-    index = species_map(cfg.data, labels, cfg.backbone) if logits and cfg.backbone == "birdnet" else None
+    prov = parts[0]["provenance"]
+    zs = logits and (cfg.backbone == "birdnet" or bool(prov.get("classes")))
+    index = species_map(cfg.data, labels, cfg.backbone, prov) if zs else None
     return ClipSet(
         X[keep], None if L is None else L[keep], primary >= 0.5, (both > 0) & (primary < 0.5), files,
         keys["window"].to_numpy(),

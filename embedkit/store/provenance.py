@@ -12,7 +12,10 @@ from embedkit.errors import EmbedkitError
 META_KEY = b"embedkit"
 KEY_COLUMNS = ["file", "window", "start_s", "end_s", "row_id"]
 #: provenance fields that are informational only (never a reason to refuse a mix)
-INFO_FIELDS = frozenset({"embedkit_version", "created", "split", "source", "precision", "layout"})
+#: ``model_file`` / ``classes``: where a described (onnx/tflite/perch) model and its class list were
+INFO_FIELDS = frozenset(
+    {"embedkit_version", "created", "split", "source", "precision", "layout", "model_file", "classes"}
+)
 #: how ``emb``/``logits`` are stored (recorded in every shard; informational: the reader handles both)
 LAYOUT = "fixed-binary-le"
 

@@ -30,8 +30,8 @@ def has_logits(folder: str | Path) -> bool:
 def resolve_zero_shot(cfg, labels: list[str]) -> tuple[str, np.ndarray | None]:
     """The zero-shot mode a fit uses and the label → backbone class map.
 
-    ``auto`` becomes ``prior`` when the backbone is birdnet, the shards hold logits and ``taxonomy.csv`` maps
-    at least one label; otherwise ``off`` (with a note on stderr).
+    ``auto`` becomes ``prior`` when the shards hold the backbone's logits (birdnet, or a described model with
+    a class list) and ``taxonomy.csv`` maps at least one label; otherwise ``off`` (with a note on stderr).
 
     Returns:
         ``(mode, index [C] or None)``.
@@ -41,6 +41,7 @@ def resolve_zero_shot(cfg, labels: list[str]) -> tuple[str, np.ndarray | None]:
         DataError: no usable taxonomy.csv, or no label maps.
     """
     from embedkit.birdclef import DataError
+    from embedkit.store import read_provenance
     from embedkit.zeroshot import species_map
 
     dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
@@ -48,20 +49,21 @@ def resolve_zero_shot(cfg, labels: list[str]) -> tuple[str, np.ndarray | None]:
     if mode == "off":
         return "off", None
     logits = has_logits(dataset)
+    prov = read_provenance(dataset) if logits else None
     if mode == "auto":
-        if cfg.backbone != "birdnet" or not logits:
+        if not logits:
             return "off", None
         try:
-            return "prior", species_map(cfg.data, labels, cfg.backbone)
+            return "prior", species_map(cfg.data, labels, cfg.backbone, prov)
         except DataError as e:
             print(f"[fit] zero-shot off: {e}", file=sys.stderr)
             return "off", None
     if not logits:
         raise UsageError(
-            f"--zero-shot {mode} needs BirdNET's logits, but the shards in {dataset} have none; "
+            f"--zero-shot {mode} needs the backbone's own logits, but the shards in {dataset} have none; "
             f"re-extract with extract.py --save-logits (or use --zero-shot off)"
         )
-    return mode, species_map(cfg.data, labels, cfg.backbone)
+    return mode, species_map(cfg.data, labels, cfg.backbone, prov)
 
 
 def read_windows(
