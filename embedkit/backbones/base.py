@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from embedkit.errors import EmbedkitError
+from embedkit.files import sha256_file
 
 
 class BackboneError(EmbedkitError, RuntimeError):
@@ -24,15 +25,6 @@ class MissingDependency(BackboneError):
         super().__init__(
             f"backbone {backbone!r} needs the package {package!r}: pip install {pip_name or package}"
         )
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sha256_dir(path: str | os.PathLike) -> str:

@@ -21,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
+from embedkit.files import fsync_dir
+
 #: age after which temp files of other machines (shared file systems) are removed
 STALE_TEMP_S = 24 * 3600.0
 _RENAME_EXCHANGE = 2
@@ -48,20 +50,6 @@ def writer_gone(tag: str, mtime: float, min_age_s: float = STALE_TEMP_S) -> bool
     except PermissionError:
         return False
     return False
-
-
-def fsync_dir(folder: Path) -> None:
-    """Flush a directory's entry list to disk (best effort: some file systems refuse)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def fsync_tree(folder: Path) -> None:

@@ -7,18 +7,10 @@ model could make a reader open any file of the machine). The Kaggle kit lists it
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from embedkit.files import sha256_file
 
 
 def walk_regular(folder: Path, skip: tuple[str, ...] = ()) -> list[str]:

@@ -15,20 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from embedkit.files import fsync_dir as _fsync_dir
 from embedkit.store.provenance import LAYOUT, META_KEY, StoreError, check_provenance, read_meta, shard_paths
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write_table(table, path: Path, **kwargs) -> Path:
