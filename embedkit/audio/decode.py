@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedkit.audio.sequential import read_blocks
 from embedkit.errors import EmbedkitError
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".flac", ".wav", ".mp3", ".opus", ".aif", ".aiff")
@@ -135,8 +136,7 @@ def stream_mono(path: str | os.PathLike, sample_rate: int, block_s: float = 30.0
             stream = soxr.ResampleStream(sr_in, sample_rate, 1, dtype="float32", quality="HQ")
         block = max(1, int(block_s * sr_in))
         try:
-            while True:
-                data = f.read(block, dtype="float32", always_2d=True)
+            for data in read_blocks(f, block, str(path)):  # seek-free: same samples as one whole read
                 last = len(data) < block
                 mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
                 mono = np.clip(np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
