@@ -1,4 +1,4 @@
-"""Block decoding gives the same samples as one whole-file ``soundfile.read``, MP3 above all (issue 13, point 7)."""
+"""Block decoding gives the same samples as one whole-file ``soundfile.read``, MP3 above all (issue 13)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from conftest import tone
 
 from embedkit.audio.decode import stream_mono
 from embedkit.audio.sequential import decoder_messages
-from conftest import tone
 
 
 def _whole_mono(path) -> np.ndarray:
@@ -51,7 +51,7 @@ def test_mp3_blocks_equal_whole_read(tmp_path, capfd, sr, seconds, channels):
         assert got.shape == whole.shape
         assert np.array_equal(got, whole), f"{int((got != whole).sum())} samples differ (block {block_s} s)"
     err = capfd.readouterr().err
-    assert "mpg123" not in err and "part2_3_length" not in err  # an exact decode has nothing to complain about
+    assert "mpg123" not in err and "part2_3_length" not in err  # an exact decode has nothing to report
 
 
 def test_old_seeking_reader_differs(tmp_path, capfd):
@@ -70,7 +70,12 @@ def test_old_seeking_reader_differs(tmp_path, capfd):
 
 @pytest.mark.parametrize(
     "fmt,subtype,suffix",
-    [("OGG", "VORBIS", ".ogg"), ("FLAC", "PCM_16", ".flac"), ("WAV", "PCM_16", ".wav"), ("OGG", "OPUS", ".opus")],
+    [
+        ("OGG", "VORBIS", ".ogg"),
+        ("FLAC", "PCM_16", ".flac"),
+        ("WAV", "PCM_16", ".wav"),
+        ("OGG", "OPUS", ".opus"),
+    ],
 )
 def test_other_formats_blocks_equal_whole_read(tmp_path, fmt, subtype, suffix):
     sr = 48000 if subtype == "OPUS" else 32000
@@ -91,7 +96,7 @@ def test_resampled_mp3_blocks_equal_resampled_whole(tmp_path):
 
 @pytest.mark.slow
 def test_real_recordings_as_mp3(tmp_path, shared_data, capfd):
-    """Real xeno-canto recordings (the longest ones), as 22.05 kHz mono MP3 like the field files in the issue."""
+    """The longest real xeno-canto recordings as 22.05 kHz mono MP3, like the field files in the issue."""
     rows = list(csv.DictReader(open(shared_data / "xc-pr-birds" / "train.csv")))
     rows.sort(key=lambda r: -float(r["duration_s"]))
     mp3s = list(shared_data.rglob("*.mp3"))  # none today (the set is OGG); used as-is if it ever has some

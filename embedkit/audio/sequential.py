@@ -34,7 +34,7 @@ _CAPTURE = threading.Lock()
 
 
 def _raw_read():
-    """libsndfile's ``sf_readf_float`` and soundfile's error check, or ``None`` if soundfile changed."""
+    """Return libsndfile's ``sf_readf_float`` and soundfile's error check (None if soundfile changed)."""
     try:
         import soundfile as sf
 
