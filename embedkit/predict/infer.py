@@ -35,7 +35,14 @@ from embedkit.birdclef import (
 )
 from embedkit.config import InferConfig
 from embedkit.errors import UsageError
-from embedkit.predict.post import blend_weights, column_map, file_max_blend, remap, smooth_windows
+from embedkit.predict.post import (
+    blend_weights,
+    column_map,
+    file_max_blend,
+    known_scale,
+    remap,
+    smooth_windows,
+)
 from embedkit.store import INFO_FIELDS
 
 
@@ -200,8 +207,7 @@ def _embed_all(cfg: InferConfig, run: _Run, t0: float) -> None:
 def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:
     """Row ids and probabilities [N, C] of every soundscape; class priors where a file gave nothing."""
     # --allow-label-mismatch: a column is the blend of the models that know it; a column none knows is 0
-    known = sum(run.wts[i] * (c >= 0) for i, c in enumerate(run.cmaps))
-    scale = np.where(known > 0, 1.0 / np.maximum(known, 1e-12), 0.0).astype(np.float32)
+    scale = known_scale(run.cmaps, run.wts)
     priors = scale * sum(
         run.wts[i] * remap(m.priors[None, :], run.cmaps[i])[0] for i, m in enumerate(run.models)
     )
