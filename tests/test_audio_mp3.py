@@ -12,7 +12,7 @@ import soxr
 from conftest import tone
 
 from embedkit.audio.decode import stream_mono
-from embedkit.audio.sequential import decoder_messages
+from embedkit.audio.sequential import DecoderMessages
 
 
 def _whole_mono(path) -> np.ndarray:
@@ -116,17 +116,40 @@ def test_real_recordings_as_mp3(tmp_path, shared_data, capfd):
 
 
 def test_decoder_messages_go_to_the_log_with_the_file_name(capfd, caplog):
-    """C code writing to fd 2 while an MP3 decodes: decoder lines are logged under the file's name."""
+    """C code writing to fd 2 during a capture: decoder lines are logged under the file's name, once."""
     import os
 
     line = b"[src/libmpg123/layer3.c:INT123_do_layer3():1774] error: part2_3_length (960) too large\n"
+    msgs = DecoderMessages("field/XC1.mp3")
     with caplog.at_level(logging.WARNING, logger="embedkit.audio"):
-        with decoder_messages("field/XC1.mp3"):
-            os.write(2, line)
+        with msgs.capture():
             os.write(2, line)
             os.write(2, b"progress 3/10\n")  # not the decoder's: passed through to the terminal
+        with msgs.capture():
+            os.write(2, b"Note: Trying to resync...\n")
+        msgs.report()
     err = capfd.readouterr().err
-    assert "part2_3_length" not in err and "progress 3/10" in err
+    assert "part2_3_length" not in err and "resync" not in err and "progress 3/10" in err
+    logged = [r.getMessage() for r in caplog.records if r.name == "embedkit.audio"]
+    assert logged == ["MP3 decoder, field/XC1.mp3: error: part2_3_length (960) too large (and 1 more)"]
+
+
+def test_damaged_mp3_messages_are_logged_once_with_its_name(tmp_path, capfd, caplog):
+    """libmpg123's complaints about a damaged MP3 become one warning naming it; the samples stay exact."""
+    sr = 32000
+    path = tmp_path / "damaged field.mp3"
+    sf.write(str(path), _chirp(70.0, sr, 1, seed=4), sr, format="MP3")
+    raw = bytearray(path.read_bytes())
+    rng = np.random.default_rng(1)
+    for off in range(20000, len(raw), 30000):  # garbage in the middle of some frames
+        raw[off : off + 40] = rng.bytes(40)
+    path.write_bytes(bytes(raw))
+    whole = _whole_mono(path)
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING, logger="embedkit.audio"):
+        got = _blocks(path, sr, 7.0)
+    err = capfd.readouterr().err
+    assert "Illegal Audio-MPEG-Header" not in err and "mpg123" not in err  # nothing unlabelled
     msgs = [r.getMessage() for r in caplog.records if r.name == "embedkit.audio"]
-    assert len(msgs) == 1 and "field/XC1.mp3" in msgs[0] and "part2_3_length (960)" in msgs[0]
-    assert "1 more" in msgs[0]
+    assert len(msgs) == 1 and str(path) in msgs[0] and "more)" in msgs[0]
+    assert np.array_equal(got, whole)

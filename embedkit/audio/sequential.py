@@ -11,10 +11,11 @@ directly, consecutively, never seeking — the way ``sf_read`` is meant to be us
 ``soundfile.read`` itself seeks to frame 0 once before reading; so does this reader (for MP3 that
 restart changes the decode by 1 ulp in some files, and the point is to match the whole read exactly).
 
-libmpg123 prints decoder complaints straight to file descriptor 2. While an MP3 block is decoded,
-fd 2 is pointed at a temporary file (one MP3 block at a time, under a lock, so each message is
-attributed to its file); decoder lines then go to the ``embedkit.audio`` logger as one warning naming
-the file, and anything else written to stderr meanwhile (a progress bar) is passed through unchanged.
+libmpg123 prints decoder complaints straight to file descriptor 2, when a file is opened (it scans the
+stream) and while it decodes. Around those calls fd 2 is pointed at a temporary file (one capture at a
+time, under a lock, so each message is attributed to its file); :class:`DecoderMessages` collects the
+decoder's lines and logs them as one warning naming the file on the ``embedkit.audio`` logger, and
+anything else written to stderr meanwhile (a progress bar) is passed through unchanged.
 """
 
 from __future__ import annotations
@@ -43,28 +44,31 @@ def _raw_read():
         return None
 
 
-def read_blocks(f, block: int, name: str) -> Iterator[np.ndarray]:
+def read_blocks(f, block: int, msgs: DecoderMessages | None = None) -> Iterator[np.ndarray]:
     """Read an open ``soundfile.SoundFile`` from its start in consecutive blocks without seeking.
 
     Args:
         f: open SoundFile in read mode.
         block: frames per block (>= 1).
-        name: file name used in decoder warnings.
+        msgs: collects what the MP3 decoder prints while the file is read (``None``: not captured).
 
     Yields:
         float32 arrays [n, channels], each of ``block`` frames except the last (shorter, maybe empty).
     """
+    mp3 = f.format in ("MP3", "MPEG") and msgs is not None
+    quiet = msgs.capture if mp3 else nullcontext
     if f.seekable():
-        f.seek(0)
-    mp3 = f.format == "MPEG"
+        with quiet():
+            f.seek(0)
     raw = _raw_read()
     if raw is None:  # soundfile internals changed: exact but not bounded for MP3, exact for the rest
-        yield from _fallback(f, block, mp3)
+        with quiet():
+            yield from _fallback(f, block, f.format in ("MP3", "MPEG"))
         return
     readf, ffi, check = raw
     while True:
         out = np.empty((block, f.channels), dtype=np.float32)
-        with decoder_messages(name) if mp3 else nullcontext():
+        with quiet():
             n = int(readf(f._file, ffi.cast("float *", out.ctypes.data), block))
         check(f._errorcode)
         yield out[:n]
@@ -87,41 +91,50 @@ def _fallback(f, block: int, mp3: bool) -> Iterator[np.ndarray]:
             return
 
 
-@contextmanager
-def decoder_messages(name: str):
-    """Capture what C code writes to fd 2 inside the block; decoder lines become one logged warning.
+class DecoderMessages:
+    """What C decoders print to fd 2 for one file, collected and logged as one warning naming the file.
 
     Args:
-        name: the file being decoded (named in the warning).
+        name: the file (named in the warning).
+        level: logging level of the warning (``logging.DEBUG`` where another call reports the same file).
     """
-    with _CAPTURE:
-        try:
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 2)
+
+    def __init__(self, name: str, level: int = logging.WARNING):
+        self.name, self.level = name, level
+        self.lines: list[str] = []
+
+    @contextmanager
+    def capture(self):
+        """Point fd 2 at a temp file while the block runs (one capture at a time in the process)."""
+        with _CAPTURE:
             try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                tmp.seek(0)
-                text = tmp.read().decode("utf-8", errors="replace")
-    if text:
-        _report(name, text)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            saved = os.dup(2)
+            with tempfile.TemporaryFile() as tmp:
+                os.dup2(tmp.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+                    tmp.seek(0)
+                    text = tmp.read().decode("utf-8", errors="replace")
+        if text:
+            other = "".join(ln for ln in text.splitlines(keepends=True) if not _is_decoder_line(ln))
+            if other:  # not the decoder's (a progress bar of another thread): passed through unchanged
+                os.write(2, other.encode())
+            self.lines += [ln.strip() for ln in text.splitlines() if _is_decoder_line(ln)]
+
+    def report(self) -> None:
+        """Log the collected lines as one message (the first, and how many more) and forget them."""
+        if self.lines:
+            first = self.lines[0].split("] ", 1)[-1]
+            more = f" (and {len(self.lines) - 1} more)" if len(self.lines) > 1 else ""
+            log.log(self.level, "MP3 decoder, %s: %s%s", self.name, first, more)
+            self.lines = []
 
 
 def _is_decoder_line(line: str) -> bool:
     return "mpg123" in line or line.lstrip().lower().startswith(("note:", "warning:", "error:"))
-
-
-def _report(name: str, text: str) -> None:
-    ours = [ln for ln in text.splitlines() if _is_decoder_line(ln)]
-    other = "".join(ln for ln in text.splitlines(keepends=True) if not _is_decoder_line(ln))
-    if other:
-        os.write(2, other.encode())
-    if ours:
-        more = f" (and {len(ours) - 1} more)" if len(ours) > 1 else ""
-        log.warning("MP3 decoder, %s: %s%s", name, ours[0].split("] ", 1)[-1].strip(), more)
