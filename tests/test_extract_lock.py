@@ -121,3 +121,16 @@ def test_overlapping_parts_are_refused(tmp_path, held, wanted, refused):
             with extract_lock(tmp_path, wanted):
                 assert (tmp_path / f".lock-extract-p{wanted[0]}of{wanted[1]}").exists()
     assert not list(tmp_path.glob(".lock-extract-p*"))
+
+
+def test_file_system_without_locks_is_a_note_not_a_failure(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_flock(fd, flags):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with extract_lock(tmp_path / "ds"):
+        pass
+    assert "no file locks on" in capsys.readouterr().err

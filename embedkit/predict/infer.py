@@ -270,9 +270,12 @@ def _write_checked(
     :func:`invalid_path` and ``out`` is not touched. Temp files of this name left by killed runs are removed
     first (a dead pid on this host; another host's after an hour). Returns (path written, problems).
     """
+    import glob
+
     from embedkit.store.write import _host, clean_stale_temps
 
-    clean_stale_temps(out.parent, pattern=f".tmp-[0-9]*-{out.name}")  # of killed runs (dead pid, this host)
+    stale = f".tmp-[0-9]*-{glob.escape(out.name)}"
+    clean_stale_temps(out.parent, pattern=stale)  # of killed runs (dead pid on this host)
     check = out.with_name(f".tmp-{os.getpid()}@{_host()}-check-{out.name}")
     tmp = write_submission(check, row_ids, P, labels)
     try:

@@ -10,14 +10,17 @@ overlap — the same part, or a different split ``N`` — is refused with a one-
 removed by the next one. Taking a lock is serialised by a short ``flock`` on the folder itself, so two runs
 started at the same instant cannot both pass the check, and a finished run leaves no lock file behind.
 
-Where ``fcntl`` is missing (Windows) no lock is taken.
+Where ``fcntl`` is missing (Windows) or the file system has no ``flock`` (some network mounts) no lock is
+taken (with a note on stderr in the second case).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,14 +37,32 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[1] != b[1] or a[0] == b[0]
 
 
-def _try_lock(fd: int) -> bool:
+class _NoLocks(Exception):
+    """The file system does not support ``flock`` (some network mounts)."""
+
+
+_UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
+
+
+def _flock(fd: int, flags: int) -> bool:
+    """``flock``; False when another holder has it (non-blocking), :class:`_NoLocks` where unsupported."""
     import fcntl
 
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, flags)
         return True
     except BlockingIOError:
         return False
+    except OSError as e:
+        if e.errno in _UNSUPPORTED:
+            raise _NoLocks(e.strerror) from e
+        raise
+
+
+def _try_lock(fd: int) -> bool:
+    import fcntl
+
+    return _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _holder(path: Path) -> str:
@@ -82,7 +103,7 @@ def _gate(folder: Path):
 
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # drops the flock
@@ -118,6 +139,11 @@ def extract_lock(folder: str | os.PathLike, part: tuple[int, int] = (0, 1)):
             os.ftruncate(fd, 0)
             who = f"pid {os.getpid()}@{socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
             os.write(fd, f"{who}\n".encode())
+    except _NoLocks as e:
+        print(f"[extract] note: no file locks on {folder} ({e}); do not run two extracts on it at once",
+              file=sys.stderr)
+        yield
+        return
     except OSError as e:  # read-only or unwritable folder: the store's one-line error, before any work
         raise StoreError(_write_error(folder, e)) from e
     try:
