@@ -153,3 +153,16 @@ def test_damaged_mp3_messages_are_logged_once_with_its_name(tmp_path, capfd, cap
     msgs = [r.getMessage() for r in caplog.records if r.name == "embedkit.audio"]
     assert len(msgs) == 1 and str(path) in msgs[0] and "more)" in msgs[0]
     assert np.array_equal(got, whole)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("MP3", None), ("OGG", "VORBIS")])
+def test_fallback_reader_is_exact_too(tmp_path, monkeypatch, fmt, subtype):
+    """Were soundfile's internals to change (no ``_snd``), the fallback reader still gives the whole read."""
+    import embedkit.audio.sequential as seq
+
+    monkeypatch.setattr(seq, "_raw_read", lambda: None)
+    sr = 22050
+    path = tmp_path / f"f.{fmt.lower()}"
+    sf.write(str(path), _chirp(40.0, sr, 1, seed=2), sr, format=fmt, subtype=subtype)
+    assert np.array_equal(_blocks(path, sr, 30.0), _whole_mono(path))
+    assert np.array_equal(_blocks(path, sr, 10.0), _whole_mono(path))  # 40 s: blocks fit exactly

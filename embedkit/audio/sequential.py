@@ -62,8 +62,7 @@ def read_blocks(f, block: int, msgs: DecoderMessages | None = None) -> Iterator[
             f.seek(0)
     raw = _raw_read()
     if raw is None:  # soundfile internals changed: exact but not bounded for MP3, exact for the rest
-        with quiet():
-            yield from _fallback(f, block, f.format in ("MP3", "MPEG"))
+        yield from _fallback(f, block, f.format in ("MP3", "MPEG"), quiet)
         return
     readf, ffi, check = raw
     while True:
@@ -76,16 +75,19 @@ def read_blocks(f, block: int, msgs: DecoderMessages | None = None) -> Iterator[
             return
 
 
-def _fallback(f, block: int, mp3: bool) -> Iterator[np.ndarray]:
+def _fallback(f, block: int, mp3: bool, quiet) -> Iterator[np.ndarray]:
+    """``SoundFile.read`` (it seeks after each call): MP3 whole, other formats in blocks (exact for them)."""
     if mp3:
-        data = f.read(dtype="float32", always_2d=True)
+        with quiet():
+            data = f.read(dtype="float32", always_2d=True)
         for i in range(0, len(data), block):
             yield data[i : i + block]
         if len(data) % block == 0:
             yield data[:0]
         return
     while True:
-        data = f.read(block, dtype="float32", always_2d=True)
+        with quiet():
+            data = f.read(block, dtype="float32", always_2d=True)
         yield data
         if len(data) < block:
             return
