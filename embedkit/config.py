@@ -127,6 +127,9 @@ class InferConfig:
     sample: str | None = opt(
         None, "sample_submission.csv for the column order (default: DATA/sample_submission.csv)"
     )
+    allow_label_mismatch: bool = opt(
+        False, "write a submission whose labels partly differ from the model's (a column no model knows is 0)"
+    )
     backbone_weights: dict = opt({}, "weights per backbone, e.g. --backbone-weights panns=/path/Cnn14.pth")
     threads: int | None = opt(None, "CPU threads for the backbones (default: all cores)")
     batch_size: int = opt(32, "windows per backbone call")

@@ -4,6 +4,12 @@ Decoding runs in worker threads (soundfile and soxr release the GIL) that feed a
 window pieces, so decoding overlaps the model and memory stays flat. Windows of several files are
 batched together for the backbone. A file's rows are written only once all its windows are embedded,
 so after a kill or Ctrl-C a rerun of the same command skips exactly the files already in shards.
+
+One writer per folder and part: a run holds an advisory lock (``.lock-extract-p<i>of<N>``, an ``flock``
+plus ``pid@host``; see :mod:`embedkit.store.lock`) for its whole run. A second ``extract`` on the same
+folder whose files overlap (same ``--part``, or another split ``N``) is refused with a one-line error
+(exit 2) naming the holder, so no file is embedded twice; ``--part i/N`` runs of one split still run side
+by side. The lock dies with its process (also SIGKILL); the next run removes the leftover file.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from embedkit.audio.stream import embed_files
 from embedkit.config import ExtractConfig
 from embedkit.errors import UsageError
 from embedkit.store import ShardWriter, done_files
+from embedkit.store.lock import extract_lock
 
 SPLITS = ("train_audio", "train_soundscapes", "test_soundscapes")
 
@@ -165,12 +172,13 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         The run summary (also printed).
 
     Raises:
-        UsageError: missing data folder, bad ``--part``.
+        UsageError: missing data folder, bad ``--part``, another extract writing the same folder and part.
         KeyboardInterrupt: after Ctrl-C/SIGTERM, once finished files are safely written.
     """
     from embedkit.backbones import backbone_class, get_backbone
 
     t0 = time.monotonic()
+    held = contextlib.ExitStack()  # the folder's writer lock, for the whole run
     try:
         if backbone is None:
             backbone_class(cfg.backbone)  # an unknown name fails before any other check
@@ -186,6 +194,7 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         ):
             raise UsageError(f"--save-logits: backbone {backbone.name!r} has no class logits")
         out = Path(cfg.out) / backbone.name / name
+        held.enter_context(extract_lock(out, (i, n)))  # a second run on the same files is refused
         prov = provenance(backbone, cfg, root, name)
         writer = ShardWriter(out, prov, cfg.dtype, tag=f"p{i}of{n}", row_group_size=cfg.shard_rows)
         rels_all = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
@@ -194,8 +203,10 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         todo = [(r, p) for r, p in mine if r not in done]
         s = ExtractSummary(dataset=out, files_total=len(mine), files_skipped_done=len(mine) - len(todo))
         buf = _ShardBuffer(writer, cfg)
-    except KeyboardInterrupt:
-        print("\ninterrupted before any file was embedded; nothing was written", file=sys.stderr)
+    except BaseException as e:
+        held.close()
+        if isinstance(e, KeyboardInterrupt):
+            print("\ninterrupted before any file was embedded; nothing was written", file=sys.stderr)
         raise
     old = _sigterm_to_interrupt()
     try:
@@ -234,6 +245,7 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+        held.close()
         s.elapsed_s = time.monotonic() - t0
     print(s.line(), file=sys.stderr)
     for f, reason in s.failures[:20]:

@@ -296,3 +296,66 @@ def test_w2v_env_and_missing_weights(w2v, tmp_path, monkeypatch):
     monkeypatch.setenv("WAV2VEC2_MODEL", str(folder))
     bb = get_backbone("wav2vec2", device="cpu")
     assert bb.model_dir == folder and bb.weights_id() == sha256_dir(folder)
+
+
+class _Marker:
+    """Unpickling this writes a file: proof that a loader ran code from a weights file."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_w2v_pickled_bin_is_one_line_and_runs_nothing(w2v, tmp_path, capsys):
+    """Issue 13: a pytorch_model.bin that is not a plain state dict is a BackboneError line; nothing runs."""
+    import pickle
+
+    from embedkit.cli import main as cli_main
+
+    folder, model = w2v
+    marker = tmp_path / "MARKER"
+    cases = {
+        "object": pickle.dumps({"w": _Marker(str(marker))}),
+        "junk": b"not a pickle at all" * 10,
+        "list": None,
+    }
+    for name, payload in cases.items():
+        d = tmp_path / name
+        shutil.copytree(folder, d)
+        (d / "model.safetensors").unlink()
+        if payload is None:
+            torch.save([1, 2, 3], d / "pytorch_model.bin")
+        else:
+            (d / "pytorch_model.bin").write_bytes(payload)
+        with pytest.raises(BackboneError) as err:
+            get_backbone("wav2vec2", weights=str(d), device="cpu")
+        msg = str(err.value)
+        assert "\n" not in msg and str(d) in msg, msg
+        if name == "object":
+            assert "not a plain state dict" in msg and "weights_only" not in msg
+    assert not marker.exists()
+    import soundfile as sf
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    sf.write(str(audio / "a.wav"), np.zeros(16000, np.float32), 16000)
+    args = ["extract", "--backbone", "wav2vec2", "--weights", str(tmp_path / "object"), "--files", str(audio)]
+    assert cli_main([*args, "--out", str(tmp_path / "emb"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a plain state dict" in err[0]
+    assert not marker.exists()
+
+
+def test_w2v_prefers_safetensors_over_a_bin(w2v, w2v_x, tmp_path):
+    import pickle
+
+    folder, model = w2v
+    marker = tmp_path / "MARKER"
+    d = tmp_path / "both"
+    shutil.copytree(folder, d)
+    (d / "pytorch_model.bin").write_bytes(pickle.dumps({"w": _Marker(str(marker))}))
+    bb = get_backbone("wav2vec2", weights=str(d), device="cpu")
+    np.testing.assert_allclose(bb.embed(w2v_x), _manual(model, w2v_x, -1), rtol=1e-5, atol=1e-6)
+    assert not marker.exists()

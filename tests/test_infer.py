@@ -12,14 +12,14 @@ import pytest
 import soundfile as sf
 from conftest import tone, write_audio
 
-from embedkit.birdclef import expected_row_ids, validate_submission
+from embedkit.birdclef import DataError, check_labels, expected_row_ids, validate_submission
 from embedkit.cli import main as cli_main
 from embedkit.config import ExtractConfig, FitConfig, InferConfig
 from embedkit.errors import UsageError
 from embedkit.extract import run_extract
 from embedkit.predict.infer import run_infer
 from embedkit.predict.model import load_model
-from embedkit.predict.post import blend, blend_weights, column_map, remap, smooth_windows
+from embedkit.predict.post import blend, blend_weights, column_map, known_scale, remap, smooth_windows
 from embedkit.store import StoreError, read_embeddings
 from embedkit.train.run import run_fit
 
@@ -255,10 +255,10 @@ def test_sample_columns_reordered_and_extra(env, base_run, tmp_path):
     cols = ["bbb", "zzz", "aaa", "ccc", "ddd"]
     sample = tmp_path / "sample.csv"
     sample.write_text(",".join(["row_id", *cols]) + "\n")
-    res = infer(env, tmp_path / "sub.csv", sample=str(sample))
+    res = infer(env, tmp_path / "sub.csv", sample=str(sample), allow_label_mismatch=True)
     df = pd.read_csv(res.path)
     assert list(df.columns) == ["row_id", *cols] and res.problems == []
-    assert (df["zzz"] == 0).all()
+    assert (df["zzz"] == 0).all()  # the documented fallback: a column no model knows is 0
     for c in LABELS:
         np.testing.assert_allclose(df[c].to_numpy(), base_run.probs[:, LABELS.index(c)], atol=1e-6)
 
@@ -300,3 +300,117 @@ def test_32khz_soundscapes_give_the_expected_rows(env, tmp_path):
     res = infer(env, tmp_path / "sub.csv", soundscapes=str(folder))
     assert res.row_ids == _expected_ids() == expected_row_ids(folder)
     assert res.problems == [] and res.failures == []
+
+
+# -- labels and inputs that cannot be trusted (issue 13) ---------------------------------------------------
+
+
+def _sample(path: Path, cols: list[str]) -> Path:
+    path.write_text(",".join(["row_id", *cols]) + "\n")
+    return path
+
+
+def _cli_infer(env, out: Path, *extra: str) -> list[str]:
+    args = ["infer", "--data", str(env["root"]), "--soundscapes", str(env["scapes"]), "--no-progress"]
+    return [*args, "--models", str(env["m1"]), "--out", str(out), *extra]
+
+
+def test_sample_sharing_no_label_is_refused(env, tmp_path, capsys):
+    sample = _sample(tmp_path / "other.csv", ["xxx", "yyy"])
+    out = tmp_path / "sub.csv"
+    with pytest.raises(DataError, match="shares no label with model"):
+        infer(env, out, sample=str(sample), allow_label_mismatch=True)  # no flag makes it useful
+    assert cli_main(_cli_infer(env, out, "--sample", str(sample))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shares no label" in err[0] and "xxx" in err[0]
+    assert not out.exists()
+
+
+def test_partly_different_labels_are_named_and_refused_without_the_flag(env, base_run, tmp_path, capsys):
+    sample = _sample(tmp_path / "s.csv", ["aaa", "bbb", "ccc", "eee"])  # ddd missing from it, eee unknown
+    out = tmp_path / "sub.csv"
+    assert cli_main(_cli_infer(env, out, "--sample", str(sample))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allow-label-mismatch" in err[0]
+    assert "1 submission label(s) it does not know (eee)" in err[0] and "dropped (ddd)" in err[0]
+    assert not out.exists()
+    allow = _cli_infer(env, out, "--sample", str(sample), "--allow-label-mismatch", "--smooth", "0")
+    assert cli_main(allow) == 0
+    assert "does not know (eee)" in capsys.readouterr().err  # still said, as a note
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["row_id", "aaa", "bbb", "ccc", "eee"] and (df["eee"] == 0).all()
+    np.testing.assert_allclose(df["aaa"], base_run.probs[:, LABELS.index("aaa")], atol=1e-6)
+
+
+def test_sample_path_that_does_not_exist_is_an_error(env, tmp_path, capsys):
+    out = tmp_path / "sub.csv"
+    with pytest.raises(UsageError, match="no such file"):
+        infer(env, out, sample=str(tmp_path / "nope.csv"))
+    assert cli_main(_cli_infer(env, out, "--sample", str(tmp_path / "nope.csv"))) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_no_sample_anywhere_falls_back_to_the_model_labels_with_a_note(env, tmp_path, capsys):
+    res = infer(env, tmp_path / "sub.csv", data=str(tmp_path / "nodata"))
+    assert res.problems == []
+    assert list(pd.read_csv(res.path).columns)[1:] == load_model(env["m1"]).labels
+    assert "sample_submission.csv: the columns are the labels of" in capsys.readouterr().err
+
+
+def test_empty_sample_submission_is_one_line(env, tmp_path, capsys):
+    empty = tmp_path / "sample_submission.csv"
+    empty.write_bytes(b"")
+    out = tmp_path / "sub.csv"
+    assert cli_main(_cli_infer(env, out, "--sample", str(empty))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty file (0 bytes)" in err[0]
+    sub = tmp_path / "any.csv"
+    sub.write_text("row_id,aaa\nx_5,0.5\n")
+    assert cli_main(["validate", str(sub), "--sample", str(empty)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty file (0 bytes)" in err[0]
+    garbage = tmp_path / "bin.csv"
+    garbage.write_bytes(b"\xff\xfe\x00" * 50)
+    assert cli_main(["validate", str(sub), "--sample", str(garbage)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_check_labels_and_blend_over_the_models_that_know_a_label():
+    with pytest.raises(DataError, match="shares no label with model b"):
+        check_labels(["x"], {"a": ["x"], "b": ["y"]}, "s.csv", allow=True)
+    assert check_labels(["x", "y"], {"a": ["y", "x"]}, "s.csv") == []  # order does not matter
+    notes = check_labels(["x", "y"], {"a": ["x", "y"], "b": ["x"]}, "s.csv", allow=True)
+    assert len(notes) == 1 and notes[0].startswith("model b: 1 submission label(s) it does not know (y)")
+    cmaps = [column_map(["x", "y"], ["x", "y", "z"]), column_map(["x"], ["x", "y", "z"])]
+    w = blend_weights([3.0, 1.0], 2)
+    p = [np.array([[0.2, 0.8]], np.float32), np.array([[0.6]], np.float32)]
+    got = sum(wi * remap(pi, c) for wi, pi, c in zip(w, p, cmaps, strict=True)) * known_scale(cmaps, w)
+    np.testing.assert_allclose(got, [[0.75 * 0.2 + 0.25 * 0.6, 0.8, 0.0]], rtol=1e-6)
+
+
+def test_stale_submission_temps_of_dead_runs_are_removed(env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from embedkit.store.write import _host
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    pid = int(dead.stdout)  # a pid that is not running any more
+    out = tmp_path / "sub.csv"
+    stale = [
+        tmp_path / f".tmp-{pid}@{_host()}-check-sub.csv",  # a killed infer, between write and check
+        tmp_path / f".tmp-{pid}-.tmp-{pid}@{_host()}-check-sub.csv",  # ... inside write_submission
+    ]
+    kept = [
+        tmp_path / f".tmp-{os.getppid()}@{_host()}-check-sub.csv",  # a live process
+        tmp_path / f".tmp-{pid}@otherhost-check-sub.csv",  # another machine's, young
+        tmp_path / f".tmp-{pid}@{_host()}-check-other.csv",  # another output's
+        tmp_path / ".tmp-notes-sub.csv",  # not ours
+    ]
+    for p in stale + kept:
+        p.write_text("row_id\n")
+    res = infer(env, out)
+    assert res.problems == [] and out.is_file()
+    assert not [p for p in stale if p.exists()]
+    assert all(p.exists() for p in kept)

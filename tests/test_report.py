@@ -138,3 +138,29 @@ def test_mel_filterbank_and_log_mel_find_a_tone():
         10 ** (np.linspace(*(2595 * np.log10(1 + np.array([50, 16000]) / 700)), 66)[1:-1] / 2595) - 1
     )
     assert abs(centre[band_lo] - 500) < 60 and abs(centre[band_hi] - 4000) < 250
+
+
+
+def test_names_from_the_file_system_are_escaped(run, tmp_path):
+    """A model folder named like a tag (issue 13) shows as text: no element of the page carries a handler."""
+    import html
+    import shutil
+    import urllib.parse
+    from html.parser import HTMLParser
+
+    evil = "<img src=x onerror=alert(1)>"
+    models = tmp_path / "m"
+    shutil.copytree(run / "models" / "toy-logreg", models / evil)
+    facts = {"<b>note": "<script>x()</script>"}
+    page = build_report([models], tmp_path / "rep", data=tmp_path / "missing", extra_facts=facts)
+    text = page.read_text()
+    tags: list[tuple[str, dict]] = []
+    parser = HTMLParser()
+    parser.handle_starttag = lambda tag, attrs: tags.append((tag, dict(attrs)))
+    parser.feed(text)
+    assert not [t for t in tags if "onerror" in t[1] or t[0] in ("script", "b")]
+    imgs = [t[1] for t in tags if t[0] == "img"]
+    assert imgs and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    assert html.escape(evil) in text and evil not in text
+    assert (tmp_path / "rep" / f"cv_{evil}.png").is_file()  # the link points at the figure's real name
+    assert f'href="{html.escape(urllib.parse.quote(f"cv_{evil}.png"))}"' in text

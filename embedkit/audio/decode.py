@@ -12,6 +12,7 @@ not covered by earlier windows; a file shorter than one window still gives one w
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedkit.audio.sequential import DecoderMessages, read_blocks
 from embedkit.errors import EmbedkitError
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".flac", ".wav", ".mp3", ".opus", ".aif", ".aiff")
@@ -89,7 +91,8 @@ def row_id(stem: str, end_s: float) -> str:
     return f"{stem}_{int(end)}" if end == int(end) else f"{stem}_{end:.6f}".rstrip("0")
 
 
-def _open(path: str | os.PathLike):
+def _open(path: str | os.PathLike, msgs: DecoderMessages | None = None):
+    """Open ``path`` for reading; decoder messages meanwhile go to ``msgs`` (default: the debug log)."""
     import soundfile as sf
 
     p = Path(path)
@@ -99,10 +102,16 @@ def _open(path: str | os.PathLike):
         raise AudioError("is a folder, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
+    own = msgs is None  # duration_s: the decode of the same file reports these lines
+    msgs = msgs or DecoderMessages(str(p), logging.DEBUG)
     try:
-        return sf.SoundFile(str(p))
+        with msgs.capture():
+            return sf.SoundFile(str(p))
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
         raise AudioError(f"cannot decode: {_oneline(e)}") from None
+    finally:
+        if own:
+            msgs.report()
 
 
 def _oneline(e: BaseException) -> str:
@@ -127,29 +136,32 @@ def stream_mono(path: str | os.PathLike, sample_rate: int, block_s: float = 30.0
     """
     import soxr
 
-    f = _open(path)
-    with f:
-        sr_in = f.samplerate
-        stream = None
-        if sr_in != sample_rate:
-            stream = soxr.ResampleStream(sr_in, sample_rate, 1, dtype="float32", quality="HQ")
-        block = max(1, int(block_s * sr_in))
-        try:
-            while True:
-                data = f.read(block, dtype="float32", always_2d=True)
-                last = len(data) < block
-                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-                mono = np.clip(np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
-                if stream is not None:
-                    mono = stream.resample_chunk(mono, last=last)
-                if len(mono):
-                    yield np.ascontiguousarray(mono, dtype=np.float32)
-                if last:
-                    return
-        except AudioError:
-            raise
-        except Exception as e:
-            raise AudioError(f"decode failed after {f.tell() / sr_in:.1f} s: {_oneline(e)}") from None
+    msgs = DecoderMessages(str(path))  # what libmpg123 prints: one logged warning naming the file
+    try:
+        f = _open(path, msgs)
+        with f:
+            sr_in = f.samplerate
+            stream = None
+            if sr_in != sample_rate:
+                stream = soxr.ResampleStream(sr_in, sample_rate, 1, dtype="float32", quality="HQ")
+            block = max(1, int(block_s * sr_in))
+            try:
+                for data in read_blocks(f, block, msgs):  # seek-free: same samples as one whole read
+                    last = len(data) < block
+                    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                    mono = np.clip(np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+                    if stream is not None:
+                        mono = stream.resample_chunk(mono, last=last)
+                    if len(mono):
+                        yield np.ascontiguousarray(mono, dtype=np.float32)
+                    if last:
+                        return
+            except AudioError:
+                raise
+            except Exception as e:
+                raise AudioError(f"decode failed after {f.tell() / sr_in:.1f} s: {_oneline(e)}") from None
+    finally:
+        msgs.report()
 
 
 def iter_windows(

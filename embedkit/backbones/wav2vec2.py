@@ -107,15 +107,30 @@ class Wav2Vec2(Backbone):
         self.device = resolve_device(device)
         self.precision = pick_precision(self.device, bool(bf16))
         self.batch_size = int(batch_size)
-        try:
-            model = Wav2Vec2Model.from_pretrained(self.model_dir, config=config, local_files_only=True)
-        except (OSError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BackboneError(
-                f"cannot load wav2vec2 weights from {self.model_dir} ({first}): {_HOW}"
-            ) from e
-        self.model = model.float().eval().to(self.device)
+        self.model = self._load(Wav2Vec2Model, config).float().eval().to(self.device)
         self._weights_id: str | None = None
+
+    def _load(self, model_cls, config):
+        """Load the model from ``model.safetensors`` when the folder has one, else ``pytorch_model.bin``.
+
+        transformers reads a ``.bin`` with ``torch.load(weights_only=True)``, so a pickle holding anything
+        but tensors is refused (nothing in it runs); every failure becomes one :class:`BackboneError` line.
+        """
+        import pickle
+
+        safe = (self.model_dir / "model.safetensors").is_file()
+        try:
+            return model_cls.from_pretrained(
+                self.model_dir, config=config, local_files_only=True, use_safetensors=True if safe else None
+            )
+        except pickle.UnpicklingError as e:
+            why = "pytorch_model.bin is not a plain state dict of tensors; its other objects were not loaded"
+            raise BackboneError(f"cannot load wav2vec2 weights from {self.model_dir} ({why}): {_HOW}") from e
+        except (OSError, ValueError, TypeError, RuntimeError, KeyError, AttributeError, EOFError) as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise BackboneError(
+                f"cannot load wav2vec2 weights from {self.model_dir} ({type(e).__name__}: {first}): {_HOW}"
+            ) from e
 
     def _resolve_layer(self, layer) -> int:
         if layer is None:

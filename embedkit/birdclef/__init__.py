@@ -10,6 +10,7 @@ from embedkit.birdclef.labels import (
     parse_secondary,
 )
 from embedkit.birdclef.submission import (
+    check_labels,
     expected_row_ids,
     load_labels_from_sample,
     soundscape_row_ids,
@@ -23,6 +24,7 @@ __all__ = [
     "DataError",
     "TargetReport",
     "build_targets",
+    "check_labels",
     "expected_row_ids",
     "load_labels",
     "load_labels_from_sample",

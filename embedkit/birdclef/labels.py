@@ -77,7 +77,15 @@ def load_labels(data_root: str | os.PathLike) -> list[str]:
 
 def load_labels_from_sample(sample: str | os.PathLike) -> list[str]:
     """Label columns of a sample submission; :class:`DataError` when ``row_id`` is not the first column."""
-    cols = list(pd.read_csv(sample, nrows=0).columns)
+    path = Path(sample)
+    if not path.is_file():
+        raise DataError(f"sample submission not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes); expected a header row_id,<label>,…")
+    try:
+        cols = list(pd.read_csv(path, nrows=0).columns)
+    except Exception as e:  # pandas raises several types (EmptyDataError, ParserError, UnicodeDecodeError)
+        raise DataError(f"{path}: cannot read CSV ({' '.join(str(e).split())[:160]})") from None
     if not cols or cols[0] != "row_id":
         raise DataError(f"{sample}: first column must be row_id, found {cols[:1]}")
     return [str(c) for c in cols[1:]]

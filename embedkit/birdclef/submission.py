@@ -18,10 +18,60 @@ from embedkit.birdclef.labels import DataError, load_labels_from_sample
 
 
 def submission_labels(sample: str | os.PathLike | None, fallback: list[str]) -> list[str]:
-    """Submission columns after ``row_id``: from a sample submission when there is one, else ``fallback``."""
-    if sample is not None and Path(sample).is_file():
-        return load_labels_from_sample(sample)
-    return list(fallback)
+    """Submission columns after ``row_id``: from the sample submission ``sample``, or ``fallback`` when None.
+
+    Raises:
+        DataError: ``sample`` is given but is not a file, is empty or unreadable, or has no ``row_id``.
+    """
+    if sample is None:
+        return list(fallback)
+    if not Path(sample).is_file():
+        raise DataError(f"sample submission not found: {sample}")
+    return load_labels_from_sample(sample)
+
+
+def _some(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (f", … ({len(names)} in all)" if len(names) > k else "")
+
+
+def check_labels(
+    labels: list[str], models: dict[str, list[str]], sample: str, allow: bool = False
+) -> list[str]:
+    """Compare the submission columns with each model's labels.
+
+    Args:
+        labels: submission columns (from ``sample``).
+        models: model name → its labels (output order).
+        sample: where ``labels`` came from (named in messages).
+        allow: accept partly different labels (``--allow-label-mismatch``).
+
+    Returns:
+        One note per model whose labels differ (printed by the caller); empty when all match.
+
+    Raises:
+        DataError: a model shares no label with the submission (always), or labels differ and not ``allow``.
+    """
+    notes = []
+    for name, mine in models.items():
+        have, want = set(mine), set(labels)
+        if not have & want:
+            raise DataError(
+                f"{sample} shares no label with model {name} (submission: {_some(labels, 3)}; model: "
+                f"{_some(list(mine), 3)}); use the sample submission of the competition it was fitted for"
+            )
+        missing = [c for c in labels if c not in have]
+        extra = [c for c in mine if c not in want]
+        if missing or extra:
+            notes.append(
+                f"model {name}: {len(missing)} submission label(s) it does not know ({_some(missing)}); "
+                f"{len(extra)} of its labels not in {sample}, dropped ({_some(extra)})"
+            )
+    if notes and not allow:
+        raise DataError(
+            f"labels differ from {sample}: {'; '.join(notes)}; pass --allow-label-mismatch to write the "
+            "submission anyway (a column no model knows is 0)"
+        )
+    return notes
 
 
 def write_submission(

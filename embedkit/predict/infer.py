@@ -26,6 +26,7 @@ import numpy as np
 
 from embedkit.audio import AudioError, Windowing, duration_s, list_audio, row_id
 from embedkit.birdclef import (
+    check_labels,
     expected_row_ids,
     soundscape_row_ids,
     submission_labels,
@@ -34,7 +35,14 @@ from embedkit.birdclef import (
 )
 from embedkit.config import InferConfig
 from embedkit.errors import UsageError
-from embedkit.predict.post import blend_weights, column_map, file_max_blend, remap, smooth_windows
+from embedkit.predict.post import (
+    blend_weights,
+    column_map,
+    file_max_blend,
+    known_scale,
+    remap,
+    smooth_windows,
+)
 from embedkit.store import INFO_FIELDS
 
 
@@ -81,8 +89,7 @@ def _prepare(cfg: InferConfig) -> _Run:
         raise UsageError("no --models given")
     models = [load_model(m, trust_pickle=cfg.trust_pickle) for m in cfg.models]
     wts = blend_weights(cfg.weights, len(models))
-    sample = Path(cfg.sample) if cfg.sample else Path(cfg.data) / "sample_submission.csv"
-    labels = submission_labels(sample, models[0].labels)
+    labels = _labels(cfg, models)
     wins = {(m.provenance.get("window_s", 5.0), m.provenance.get("hop_s", 5.0)) for m in models}
     if len(wins) > 1:
         raise UsageError(
@@ -100,6 +107,25 @@ def _prepare(cfg: InferConfig) -> _Run:
             durations.append(60.0)
     cmaps = [column_map(m.labels, labels) for m in models]
     return _Run(models, wts, labels, cmaps, Windowing(*wins.pop()), folder, files, float(sum(durations)))
+
+
+def _labels(cfg: InferConfig, models) -> list[str]:
+    """Submission columns: ``--sample`` (must exist), else DATA/sample_submission.csv, else the first model's.
+
+    Labels that differ from a model's are refused unless ``--allow-label-mismatch`` (:func:`check_labels`).
+    """
+    sample = Path(cfg.sample) if cfg.sample else Path(cfg.data) / "sample_submission.csv"
+    if cfg.sample and not sample.is_file():
+        raise UsageError(f"--sample {sample}: no such file")
+    source = str(sample)
+    if not sample.is_file():
+        print(f"[infer] no {sample}: the columns are the labels of {cfg.models[0]}", file=sys.stderr)
+        sample, source = None, f"the labels of {cfg.models[0]}"
+    labels = submission_labels(sample, models[0].labels)
+    named = {str(m.folder): list(m.labels) for m in models}
+    for note in check_labels(labels, named, source, cfg.allow_label_mismatch):
+        print(f"[infer] --allow-label-mismatch: {note}", file=sys.stderr)
+    return labels
 
 
 def _backbone_groups(models) -> list[list[tuple[int, int]]]:
@@ -180,13 +206,17 @@ def _embed_all(cfg: InferConfig, run: _Run, t0: float) -> None:
 
 def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:
     """Row ids and probabilities [N, C] of every soundscape; class priors where a file gave nothing."""
-    priors = sum(run.wts[i] * remap(m.priors[None, :], run.cmaps[i])[0] for i, m in enumerate(run.models))
+    # --allow-label-mismatch: a column is the blend of the models that know it; a column none knows is 0
+    scale = known_scale(run.cmaps, run.wts)
+    priors = scale * sum(
+        run.wts[i] * remap(m.priors[None, :], run.cmaps[i])[0] for i, m in enumerate(run.models)
+    )
     row_ids, blocks = [], []
     for k, p in enumerate(run.files):
         ids = soundscape_row_ids(p, run.w.window_s, run.w.hop_s)  # the rows `validate --soundscapes` expects
         probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
         if k in run.acc and k not in run.failed:
-            got = file_max_blend(smooth_windows(run.acc[k], cfg.smooth), cfg.file_max)[: len(ids)]
+            got = file_max_blend(smooth_windows(run.acc[k] * scale, cfg.smooth), cfg.file_max)[: len(ids)]
             probs[: len(got)] = got
             if len(run.acc[k]) != len(ids):
                 print(
@@ -237,9 +267,17 @@ def _write_checked(
     """Write to a temporary name, run the ``validate`` checks on the file, then name it for what it is.
 
     A valid submission replaces ``out`` (and removes a stale ``*.invalid.csv``); an invalid one goes to
-    :func:`invalid_path` and ``out`` is not touched. Returns (path written, problems).
+    :func:`invalid_path` and ``out`` is not touched. Temp files of this name left by killed runs are removed
+    first (a dead pid on this host; another host's after an hour). Returns (path written, problems).
     """
-    tmp = write_submission(out.with_name(f".tmp-check-{os.getpid()}-{out.name}"), row_ids, P, labels)
+    import glob
+
+    from embedkit.store.write import _host, clean_stale_temps
+
+    stale = f".tmp-[0-9]*-{glob.escape(out.name)}"
+    clean_stale_temps(out.parent, pattern=stale)  # of killed runs (dead pid on this host)
+    check = out.with_name(f".tmp-{os.getpid()}@{_host()}-check-{out.name}")
+    tmp = write_submission(check, row_ids, P, labels)
     try:
         problems = validate_submission(tmp, labels, expected)
         final = invalid_path(out) if problems else out

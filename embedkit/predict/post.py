@@ -79,4 +79,15 @@ def remap(p: np.ndarray, cmap: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["blend", "blend_weights", "column_map", "file_max_blend", "remap", "smooth_windows"]
+def known_scale(cmaps: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Per submission column, 1 / (blend weight of the models that know it); 0 where no model knows it [C].
+
+    Multiplying a blend of :func:`remap` outputs by it makes each column the weighted mean over the models
+    that have the label (not diluted by the zeros of those that do not); a column no model knows stays 0.
+    """
+    known = sum(float(w) * (np.asarray(c) >= 0) for w, c in zip(weights, cmaps, strict=True))
+    known = np.asarray(known, np.float64)
+    return np.where(known > 0, 1.0 / np.maximum(known, 1e-12), 0.0).astype(np.float32)
+
+
+__all__ = ["blend", "blend_weights", "column_map", "file_max_blend", "known_scale", "remap", "smooth_windows"]

@@ -14,6 +14,7 @@ import html
 import json
 import re
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +147,11 @@ def _facts(models: list[Path], metas: list[dict], data: Path | None, extra: dict
 
 
 def _img(path: Path, caption: str) -> str:
+    """A figure; ``caption`` is plain text (it may hold a folder name) and is escaped, like every name."""
     b64 = base64.b64encode(path.read_bytes()).decode()
-    return (f'<figure><img alt="{html.escape(path.name)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{caption} <a href=\"{html.escape(path.name)}\">{html.escape(path.name)}</a>"
+    esc, href = html.escape, html.escape(urllib.parse.quote(path.name))
+    return (f'<figure><img alt="{esc(path.name)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{esc(caption)} <a href=\"{href}\">{esc(path.name)}</a>"
             "</figcaption></figure>")
 
 

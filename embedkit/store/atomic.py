@@ -30,7 +30,7 @@ _RENAME_EXCHANGE = 2
 
 def host() -> str:
     """This machine's name, safe inside ``<pid>@<host>`` temp names."""
-    return socket.gethostname().replace("-", "_").replace("@", "_").replace(".", "_") or "local"
+    return socket.gethostname().replace("-", "_").replace("@", "_") or "local"
 
 
 def writer_tag() -> str:

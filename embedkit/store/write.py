@@ -6,7 +6,6 @@ import contextlib
 import errno
 import json
 import os
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from embedkit.files import fsync_dir as _fsync_dir
+from embedkit.store.atomic import host as _host
 from embedkit.store.provenance import LAYOUT, META_KEY, StoreError, check_provenance, read_meta, shard_paths
 
 
@@ -54,22 +54,21 @@ def _write_error(folder: Path, e: OSError) -> str:
 STALE_TEMP_S = 3600.0
 
 
-def _host() -> str:
-    return socket.gethostname().replace("-", "_").replace("@", "_") or "local"
-
-
-def clean_stale_temps(folder: str | os.PathLike, min_age_s: float = STALE_TEMP_S) -> int:
+def clean_stale_temps(
+    folder: str | os.PathLike, min_age_s: float = STALE_TEMP_S, pattern: str = ".tmp-*"
+) -> int:
     """Remove ``.tmp-<pid>@<host>-*`` files left by writers that are gone.
 
     A temp file of this machine goes as soon as its pid is not running; one of another machine only when it
     is older than ``min_age_s``. Temp files are never read, so one left behind costs only disk space.
+    ``pattern`` narrows the glob in a folder that is not embedkit's own (a submission's folder).
 
     Returns:
         The number of files removed.
     """
     n = 0
     now = time.time()
-    for p in Path(folder).glob(".tmp-*"):
+    for p in Path(folder).glob(pattern):
         pid_s, _, host = p.name.split("-")[1].partition("@") if p.name.count("-") >= 2 else ("", "", "")
         try:
             if host and host != _host():
