@@ -251,34 +251,8 @@ def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_v
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        wheels = tmp / "wheels"
-        wheels.mkdir()
-        names = copy_models(models, tmp / "models")
-        extra = ONNX_PACKAGES if not packages and needs_onnxruntime(models) else ()
-        reqs = requirements(tuple(packages or KIT_PACKAGES) + extra)
-        print(f"[kaggle-kit] downloading {len(reqs)} wheels for Python {python_version}, {platforms[0]}",
-              file=sys.stderr)
-        download_wheels(reqs, wheels, python_version, platforms, find_links)
-        own = build_own_wheel(wheels)
-        files = sorted(wheels.glob("*.whl"))
-        (tmp / "kaggle_infer.py").write_text(kit_script(names))
-        from embedkit import __version__
-
-        created = time.strftime("%Y-%m-%d %H:%M:%S")
-        fitted = {p: _version(p) for p in FITTED_WITH}
-        listing = "\n".join(f"  {f.name}  ({f.stat().st_size / 1e6:.1f} MB)" for f in files)
-        (tmp / "README.txt").write_text(README.format(
-            created=created, python=python_version, platform=", ".join(platforms), version=__version__,
-            models=", ".join(names), out_name=out.name, wheels=listing,
-            fitted_with=", ".join(f"{k} {v}" for k, v in fitted.items())))
-        from embedkit.store.manifest import manifest
-
-        kit = {"embedkit": __version__, "created": created, "python_version": python_version,
-               "platforms": platforms, "requirements": reqs, "own_wheel": own.name, "models": names,
-               "fitted_with": fitted, "wheels": {f.name: f.stat().st_size for f in files},
-               "sha256": {f"{part}/{k}": v for part in ("wheels", "models")
-                          for k, v in manifest(tmp / part).items()}}
-        (tmp / "kit.json").write_text(json.dumps(kit, indent=1))
+        kit = _assemble(tmp, models, python_version, platforms, packages, find_links)
+        _describe(tmp, kit, out.name)
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
@@ -287,10 +261,51 @@ def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_v
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"[kaggle-kit] {out}: {len(files)} wheels, {len(names)} model(s), {size / 1e6:.0f} MB "
+    n_wheels, n_models = len(kit["wheels"]), len(kit["models"])
+    print(f"[kaggle-kit] {out}: {n_wheels} wheels, {n_models} model(s), {size / 1e6:.0f} MB "
           f"in {time.monotonic() - t0:.0f} s; upload it as a Kaggle dataset (see {out / 'README.txt'})",
           file=sys.stderr)
     return out
+
+
+def _assemble(tmp: Path, models: list[str | Path], python_version: str, platforms: list[str],
+              packages: list[str] | None, find_links: list[str] | None) -> dict:
+    """Fill ``tmp`` with ``models/``, ``wheels/`` and ``kaggle_infer.py``.
+
+    Returns:
+        The kit's description (the content of ``kit.json`` but for the checksums).
+    """
+    from embedkit import __version__
+
+    wheels = tmp / "wheels"
+    wheels.mkdir()
+    names = copy_models(models, tmp / "models")
+    extra = ONNX_PACKAGES if not packages and needs_onnxruntime(models) else ()
+    reqs = requirements(tuple(packages or KIT_PACKAGES) + extra)
+    print(f"[kaggle-kit] downloading {len(reqs)} wheels for Python {python_version}, {platforms[0]}",
+          file=sys.stderr)
+    download_wheels(reqs, wheels, python_version, platforms, find_links)  # module globals: tests patch them
+    own = build_own_wheel(wheels)
+    files = sorted(wheels.glob("*.whl"))
+    (tmp / "kaggle_infer.py").write_text(kit_script(names))
+    return {"embedkit": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "python_version": python_version, "platforms": platforms, "requirements": reqs,
+            "own_wheel": own.name, "models": names, "fitted_with": {p: _version(p) for p in FITTED_WITH},
+            "wheels": {f.name: f.stat().st_size for f in files}}
+
+
+def _describe(tmp: Path, kit: dict, out_name: str) -> None:
+    """Write ``README.txt`` and ``kit.json`` (``kit`` plus the SHA-256 of every wheel and model file)."""
+    from embedkit.store.manifest import manifest
+
+    listing = "\n".join(f"  {name}  ({size / 1e6:.1f} MB)" for name, size in kit["wheels"].items())
+    (tmp / "README.txt").write_text(README.format(
+        created=kit["created"], python=kit["python_version"], platform=", ".join(kit["platforms"]),
+        version=kit["embedkit"], models=", ".join(kit["models"]), out_name=out_name, wheels=listing,
+        fitted_with=", ".join(f"{k} {v}" for k, v in kit["fitted_with"].items())))
+    kit["sha256"] = {f"{part}/{k}": v for part in ("wheels", "models")
+                     for k, v in manifest(tmp / part).items()}
+    (tmp / "kit.json").write_text(json.dumps(kit, indent=1))
 
 
 def cmd_kaggle_kit(args: argparse.Namespace) -> int:

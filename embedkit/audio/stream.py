@@ -75,6 +75,104 @@ def _producer(jobs, lock, sr: int, w: Windowing, q: queue.Queue, stop: threading
     put(("done", None, None, None))
 
 
+def _decoders(paths, sr: int, w: Windowing, batch_size: int, decode_workers: int):
+    """Make the decoder threads (not started) over a shared job list.
+
+    Returns:
+        ``(q, stop, workers)``: the bounded queue of messages, the event that tells decoders to stop and
+        the threads.
+    """
+    # room for about one batch of pieces (a piece is at most a 30 s decode block), so decoders keep
+    # going while the backbone runs instead of stalling the next batch
+    q: queue.Queue = queue.Queue(maxsize=max(4, 2 * decode_workers + 2, batch_size // 2))
+    stop = threading.Event()
+    jobs, lock = iter(enumerate(paths)), threading.Lock()
+    workers = [
+        threading.Thread(target=_producer, args=(jobs, lock, sr, w, q, stop), daemon=True)
+        for _ in range(max(1, decode_workers))
+    ]
+    return q, stop, workers
+
+
+def _stop_decoders(stop: threading.Event, workers: list[threading.Thread]) -> None:
+    """Tell decoders to stop and wait for them (they drop their files and resamplers first)."""
+    stop.set()
+    for t in workers:  # let decoders drop their files and resamplers before the caller goes on or exits
+        if t.is_alive():
+            t.join(timeout=10)
+
+
+class _Assembler:
+    """Consumer side: batches windows of several files for the backbone and assembles finished files.
+
+    Finished files collect in ``ready`` (the caller yields and clears it).
+    """
+
+    def __init__(self, backbone, batch_size: int, logits: bool, bar) -> None:
+        self.backbone, self.batch_size, self.logits, self.bar = backbone, batch_size, logits, bar
+        self.got: dict[int, dict[int, tuple]] = {}  # file -> window index -> (emb [D], logits [K] | None)
+        self.expected: dict[int, tuple[int, float]] = {}  # file -> (windows, seconds), once decoded
+        self.batch: list[tuple[int, int, np.ndarray]] = []  # (file, window index, samples [S])
+        self.ready: list[FileEmbedding] = []
+        self.t0, self.n_win, self.audio = time.monotonic(), 0, 0.0
+
+    def add_piece(self, idx: int, first: int, piece: np.ndarray) -> None:
+        """Queue windows ``first..`` of file ``idx`` (piece: [n, S]), running full batches."""
+        for j, win in enumerate(piece):
+            self.batch.append((idx, first + j, win))
+            if len(self.batch) >= self.batch_size:
+                self.run_batch()
+
+    def end(self, idx: int, n: int, dur: float) -> None:
+        """File ``idx`` is fully decoded: ``n`` windows covering ``dur`` seconds."""
+        self.expected[idx] = (n, dur)
+        self.complete(idx)
+
+    def fail(self, idx: int, reason: str) -> None:
+        """File ``idx`` failed to decode: drop its windows and record the reason."""
+        self.got.pop(idx, None)
+        self.batch[:] = [x for x in self.batch if x[0] != idx]
+        self.ready.append(FileEmbedding(idx, None, error=reason))
+        self.bar.update(1)
+
+    def run_batch(self) -> None:
+        """Embed the pending windows in one backbone call and complete the files they finish."""
+        if not self.batch:
+            return
+        x = np.stack([b[2] for b in self.batch])
+        bb = self.backbone
+        e, lg = bb.embed_with_logits(x) if self.logits else (bb.embed(x), None)
+        for r, (idx, k, _) in enumerate(self.batch):
+            self.got.setdefault(idx, {})[k] = (e[r], None if lg is None else lg[r])
+        touched = {b[0] for b in self.batch}
+        self.batch.clear()
+        for idx in touched:
+            self.complete(idx)
+
+    def complete(self, idx: int) -> None:
+        """Assemble file ``idx`` into ``ready`` once it is decoded and all its windows are embedded."""
+        if idx not in self.expected or len(self.got.get(idx, ())) != self.expected[idx][0]:
+            return
+        n, dur = self.expected.pop(idx)
+        rows = self.got.pop(idx, {})
+        emb = np.stack([rows[k][0] for k in range(n)])
+        lg = np.stack([rows[k][1] for k in range(n)]) if self.logits else None
+        bad = int((~np.isfinite(emb).all(axis=1)).sum())
+        if bad:  # never store or score NaN: the file fails with a reason, like an unreadable one
+            reason = f"backbone returned NaN/inf for {bad} of {n} windows"
+            self.ready.append(FileEmbedding(idx, None, error=reason))
+        else:
+            self.ready.append(FileEmbedding(idx, emb, lg, dur))
+            self.n_win, self.audio = self.n_win + n, self.audio + dur
+        self.bar.update(1)
+
+    def show_speed(self) -> None:
+        """Windows/s and x realtime in the bar's postfix."""
+        el = max(time.monotonic() - self.t0, 1e-9)
+        speed = f"{self.n_win / el:.1f} win/s, {self.audio / el:.0f}x realtime"
+        self.bar.set_postfix_str(speed, refresh=False)
+
+
 def embed_files(
     backbone,
     paths: Sequence[str | Path],
@@ -106,52 +204,11 @@ def embed_files(
     w = w or Windowing()
     if not paths:
         return
-    # room for about one batch of pieces (a piece is at most a 30 s decode block), so decoders keep
-    # going while the backbone runs instead of stalling the next batch
-    q: queue.Queue = queue.Queue(maxsize=max(4, 2 * decode_workers + 2, batch_size // 2))
-    stop = threading.Event()
-    jobs, lock = iter(enumerate(paths)), threading.Lock()
-    workers = [
-        threading.Thread(target=_producer, args=(jobs, lock, backbone.sample_rate, w, q, stop), daemon=True)
-        for _ in range(max(1, decode_workers))
-    ]
-    got: dict[int, dict[int, tuple]] = {}
-    expected: dict[int, tuple[int, float]] = {}
-    batch: list[tuple[int, int, np.ndarray]] = []
-    ready: list[FileEmbedding] = []
-    t0, n_win, audio = time.monotonic(), 0, 0.0
     bar = tqdm(
         total=len(paths), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True
     )
-
-    def complete(idx: int) -> None:
-        nonlocal n_win, audio
-        if idx in expected and len(got.get(idx, ())) == expected[idx][0]:
-            n, dur = expected.pop(idx)
-            rows = got.pop(idx, {})
-            emb = np.stack([rows[k][0] for k in range(n)])
-            lg = np.stack([rows[k][1] for k in range(n)]) if logits else None
-            bad = int((~np.isfinite(emb).all(axis=1)).sum())
-            if bad:  # never store or score NaN: the file fails with a reason, like an unreadable one
-                reason = f"backbone returned NaN/inf for {bad} of {n} windows"
-                ready.append(FileEmbedding(idx, None, error=reason))
-            else:
-                ready.append(FileEmbedding(idx, emb, lg, dur))
-                n_win, audio = n_win + n, audio + dur
-            bar.update(1)
-
-    def run_batch() -> None:
-        if not batch:
-            return
-        x = np.stack([b[2] for b in batch])
-        e, lg = backbone.embed_with_logits(x) if logits else (backbone.embed(x), None)
-        for r, (idx, k, _) in enumerate(batch):
-            got.setdefault(idx, {})[k] = (e[r], None if lg is None else lg[r])
-        touched = {b[0] for b in batch}
-        batch.clear()
-        for idx in touched:
-            complete(idx)
-
+    q, stop, workers = _decoders(paths, backbone.sample_rate, w, batch_size, decode_workers)
+    asm = _Assembler(backbone, batch_size, logits, bar)
     try:
         for t in workers:
             t.start()
@@ -161,31 +218,20 @@ def embed_files(
             if kind == "done":
                 running -= 1
             elif kind == "piece":
-                for j, win in enumerate(b):
-                    batch.append((idx, a + j, win))
-                    if len(batch) >= batch_size:
-                        run_batch()
+                asm.add_piece(idx, a, b)
             elif kind == "fatal":
                 raise a
             elif kind == "end":
-                expected[idx] = (a, b)
-                complete(idx)
+                asm.end(idx, a, b)
             else:
-                got.pop(idx, None)
-                batch[:] = [x for x in batch if x[0] != idx]
-                ready.append(FileEmbedding(idx, None, error=a))
-                bar.update(1)
+                asm.fail(idx, a)
             if not running:
-                run_batch()
-            el = max(time.monotonic() - t0, 1e-9)
-            bar.set_postfix_str(f"{n_win / el:.1f} win/s, {audio / el:.0f}x realtime", refresh=False)
-            yield from ready
-            ready.clear()
-        run_batch()
-        yield from ready
+                asm.run_batch()
+            asm.show_speed()
+            yield from asm.ready
+            asm.ready.clear()
+        asm.run_batch()
+        yield from asm.ready
     finally:
-        stop.set()
-        for t in workers:  # let decoders drop their files and resamplers before the caller goes on or exits
-            if t.is_alive():
-                t.join(timeout=10)
+        _stop_decoders(stop, workers)
         bar.close()

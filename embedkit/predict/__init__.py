@@ -5,6 +5,7 @@
 * :mod:`.fusion` — models fitted on several backbones' embeddings concatenated.
 * :mod:`.post` — smoothing, file-max, model blending, submission columns.
 * :mod:`.infer` — soundscapes → backbone(s) → model(s) → a validated ``submission.csv``.
+* :mod:`.output` — what infer writes: the checked submission (or ``*.invalid.csv``), test embedding shards.
 
 Nothing here imports :mod:`embedkit.train`: a Kaggle scoring notebook needs only this room and below.
 """

@@ -10,13 +10,12 @@ or empty), exactly the rows ``embedkit validate --soundscapes`` expects. Fallbac
 decoded gets, for each of its windows, the class priors of the models (the frequency of each class in the
 training windows, blended with the same weights); it is listed on stderr. An empty or missing soundscape
 folder gives a valid header-only submission. The written file is checked like ``embedkit validate`` does; a
-submission that fails is written as ``submission.invalid.csv`` instead (see :func:`invalid_path`).
+submission that fails is written as ``submission.invalid.csv`` instead (see :mod:`embedkit.predict.output`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,17 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from embedkit.audio import AudioError, Windowing, duration_s, list_audio, row_id
+from embedkit.audio import AudioError, Windowing, duration_s, list_audio
 from embedkit.birdclef import (
     check_labels,
     expected_row_ids,
     soundscape_row_ids,
     submission_labels,
-    validate_submission,
-    write_submission,
 )
 from embedkit.config import InferConfig
 from embedkit.errors import UsageError
+from embedkit.predict.output import embedding_saver, invalid_path, write_checked
 from embedkit.predict.post import (
     blend_weights,
     column_map,
@@ -168,7 +166,7 @@ def _embed_all(cfg: InferConfig, run: _Run, t0: float) -> None:
     warned = False
     for gi, idxs in enumerate(groups):
         bb, live = _build_checked(cfg, run, idxs)
-        saver = _saver(cfg, bb, live, run.folder)
+        saver = embedding_saver(cfg.save_embeddings, bb, live, run.folder)
         t_group, audio_group = time.monotonic(), 0.0
         for fe in embed_files(
             bb,
@@ -244,7 +242,7 @@ def run_infer(cfg: InferConfig) -> InferResult:
     for f, r in failures:
         print(f"[infer] could not use {f}: {r} (rows filled with class priors)", file=sys.stderr)
     expected = expected_row_ids(run.folder, run.w.window_s, run.w.hop_s)
-    out, problems = _write_checked(Path(cfg.out), row_ids, P, run.labels, expected)
+    out, problems = write_checked(Path(cfg.out), row_ids, P, run.labels, expected)
     el = time.monotonic() - t0
     rt = run.total_audio / el if el > 0 else 0.0
     print(
@@ -253,66 +251,6 @@ def run_infer(cfg: InferConfig) -> InferResult:
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)
-
-
-def invalid_path(out: str | Path) -> Path:
-    """Where an invalid submission is written instead: ``submission.csv`` → ``submission.invalid.csv``."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}.invalid{out.suffix}")
-
-
-def _write_checked(
-    out: Path, row_ids: list[str], P: np.ndarray, labels: list[str], expected: list[str]
-) -> tuple[Path, list[str]]:
-    """Write to a temporary name, run the ``validate`` checks on the file, then name it for what it is.
-
-    A valid submission replaces ``out`` (and removes a stale ``*.invalid.csv``); an invalid one goes to
-    :func:`invalid_path` and ``out`` is not touched. Temp files of this name left by killed runs are removed
-    first (a dead pid on this host; another host's after an hour). Returns (path written, problems).
-    """
-    import glob
-
-    from embedkit.store.write import _host, clean_stale_temps
-
-    stale = f".tmp-[0-9]*-{glob.escape(out.name)}"
-    clean_stale_temps(out.parent, pattern=stale)  # of killed runs (dead pid on this host)
-    check = out.with_name(f".tmp-{os.getpid()}@{_host()}-check-{out.name}")
-    tmp = write_submission(check, row_ids, P, labels)
-    try:
-        problems = validate_submission(tmp, labels, expected)
-        final = invalid_path(out) if problems else out
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if not problems:
-        invalid_path(out).unlink(missing_ok=True)
-    return final, problems
-
-
-def _saver(cfg: InferConfig, bb, prov: dict, folder: Path):
-    """A callable writing one file's test embeddings as a shard, or ``None`` without --save-embeddings."""
-    if not cfg.save_embeddings:
-        return None
-    import pandas as pd
-
-    from embedkit.store import ShardWriter
-
-    writer = ShardWriter(Path(cfg.save_embeddings) / bb.name / folder.name, {**prov, "split": folder.name})
-
-    def save(path: Path, emb: np.ndarray) -> None:
-        ends = prov["window_s"] + np.arange(len(emb)) * prov["hop_s"]
-        keys = pd.DataFrame(
-            {
-                "file": path.name,
-                "window": np.arange(len(emb)),
-                "start_s": ends - prov["window_s"],
-                "end_s": ends,
-                "row_id": [row_id(path.stem, e) for e in ends],
-            }
-        )
-        writer.write(keys, emb)
-
-    return save
 
 
 def main(cfg: InferConfig) -> int:

@@ -191,14 +191,36 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     taxonomy = _taxonomy(data_p)
     names = {} if taxonomy is None else _column(taxonomy, "common_name")
-    sections = []
+    sections = [_training_section(folders[0], metas[0], taxonomy, out),
+                _cv_section(folders, metas, taxonomy, out)]
+    sub_p = _find_submission(submission, folders)
+    sub = pd.read_csv(sub_p) if sub_p else None
+    truth_p = Path(truth) if truth else (data_p / "test_truth.csv" if data_p else None)
+    tru = pd.read_csv(truth_p) if truth_p and truth_p.is_file() else None
+    dirs = [data_p / "test_soundscapes", data_p / "train_soundscapes"] if data_p else []
+    audio = pick_soundscape(dirs, sub, tru, soundscape)
+    sections.append(_soundscape_section(audio, sub, sub_p, tru, names, out))
+    facts = _facts(folders, metas, data_p, dict(extra_facts or {}))
+    if sub is not None:
+        facts["submission"] = f"{sub_p}: {len(sub)} rows x {sub.shape[1] - 1} classes"
+    facts["report"] = f"written {time.strftime('%Y-%m-%d %H:%M:%S')} in {time.monotonic() - t0:.1f} s"
+    sections.insert(0, ("Run facts", _facts_table(facts)))
+    return _write_page(out / "index.html", [f.name for f in folders], sections)
 
-    first = class_table(folders[0], metas[0], taxonomy)
+
+def _training_section(folder: Path, meta: dict, taxonomy: pd.DataFrame | None, out: Path) -> tuple[str, str]:
+    """("Training data", figure HTML): recordings and windows per class of the first model."""
+    first = class_table(folder, meta, taxonomy)
     png = plots.plot_training_data(first, out / "training_data.png",
-                                   f"Training data of {folders[0].name} (primary or secondary label)")
+                                   f"Training data of {folder.name} (primary or secondary label)")
     cap = ("Recordings and 5 s windows in which each class is labelled (primary or secondary), log scale; "
            "the long tail is on the right.")
-    sections.append(("Training data", _img(png, cap)))
+    return "Training data", _img(png, cap)
+
+
+def _cv_section(folders: list[Path], metas: list[dict], taxonomy: pd.DataFrame | None,
+                out: Path) -> tuple[str, str]:
+    """("Cross-validation", HTML): the models' macro scores, then each model's per-class scores."""
     figs = []
     for folder, meta in zip(folders, metas, strict=True):
         cv = meta.get("cv") or {}
@@ -214,42 +236,42 @@ def build_report(
     if scores:
         png = plots.plot_head_scores(scores, out / "cv_models.png")
         figs.insert(0, _img(png, "Macro scores of each model's out-of-fold predictions."))
-    sections.append(("Cross-validation", "".join(figs) or "<p>No cross-validation (fit with --folds 0).</p>"))
+    return "Cross-validation", "".join(figs) or "<p>No cross-validation (fit with --folds 0).</p>"
 
-    sub_p = _find_submission(submission, folders)
-    sub = pd.read_csv(sub_p) if sub_p else None
-    truth_p = Path(truth) if truth else (data_p / "test_truth.csv" if data_p else None)
-    tru = pd.read_csv(truth_p) if truth_p and truth_p.is_file() else None
-    dirs = [data_p / "test_soundscapes", data_p / "train_soundscapes"] if data_p else []
-    audio = pick_soundscape(dirs, sub, tru, soundscape)
+
+def _soundscape_section(audio: Path | None, sub: pd.DataFrame | None, sub_p: Path | None,
+                        tru: pd.DataFrame | None, names: dict[str, str], out: Path) -> tuple[str, str]:
+    """("Soundscape", HTML): the spectrogram of ``audio`` with its predicted (and true) species per window."""
     if audio is None:
-        sections.append(("Soundscape", "<p>No soundscape found (pass --soundscape FILE).</p>"))
-    else:
-        probs = _window_probs(sub, audio.stem) if sub is not None else None
-        probs = probs if probs is not None and len(probs) else None
-        tw = None
-        if tru is not None and probs is not None:
-            tw = _window_probs(tru, audio.stem).reindex(probs.index)
-            tw = tw if tw.notna().all().all() else None
-        note = f"; probabilities from {sub_p}" if probs is not None else "; no submission rows for this file"
-        png = spectrogram.plot_soundscape(load_mono(audio, VIEW_SR), VIEW_SR, probs, tw, names,
-                                    out / "soundscape.png", f"{audio.name}{note}")
-        cap = ("Log-mel spectrogram (0-16 kHz) with, underneath, the probability of the most likely species "
-               "in each 5 s window")
-        cap += ", outlined where the species is truly present." if tw is not None else "."
-        sections.append(("Soundscape", _img(png, cap)))
+        return "Soundscape", "<p>No soundscape found (pass --soundscape FILE).</p>"
+    probs = _window_probs(sub, audio.stem) if sub is not None else None
+    probs = probs if probs is not None and len(probs) else None
+    tw = None
+    if tru is not None and probs is not None:
+        tw = _window_probs(tru, audio.stem).reindex(probs.index)
+        tw = tw if tw.notna().all().all() else None
+    note = f"; probabilities from {sub_p}" if probs is not None else "; no submission rows for this file"
+    png = spectrogram.plot_soundscape(load_mono(audio, VIEW_SR), VIEW_SR, probs, tw, names,
+                                      out / "soundscape.png", f"{audio.name}{note}")
+    cap = ("Log-mel spectrogram (0-16 kHz) with, underneath, the probability of the most likely species "
+           "in each 5 s window")
+    cap += ", outlined where the species is truly present." if tw is not None else "."
+    return "Soundscape", _img(png, cap)
 
-    facts = _facts(folders, metas, data_p, dict(extra_facts or {}))
-    if sub is not None:
-        facts["submission"] = f"{sub_p}: {len(sub)} rows x {sub.shape[1] - 1} classes"
-    facts["report"] = f"written {time.strftime('%Y-%m-%d %H:%M:%S')} in {time.monotonic() - t0:.1f} s"
+
+def _facts_table(facts: dict[str, Any]) -> str:
+    """The run-facts table; every key and value is escaped."""
     esc = html.escape
     rows = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items())
-    sections.insert(0, ("Run facts", f"<table>{rows}</table>"))
-    body = "".join(f"<h2>{html.escape(h)}</h2>{s}" for h, s in sections)
-    page = out / "index.html"
+    return f"<table>{rows}</table>"
+
+
+def _write_page(page: Path, model_names: list[str], sections: list[tuple[str, str]]) -> Path:
+    """Write ``index.html``: escaped model names and section titles, then each section's (safe) HTML."""
+    esc = html.escape
+    body = "".join(f"<h2>{esc(h)}</h2>{s}" for h, s in sections)
     head = f"<title>embedkit report</title><style>{CSS}</style>"
-    h1 = f"embedkit report: {esc(', '.join(f.name for f in folders))}"
+    h1 = f"embedkit report: {esc(', '.join(model_names))}"
     page.write_text(f"<!doctype html><html><head><meta charset='utf-8'>{head}</head><body><h1>{h1}</h1>{body}"
                     "</body></html>", encoding="utf-8")
     return page
