@@ -8,10 +8,10 @@ import pytest
 
 from embedkit import config as C
 from embedkit.backbones import available, backbone_class
-from embedkit.cli import COMMANDS, build_parser, flag, main
+from embedkit.cli import COMMANDS, build_parser, config_class, flag, main
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {name: getattr(C, spec[0]) for name, spec in COMMANDS.items() if spec[0]}
+STAGES = {name: config_class(spec[0]) for name, spec in COMMANDS.items() if spec[0]}
 
 
 def subparser(name):
