@@ -17,7 +17,7 @@ from typing import Any
 
 from embedkit import config as C
 
-#: subcommand → (config dataclass: a name in embedkit.config or "module:Class", or None; "module:function", help,
+#: subcommand → (config dataclass: name in embedkit.config, "module:Class" or None; "module:function", help,
 #: examples)
 COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
     "extract": (

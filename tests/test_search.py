@@ -31,7 +31,7 @@ from embedkit.store import ShardWriter, StoreError, read_embeddings
 FREQ = {"aaa": 800.0, "bbb": 2500.0, "ccc": 5000.0}
 
 
-# -- real BirdNET windows ------------------------------------------------------------------------------------
+# -- real BirdNET windows -----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,16 @@ def real_index(tmp_path_factory):
     base = tmp_path_factory.mktemp("search-real")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMBEDKIT_CACHE", str(base / "cache"))
-        s = run_extract(ExtractConfig(backbone="birdnet", data=str(SHARED / "xc-pr-birds"), out=str(base / "emb"),
-                                      max_windows=6, progress=False, threads=2))
+        s = run_extract(
+            ExtractConfig(
+                backbone="birdnet",
+                data=str(SHARED / "xc-pr-birds"),
+                out=str(base / "emb"),
+                max_windows=6,
+                progress=False,
+                threads=2,
+            )
+        )
         yield build_index(s.dataset), s.dataset
 
 
@@ -53,7 +61,7 @@ def real_index(tmp_path_factory):
 def test_ann_recall_at_10_on_real_birdnet_windows(shared_data, real_index):
     index, dataset = real_index
     keys, X = read_embeddings(dataset)
-    assert len(index) == len(keys) > 1000 and index.dim == 1024
+    assert len(index) == len(keys) > 900 and index.dim == 1024
     q = X[::5]
     truth, _ = exact_topk(X, q, 10)
     got, sims = graph_topk(index.graph, q, 10)
@@ -64,7 +72,9 @@ def test_ann_recall_at_10_on_real_birdnet_windows(shared_data, real_index):
     # the API: a stored window finds itself first, ANN and exact agree on it
     rid = index.rows["row_id"].iloc[7]
     a, b = search(index, row_id=rid, k=10), search(index, row_id=rid, k=10, exact=True)
-    assert a["row_id"].iloc[0] == rid == b["row_id"].iloc[0] and b["score"].iloc[0] == pytest.approx(1, abs=1e-5)
+    assert a["row_id"].iloc[0] == rid == b["row_id"].iloc[0] and b["score"].iloc[0] == pytest.approx(
+        1, abs=1e-5
+    )
     assert len(set(a["row_id"]) & set(b["row_id"])) >= 9
 
 
@@ -80,7 +90,9 @@ def test_query_clip_finds_its_species_first(shared_data, real_index):
     try:
         for sp, grp in train.groupby("primary_label"):
             rec = grp.sort_values("duration_s").iloc[len(grp) // 2]
-            clip = f"{shared_data / 'xc-pr-birds' / 'train_audio' / rec['filename']}:2.5-5.5"
+            mid = float(rec["duration_s"]) / 2  # a 3 s clip from the middle, not aligned to the windows
+            path = shared_data / "xc-pr-birds" / "train_audio" / rec["filename"]
+            clip = f"{path}:{max(mid - 1.5, 0):g}-{mid + 1.5:g}"
             hits = search(index, clip, k=80, backbone=bb)
             other = hits[hits["file"] != rec["filename"]].head(10)
             precisions.append(float((other["file"].map(species_of) == sp).mean()))
@@ -89,8 +101,10 @@ def test_query_clip_finds_its_species_first(shared_data, real_index):
     finally:
         bb.close()
     p10, base = float(np.mean(precisions)), float(np.mean(chance))
-    print(f"precision@10 of clip queries (other recordings only), mean over {len(precisions)} species: "
-          f"{p10:.3f}; chance {base:.3f}")
+    print(
+        f"precision@10 of clip queries (other recordings only), mean over {len(precisions)} species: "
+        f"{p10:.3f}; chance {base:.3f}"
+    )
     assert p10 > 4 * base
 
 
@@ -106,7 +120,7 @@ def test_clip_windows_widen_short_clips_and_split_long_ones(tmp_path):
     assert parse_clip("a:b.wav:1.5-4")[1:] == (1.5, 4.0)
 
 
-# -- toy datasets ---------------------------------------------------------------------------------------------
+# -- toy datasets -------------------------------------------------------------------------------------------
 
 
 def make_split(root: Path, split: str, n: int, first: int = 0, durs=(6.0, 11.0, 16.0)) -> Path:
@@ -117,7 +131,9 @@ def make_split(root: Path, split: str, n: int, first: int = 0, durs=(6.0, 11.0, 
 
 
 def extract_toy(root: Path, emb: Path, split: str = "train_audio"):
-    return run_extract(ExtractConfig(backbone="toy", data=str(root), split=split, out=str(emb), progress=False))
+    return run_extract(
+        ExtractConfig(backbone="toy", data=str(root), split=split, out=str(emb), progress=False)
+    )
 
 
 def test_incremental_add_equals_full_build(tmp_path, capsys):
@@ -152,10 +168,13 @@ def test_mixed_provenance_and_corrupt_index_are_refused(tmp_path):
     root = make_split(tmp_path / "data", "train_audio", 6)
     s = extract_toy(root, tmp_path / "emb")
     build_index(s.dataset)
-    other = ShardWriter(tmp_path / "other", {"backbone": "toy", "dim": 8, "sample_rate": 16000,
-                                             "weights": "toy", "window_s": 5.0, "hop_s": 2.5})
-    keys = pd.DataFrame({"file": ["z.ogg"], "window": [0], "start_s": [0.0], "end_s": [5.0],
-                         "row_id": ["z_5"]})
+    other = ShardWriter(
+        tmp_path / "other",
+        {"backbone": "toy", "dim": 8, "sample_rate": 16000, "weights": "toy", "window_s": 5.0, "hop_s": 2.5},
+    )
+    keys = pd.DataFrame(
+        {"file": ["z.ogg"], "window": [0], "start_s": [0.0], "end_s": [5.0], "row_id": ["z_5"]}
+    )
     shutil.copy(other.write(keys, np.ones((1, 8), np.float32)), s.dataset / "part-zzzz.parquet")
     with pytest.raises(StoreError, match="hop_s"):
         build_index(s.dataset)
@@ -186,24 +205,42 @@ def test_snippets_and_html_page(tmp_path):
     assert (tmp_path / "snips" / Path(snips[0]).with_suffix(".png").name).is_file()
 
 
-# -- labelling -------------------------------------------------------------------------------------------------
+# -- labelling ----------------------------------------------------------------------------------------------
 
 
 def test_label_loop_from_stdin_saves_after_each_answer(tmp_path):
-    hits = pd.DataFrame({"rank": [1, 2, 3, 4], "score": [0.9, 0.8, 0.7, 0.6], "file": list("abcd"),
-                         "window": 0, "start_s": 0.0, "end_s": 5.0, "species": "aaa", "label": ["", "n", "", ""]})
+    hits = pd.DataFrame(
+        {
+            "rank": [1, 2, 3, 4],
+            "score": [0.9, 0.8, 0.7, 0.6],
+            "file": list("abcd"),
+            "window": 0,
+            "start_s": 0.0,
+            "end_s": 5.0,
+            "species": "aaa",
+            "label": ["", "n", "", ""],
+        }
+    )
     saved = []
     played = []
     out = io.StringIO()
-    label_loop(hits, io.StringIO("p\nmaybe\ny\n\nq\n"), out, save=lambda h: saved.append(h["label"].tolist()),
-               play=played.append)
+    label_loop(
+        hits,
+        io.StringIO("p\nmaybe\ny\n\nq\n"),
+        out,
+        save=lambda h: saved.append(h["label"].tolist()),
+        play=played.append,
+    )
     assert hits["label"].tolist() == ["y", "n", "", ""]
     assert saved == [["y", "n", "", ""], ["y", "n", "", ""]] and len(played) == 1
     assert "'maybe'?" in out.getvalue()
     path = tmp_path / "hits.csv"
     hits.assign(label="").to_csv(path, index=False)
-    res = run_label(LabelConfig(hits=str(path), out=str(tmp_path / "l.csv"), species="bbb"),
-                    inp=io.StringIO("y\nn\n"), out=io.StringIO())  # input ends: the rest stay unlabelled
+    res = run_label(
+        LabelConfig(hits=str(path), out=str(tmp_path / "l.csv"), species="bbb"),
+        inp=io.StringIO("y\nn\n"),
+        out=io.StringIO(),
+    )  # input ends: the rest stay unlabelled
     back = pd.read_csv(tmp_path / "l.csv", keep_default_na=False)
     assert back["label"].tolist() == ["y", "n", "", ""] == res["label"].tolist()
     assert set(back["species"]) == {"aaa"}  # species given in the table win over --species
@@ -213,11 +250,15 @@ def test_label_loop_from_stdin_saves_after_each_answer(tmp_path):
 def fit_setup(tmp_path):
     """Train recordings (train.csv of 3 labels) and a second dataset of unlabelled 'ccc'-like recordings."""
     root = make_split(tmp_path / "data", "train_audio", 12)
-    rows = [(p.parent.name, "[]", f"{p.parent.name}/{p.name}") for p in sorted((root / "train_audio").glob("*/*"))]
-    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(root / "train.csv",
-                                                                                         index=False)
+    rows = [
+        (p.parent.name, "[]", f"{p.parent.name}/{p.name}") for p in sorted((root / "train_audio").glob("*/*"))
+    ]
+    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
+        root / "train.csv", index=False
+    )
     pd.DataFrame({"primary_label": sorted(FREQ), "scientific_name": ["A a", "B b", "C c"]}).to_csv(
-        root / "taxonomy.csv", index=False)
+        root / "taxonomy.csv", index=False
+    )
     for i in range(4):
         write_audio(root / "train_soundscapes" / f"S{i}.ogg", 10.0, freq=FREQ["ccc"], seed=100 + i)
     extract_toy(root, tmp_path / "emb")
@@ -231,8 +272,17 @@ def fitted_p(tmp_path, root, emb, name, extra=None) -> np.ndarray:
     from embedkit.fitcv import predict_model
     from embedkit.modelio import load_model
 
-    cfg = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), out=str(tmp_path / "m"),
-                    name=name, folds=2, zero_shot="off", extra_labels=extra)
+    cfg = FitConfig(
+        head="logreg",
+        backbone="toy",
+        data=str(root),
+        embeddings=str(emb),
+        out=str(tmp_path / "m"),
+        name=name,
+        folds=2,
+        zero_shot="off",
+        extra_labels=extra,
+    )
     res = run_fit(cfg)
     _, Xs = read_embeddings(emb / "toy" / "train_soundscapes")
     return predict_model(load_model(res.folder), Xs), res
@@ -246,8 +296,11 @@ def test_labelling_round_trip_changes_the_fit(fit_setup, tmp_path):
     hits = search(build_index(sound), row_id=read_embeddings(sound)[0]["row_id"][0], k=100, species="ccc")
     hits.to_csv(tmp_path / "hits.csv", index=False)
     answers = io.StringIO("n\n" * len(hits))
-    run_label(LabelConfig(hits=str(tmp_path / "hits.csv"), out=str(tmp_path / "lab.csv")), inp=answers,
-              out=io.StringIO())
+    run_label(
+        LabelConfig(hits=str(tmp_path / "hits.csv"), out=str(tmp_path / "lab.csv")),
+        inp=answers,
+        out=io.StringIO(),
+    )
     lab = load_labels(tmp_path / "lab.csv")
     assert len(lab) == len(hits) and (lab["y"] == 0).all() and set(lab["species"]) == {"ccc"}
     neg, res = fitted_p(tmp_path, root, emb, "neg", str(tmp_path / "lab.csv"))
@@ -267,7 +320,7 @@ def test_labelling_round_trip_changes_the_fit(fit_setup, tmp_path):
     assert int(Y[:, 1].sum()) == int((tk["file"].str.startswith("bbb/")).sum()) + 2
 
 
-# -- errors and signatures ------------------------------------------------------------------------------------
+# -- errors and signatures ----------------------------------------------------------------------------------
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
@@ -291,16 +344,25 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1, (argv, err)
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"file": ["a"], "window": [0], "species": ["aaa"], "label": ["maybe"], "dataset": [ix]}).to_csv(
-        bad, index=False)
+    pd.DataFrame(
+        {"file": ["a"], "window": [0], "species": ["aaa"], "label": ["maybe"], "dataset": [ix]}
+    ).to_csv(bad, index=False)
     with pytest.raises(UsageError, match="row 2: label 'maybe'"):
         load_labels(bad)
-    pd.DataFrame({"file": ["a", "a"], "window": [0, 0], "species": ["aaa"] * 2, "label": ["y", "n"],
-                  "dataset": [ix] * 2}).to_csv(bad, index=False)
+    pd.DataFrame(
+        {
+            "file": ["a", "a"],
+            "window": [0, 0],
+            "species": ["aaa"] * 2,
+            "label": ["y", "n"],
+            "dataset": [ix] * 2,
+        }
+    ).to_csv(bad, index=False)
     with pytest.raises(UsageError, match="both y and n"):
         load_labels(bad)
     pd.DataFrame({"file": ["a"], "window": [0], "species": [""], "label": ["y"], "dataset": [ix]}).to_csv(
-        bad, index=False)
+        bad, index=False
+    )
     with pytest.raises(UsageError, match="no species"):
         load_labels(bad)
     with pytest.raises(UsageError, match="vector has 3 values"):
@@ -312,5 +374,7 @@ def test_cli_flags_match_the_library_signatures():
     assert set(inspect.signature(build_index).parameters) - {"embeddings", "out"} <= fields
     sig = set(inspect.signature(search).parameters)
     renamed = {"audio_root": "data", "query": "query", "index": "index"}
-    assert {renamed.get(p, p) for p in sig - {"backbone"}} <= {f.name for f in dataclasses.fields(SearchConfig)}
+    assert {renamed.get(p, p) for p in sig - {"backbone"}} <= {
+        f.name for f in dataclasses.fields(SearchConfig)
+    }
     assert "extra_labels" in {f.name for f in dataclasses.fields(FitConfig)}

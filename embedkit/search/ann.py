@@ -20,7 +20,7 @@ from embedkit.errors import UsageError
 PARAMS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 64}
 #: how vectors are held inside the graph (BirdNET shards are float16 already: no precision is lost)
 GRAPH_DTYPE = "f16"
-INSTALL_HINT = "embedding search needs the package 'usearch': pip install usearch (or pip install 'embedkit[search]')"
+INSTALL_HINT = "embedding search needs the package 'usearch': pip install usearch"
 
 
 def _usearch():
@@ -73,6 +73,7 @@ def graph_topk(graph, q: np.ndarray, k: int, threads: int | None = None) -> tupl
         graph: a loaded graph.
         q: queries float32 [Q, D].
         k: neighbours per query.
+        threads: search threads (default: all cores).
 
     Returns:
         ``(rows int64 [Q, k'], cosine similarity float32 [Q, k'])``, best first; ``k' = min(k, size)``.
@@ -94,7 +95,7 @@ def normalise(X: np.ndarray) -> np.ndarray:
 
 
 def exact_topk(X: np.ndarray, q: np.ndarray, k: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force cosine top-``k`` of queries ``q`` [Q, D] over rows ``X`` [N, D] (rows numbered from offset).
+    """Brute-force cosine top-``k`` of queries ``q`` [Q, D] over rows ``X`` [N, D], rows numbered from offset.
 
     Returns:
         ``(rows int64 [Q, k'], cosine similarity float32 [Q, k'])``, best first; ``k' = min(k, N)``.
@@ -103,7 +104,11 @@ def exact_topk(X: np.ndarray, q: np.ndarray, k: int, offset: int = 0) -> tuple[n
     S = normalise(q) @ normalise(X).T  # [Q, N]
     if k == 0:
         return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
-    part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.tile(np.arange(S.shape[1]), (len(q), 1))
+    part = (
+        np.argpartition(-S, k - 1, axis=1)[:, :k]
+        if k < S.shape[1]
+        else np.tile(np.arange(S.shape[1]), (len(q), 1))
+    )
     top = np.take_along_axis(S, part, axis=1)
     order = np.argsort(-top, axis=1, kind="stable")
     rows = np.take_along_axis(part, order, axis=1)

@@ -22,8 +22,17 @@ def run_search(cfg: SearchConfig) -> pd.DataFrame:
     from embedkit.search.label import save_hits
     from embedkit.search.query import search
 
-    hits = search(cfg.index, cfg.query, row_id=cfg.row_id, k=cfg.k, exact=cfg.exact, species=cfg.species,
-                  weights=cfg.weights, threads=cfg.threads, audio_root=cfg.data)
+    hits = search(
+        cfg.index,
+        cfg.query,
+        row_id=cfg.row_id,
+        k=cfg.k,
+        exact=cfg.exact,
+        species=cfg.species,
+        weights=cfg.weights,
+        threads=cfg.threads,
+        audio_root=cfg.data,
+    )
     out = Path(cfg.out)
     if cfg.audio or cfg.html:
         from embedkit.search.snippets import write_html, write_snippets

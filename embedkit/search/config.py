@@ -1,4 +1,4 @@
-"""Options of ``embedkit index``, ``embedkit search`` and ``embedkit label`` (flags are generated from them)."""
+"""Options of ``embedkit index``, ``search`` and ``label`` (their flags are generated from these fields)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ class SearchConfig:
     species: str | None = opt(None, "label code written into the hits' species column")
     audio: str | None = opt(None, "also write each hit as a WAV snippet into this folder")
     html: bool = opt(False, "also write OUT.html: spectrogram + audio player per hit (snippets in --audio)")
-    data: str | None = opt(None, "audio folder the files are relative to (default: the one used at extraction)")
+    data: str | None = opt(
+        None, "audio folder the files are relative to (default: the one used at extraction)"
+    )
     weights: str | None = opt(None, "backbone weights, for backbones whose weights are not bundled")
     threads: int | None = opt(None, "CPU threads (backbone, search)")
 
@@ -39,8 +41,12 @@ class SearchConfig:
 class LabelConfig:
     """Options of ``embedkit label``: mark hits y / n / skip (terminal loop), write the labelled table."""
 
-    hits: str = opt("hits.csv", "hits table from embedkit search (a label column filled in an editor is kept)")
+    hits: str = opt(
+        "hits.csv", "hits table from embedkit search (a label column filled in an editor is kept)"
+    )
     out: str = opt("labelled.csv", "labelled table, for fit.py --extra-labels (rewritten after each answer)")
     species: str | None = opt(None, "label code for hits whose species column is empty")
     loop: bool = opt(True, "ask for each unlabelled hit in the terminal (--no-loop: only check and write)")
-    player: str | None = opt(None, "command that plays a WAV file (default: ffplay, afplay, aplay, paplay or play)")
+    player: str | None = opt(
+        None, "command that plays a WAV file (default: ffplay, afplay, aplay, paplay or play)"
+    )

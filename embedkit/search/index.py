@@ -3,14 +3,15 @@
 An index folder (default ``DATASET/index/``, beside the shards it covers) holds three files:
 
 * ``vectors-<sha>.usearch``: the HNSW graph with the vectors (usearch's binary format; no pickle);
-* ``rows-<sha>.parquet``: row k of the graph → ``shard``, ``file``, ``window``, ``start_s``, ``end_s``, ``row_id``;
+* ``rows-<sha>.parquet``: row k of the graph → ``shard``, ``file``, ``window``, ``start_s``, ``end_s``,
+  ``row_id``;
 * ``index.json``: format, the shards' provenance, the shard list (name, bytes, rows), the engine and its
   parameters, and the SHA-256 of the two files above, which :func:`load_index` checks before loading.
 
-``index.json`` is written last (temp name, fsync, rename) and names the content-addressed files, so a run killed
-at any point leaves the previous index intact. :func:`build_index` on a folder that already has an index adds
-only the shards it does not list (no rebuild); a shard whose size changed or that vanished triggers a full
-rebuild, and shards of another provenance are refused, as :func:`embedkit.store.read_embeddings` does.
+``index.json`` is written last (temp name, fsync, rename) and names the content-addressed files, so a run
+killed at any point leaves the previous index intact. :func:`build_index` on a folder that already has an
+index adds only the shards it does not list (no rebuild); a shard whose size changed or that vanished triggers
+a full rebuild, and shards of another provenance are refused, as :func:`embedkit.store.read_embeddings` does.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ def load_index(path: str | os.PathLike) -> SearchIndex:
     for key in ("graph", "rows"):
         f = folder / meta["files"][key]["name"]
         if not f.is_file():
-            raise StoreError(f"{folder}: index file {f.name} is missing; rebuild with embedkit index --rebuild")
+            raise StoreError(
+                f"{folder}: index file {f.name} is missing; rebuild with embedkit index --rebuild"
+            )
         if _sha256(f) != meta["files"][key]["sha256"]:
             raise StoreError(
                 f"{f}: SHA-256 differs from index.json (corrupt or altered); "
@@ -182,7 +185,9 @@ def build_index(
     known = {s["name"] for s in existing.meta["shards"]} if existing else set()
     new = [p for p in shards if p.name not in known]
     if existing is not None and not new:
-        print(f"[index] {folder}: up to date ({len(existing)} windows, {len(shards)} shards)", file=sys.stderr)
+        print(
+            f"[index] {folder}: up to date ({len(existing)} windows, {len(shards)} shards)", file=sys.stderr
+        )
         return existing
     t0 = time.monotonic()
     graph = existing.graph if existing else None
@@ -217,8 +222,11 @@ def build_index(
     }
     save_index(folder, graph, table, meta)
     verb = "added" if existing else "indexed"
-    print(f"[index] {verb} {len(table) - (len(existing) if existing else 0)} windows from {len(new)} "
-          f"shards in {time.monotonic() - t0:.1f} s -> {folder} ({len(table)} windows)", file=sys.stderr)
+    print(
+        f"[index] {verb} {len(table) - (len(existing) if existing else 0)} windows from {len(new)} "
+        f"shards in {time.monotonic() - t0:.1f} s -> {folder} ({len(table)} windows)",
+        file=sys.stderr,
+    )
     return load_index(folder)
 
 
@@ -250,8 +258,10 @@ def save_index(folder: Path, graph, rows: pd.DataFrame, meta: dict[str, Any]) ->
             pq.write_table(pa.Table.from_pandas(rows[ROW_COLUMNS], preserve_index=False), f)
             f.flush()
             os.fsync(f.fileno())
-        files = {"graph": _publish(tmps[0], folder, "vectors", ".usearch"),
-                 "rows": _publish(tmps[1], folder, "rows", ".parquet")}
+        files = {
+            "graph": _publish(tmps[0], folder, "vectors", ".usearch"),
+            "rows": _publish(tmps[1], folder, "rows", ".parquet"),
+        }
         with open(tmps[2], "w") as f:
             json.dump({**meta, "files": files}, f, indent=1)
             f.flush()

@@ -70,7 +70,7 @@ def save_hits(hits: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def find_player(command: str | None = None) -> list[str] | None:
-    """The audio player command (argv without the file): ``command``, else the first of :data:`PLAYERS` found."""
+    """The player command (argv without the file): ``command``, else the first of :data:`PLAYERS` found."""
     for cand in [command] if command else PLAYERS:
         argv = shlex.split(cand)
         if argv and shutil.which(argv[0]):
@@ -121,9 +121,11 @@ def label_loop(
     todo = [i for i, v in zip(hits.index, hits["label"], strict=True) if parse_label(v) is None]
     for n, i in enumerate(todo, 1):
         h = hits.loc[i]
-        print(f"[{n}/{len(todo)}] #{h.get('rank', i)} score {float(h.get('score', float('nan'))):.3f}  "
-              f"{h['file']}  {float(h['start_s']):g}-{float(h['end_s']):g} s  species {h['species'] or '?'}",
-              file=out)
+        print(
+            f"[{n}/{len(todo)}] #{h.get('rank', i)} score {float(h.get('score', float('nan'))):.3f}  "
+            f"{h['file']}  {float(h['start_s']):g}-{float(h['end_s']):g} s  species {h['species'] or '?'}",
+            file=out,
+        )
         while True:
             print(PROMPT, end="", file=out, flush=True)
             line = inp.readline()
@@ -152,13 +154,21 @@ def run_label(cfg, inp: TextIO | None = None, out: TextIO | None = None) -> pd.D
     save_hits(hits, cfg.out)
     if cfg.loop:
         player = find_player(cfg.player)
-        hits = label_loop(hits, inp or sys.stdin, out, save=lambda h: save_hits(h, cfg.out),
-                          play=lambda row: play_hit(row, player, out))
+        hits = label_loop(
+            hits,
+            inp or sys.stdin,
+            out,
+            save=lambda h: save_hits(h, cfg.out),
+            play=lambda row: play_hit(row, player, out),
+        )
         save_hits(hits, cfg.out)
     ys = [parse_label(v) for v in hits["label"]]
     n_pos, n_neg = ys.count(1.0), ys.count(0.0)
-    print(f"{cfg.out}: {n_pos} positive, {n_neg} negative, {len(ys) - n_pos - n_neg} unlabelled "
-          f"(use it with fit.py --extra-labels {cfg.out})", file=out)
+    print(
+        f"{cfg.out}: {n_pos} positive, {n_neg} negative, {len(ys) - n_pos - n_neg} unlabelled "
+        f"(use it with fit.py --extra-labels {cfg.out})",
+        file=out,
+    )
     return hits
 
 

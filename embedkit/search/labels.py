@@ -60,8 +60,9 @@ def load_labels(path: str | os.PathLike, dataset: str | os.PathLike | None = Non
     if not p.is_file():
         raise UsageError(f"labels file not found: {p}")
     try:
-        df = pd.read_csv(p, dtype={"file": str, "species": str, "label": str, "dataset": str},
-                         keep_default_na=False)
+        df = pd.read_csv(
+            p, dtype={"file": str, "species": str, "label": str, "dataset": str}, keep_default_na=False
+        )
     except (ValueError, pd.errors.ParserError) as e:
         raise UsageError(f"{p}: not a readable CSV ({' '.join(str(e).split())[:160]})") from None
     need = ["file", "window", "species", "label"] + ([] if dataset is not None else ["dataset"])
@@ -75,15 +76,15 @@ def load_labels(path: str | os.PathLike, dataset: str | os.PathLike | None = Non
         try:
             ys.append(parse_label(v))
         except ValueError:
-            raise UsageError(
-                f"{p}: row {i + 2}: label {v!r} is not one of y / n / skip (or blank)"
-            ) from None
+            raise UsageError(f"{p}: row {i + 2}: label {v!r} is not one of y / n / skip (or blank)") from None
     df["y"] = pd.array(ys, dtype="Float64")
     df = df[df["y"].notna()].copy()
     blank = df["species"].str.strip() == ""
     if blank.any():
-        raise UsageError(f"{p}: row {int(df.index[blank][0]) + 2} is labelled but has no species; fill the "
-                         f"species column (or pass --species to embedkit search / label)")
+        raise UsageError(
+            f"{p}: row {int(df.index[blank][0]) + 2} is labelled but has no species; fill the "
+            f"species column (or pass --species to embedkit search / label)"
+        )
     df["dataset"] = [str(Path(d if d else (dataset or "")).resolve()) for d in df["dataset"]]
     if not pd.api.types.is_integer_dtype(df["window"]):
         raise UsageError(f"{p}: the window column must hold integers")
@@ -139,9 +140,11 @@ def add_extra_labels(cfg, keys: pd.DataFrame, X: np.ndarray, Y: np.ndarray, labe
         parts_x.append(X2)
         parts_y.append(T)
         parts_z.append(Z2)
-    print(f"[fit] extra labels: {int((lab['y'] == 1).sum())} positive, {int((lab['y'] == 0).sum())} negative; "
-          f"{int(hit.sum())} training windows relabelled, {sum(map(len, parts_k[1:]))} windows added",
-          file=sys.stderr)
+    print(
+        f"[fit] extra labels: {int((lab['y'] == 1).sum())} positive, {int((lab['y'] == 0).sum())} negative; "
+        f"{int(hit.sum())} training windows relabelled, {sum(map(len, parts_k[1:]))} windows added",
+        file=sys.stderr,
+    )
     if len(parts_k) > 1:
         keys = pd.concat(parts_k, ignore_index=True)
         X = np.vstack(parts_x).astype(np.float32)
@@ -159,8 +162,10 @@ def _dataset_rows(ds: str, grp: pd.DataFrame, inputs: dict):
 
     want_z = inputs.get("z") is not None
     if want_z and not has_logits(ds):
-        raise UsageError(f"--extra-labels: {ds} holds no logits, which this fit's zero-shot mode needs; "
-                         f"re-extract it with --save-logits or fit with --zero-shot off")
+        raise UsageError(
+            f"--extra-labels: {ds} holds no logits, which this fit's zero-shot mode needs; "
+            f"re-extract it with --save-logits or fit with --zero-shot off"
+        )
     out = read_embeddings(ds, expect=inputs["parts"][0]["provenance"], logits=want_z)
     keys, X = out[0], out[1]
     pos = pd.Series(np.arange(len(keys)), index=pd.MultiIndex.from_frame(keys[["file", "window"]]))

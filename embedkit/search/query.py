@@ -20,8 +20,19 @@ from embedkit.errors import UsageError
 from embedkit.search import ann
 from embedkit.search.index import SearchIndex, load_index, shard_vectors, unindexed_shards
 
-HIT_COLUMNS = ["rank", "score", "file", "window", "start_s", "end_s", "row_id", "audio", "dataset", "species",
-               "label"]
+HIT_COLUMNS = [
+    "rank",
+    "score",
+    "file",
+    "window",
+    "start_s",
+    "end_s",
+    "row_id",
+    "audio",
+    "dataset",
+    "species",
+    "label",
+]
 _SPAN = re.compile(r"^(.*):(\d+(?:\.\d*)?)-(\d+(?:\.\d*)?)$")
 
 
@@ -48,8 +59,12 @@ def _backbone(prov: dict, weights: str | None, threads: int | None):
     cfg = InferConfig(backbone_weights={prov["backbone"]: weights} if weights else {}, threads=threads)
     bb = build_backbone(prov, cfg)
     ident = bb.identity()
-    check_provenance({k: prov.get(k) for k in ident}, ident, what="the query backbone's embeddings",
-                     where="this index (pass --weights of the model the index was built with)")
+    check_provenance(
+        {k: prov.get(k) for k in ident},
+        ident,
+        what="the query backbone's embeddings",
+        where="this index (pass --weights of the model the index was built with)",
+    )
     return bb
 
 
@@ -85,8 +100,9 @@ def query_backbone(index: SearchIndex, weights: str | None = None, threads: int 
     return _backbone(index.provenance, weights, threads)
 
 
-def embed_clip(index: SearchIndex, spec: str, weights: str | None = None, threads: int | None = None,
-               backbone=None) -> np.ndarray:
+def embed_clip(
+    index: SearchIndex, spec: str, weights: str | None = None, threads: int | None = None, backbone=None
+) -> np.ndarray:
     """Embed a query clip with the index's backbone: float32 [D] (mean of unit-length window embeddings).
 
     ``backbone`` (from :func:`query_backbone`) is used and left open; without it one is built and closed.
@@ -105,7 +121,7 @@ def embed_clip(index: SearchIndex, spec: str, weights: str | None = None, thread
 
 
 def row_vector(index: SearchIndex, row_id: str) -> np.ndarray:
-    """The stored vector of a window, by its ``row_id`` (``<stem>_<end s>``) or ``FILE:WINDOW``: float32 [D]."""
+    """The stored vector float32 [D] of a window, by ``row_id`` (``<stem>_<end s>``) or ``FILE:WINDOW``."""
     rows = index.rows
     hit = rows.index[rows["row_id"] == row_id]
     if not len(hit) and ":" in row_id:
@@ -121,7 +137,11 @@ def row_vector(index: SearchIndex, row_id: str) -> np.ndarray:
 
 
 def exact_search(index: SearchIndex, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force cosine top-``k`` over every indexed shard, one shard in memory at a time: ([Q, k], [Q, k])."""
+    """Brute-force cosine top-``k`` over every indexed shard, one shard in memory at a time.
+
+    Returns:
+        ``(rows int64 [Q, k], similarity float32 [Q, k])``, best first.
+    """
     best = (np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32))
     for shard in dict.fromkeys(index.rows["shard"]):
         ids, X = shard_vectors(index, shard)
@@ -157,7 +177,7 @@ def search(
         backbone: an open backbone to reuse for clip queries (:func:`query_backbone`); default: build one.
 
     Returns:
-        Hits table [k] with :data:`HIT_COLUMNS`, best first; ``label`` is empty, for :mod:`embedkit.search.label`.
+        Hits table [k] with :data:`HIT_COLUMNS`, best first; ``label`` is empty (for ``embedkit label``).
 
     Raises:
         UsageError: neither or both of ``query`` and ``row_id``, a bad clip or row id, ``k < 1``.
@@ -169,8 +189,10 @@ def search(
     index = index if isinstance(index, SearchIndex) else load_index(index)
     missing = unindexed_shards(index)
     if missing:
-        print(f"[search] {len(missing)} shards are not indexed yet; run embedkit index to add them",
-              file=sys.stderr)
+        print(
+            f"[search] {len(missing)} shards are not indexed yet; run embedkit index to add them",
+            file=sys.stderr,
+        )
     if row_id is not None:
         q = row_vector(index, row_id)
     elif isinstance(query, str | os.PathLike):

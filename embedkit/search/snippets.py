@@ -2,7 +2,8 @@
 
 Snippets are cut from the original recordings at their own sample rate (mono), named
 ``<rank>_<file stem>_<start>-<end>.wav``. A hit whose recording cannot be read is skipped and its reason
-printed and shown on the page; the spectrograms use :func:`embedkit.plots.log_mel`, as ``embedkit report`` does.
+printed and shown on the page; the spectrograms use :func:`embedkit.plots.log_mel`, as ``embedkit report``
+does.
 """
 
 from __future__ import annotations
@@ -93,20 +94,35 @@ def _thumbnail(wav: Path, png: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(3.2, 1.1))
     vmax = float(db.max())
-    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
-              extent=(0, len(x) / sr, 0, db.shape[0]), interpolation="nearest")
+    ax.imshow(
+        db,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=vmax - 80,
+        vmax=vmax,
+        extent=(0, len(x) / sr, 0, db.shape[0]),
+        interpolation="nearest",
+    )
     ax.set_yticks([])
     ax.tick_params(labelsize=6)
     _save(fig, png)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;"
-       "font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:middle}"
-       "th{background:#f3f3f3}img{height:90px}")
+CSS = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;"
+    "font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:middle}"
+    "th{background:#f3f3f3}img{height:90px}"
+)
 
 
-def write_html(hits: pd.DataFrame, snippets: pd.Series, audio_dir: str | os.PathLike, path: str | os.PathLike,
-               title: str = "search hits") -> Path:
+def write_html(
+    hits: pd.DataFrame,
+    snippets: pd.Series,
+    audio_dir: str | os.PathLike,
+    path: str | os.PathLike,
+    title: str = "search hits",
+) -> Path:
     """An HTML page: per hit its rank, score, window, a spectrogram thumbnail and an audio player.
 
     Args:
@@ -121,20 +137,30 @@ def write_html(hits: pd.DataFrame, snippets: pd.Series, audio_dir: str | os.Path
     e = html.escape
     rows = []
     for (_, h), snip in zip(hits.iterrows(), snippets, strict=True):
-        cells = [str(int(h["rank"])), f"{float(h['score']):.4f}", e(str(h["file"])),
-                 f"{float(h['start_s']):g}–{float(h['end_s']):g} s", e(str(h["row_id"]))]
+        cells = [
+            str(int(h["rank"])),
+            f"{float(h['score']):.4f}",
+            e(str(h["file"])),
+            f"{float(h['start_s']):g}–{float(h['end_s']):g} s",
+            e(str(h["row_id"])),
+        ]
         if str(snip).startswith("skipped:"):
             media = f"<td colspan=2>{e(str(snip))}</td>"
         else:
             png = Path(snip).with_suffix(".png").name
             _thumbnail(adir / snip, adir / png)
-            media = (f'<td><img alt="spectrogram" src="{e((rel / png).as_posix())}"></td>'
-                     f'<td><audio controls preload="none" src="{e((rel / snip).as_posix())}"></audio></td>')
+            media = (
+                f'<td><img alt="spectrogram" src="{e((rel / png).as_posix())}"></td>'
+                f'<td><audio controls preload="none" src="{e((rel / snip).as_posix())}"></audio></td>'
+            )
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + media + "</tr>")
-    head = "".join(f"<th>{c}</th>" for c in ("rank", "score", "file", "window", "row id", "spectrogram",
-                                              "listen"))
-    text = (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style>"
-            f"</head><body><h1>{e(title)}</h1><table><tr>{head}</tr>{''.join(rows)}</table></body></html>\n")
+    head = "".join(
+        f"<th>{c}</th>" for c in ("rank", "score", "file", "window", "row id", "spectrogram", "listen")
+    )
+    text = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style>"
+        f"</head><body><h1>{e(title)}</h1><table><tr>{head}</tr>{''.join(rows)}</table></body></html>\n"
+    )
     tmp = page.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{page.name}")
     try:
         tmp.write_text(text, encoding="utf-8")
