@@ -20,7 +20,7 @@ from embedkit.config import ExtractConfig, FitConfig
 from embedkit.errors import UsageError
 from embedkit.extract import run_extract
 from embedkit.search import build_index, load_index, load_labels, search
-from embedkit.search.ann import exact_topk, graph_topk
+from embedkit.search.ann import exact_topk, graph_topk, normalise
 from embedkit.search.config import IndexConfig, LabelConfig, SearchConfig
 from embedkit.search.index import shard_vectors
 from embedkit.search.label import label_loop, run_label
@@ -63,19 +63,23 @@ def test_ann_recall_at_10_on_real_birdnet_windows(shared_data, real_index):
     keys, X = read_embeddings(dataset)
     assert len(index) == len(keys) > 900 and index.dim == 1024
     q = X[::5]
-    truth, _ = exact_topk(X, q, 10)
+    truth, tsims = exact_topk(X, q, 10)
     got, sims = graph_topk(index.graph, q, 10)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)])
-    print(f"recall@10 of the ANN index vs exact search: {recall:.4f} ({len(q)} queries, {len(X)} windows)")
+    # the data hold duplicated windows (one recording is filed under two species): a hit counts when its exact
+    # similarity reaches the 10th exact neighbour's, so that equal vectors are interchangeable
+    exact_of_got = np.einsum("qd,qkd->qk", normalise(q), normalise(X)[got])
+    recall = float(np.mean(exact_of_got >= tsims[:, 9:10] - 1e-5))
+    strict = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)])
+    print(f"recall@10, ANN vs exact: {recall:.4f} (same rows: {strict:.4f}; {len(q)} queries, {len(X)} windows)")
     assert recall >= 0.95
     assert np.all(np.diff(sims, axis=1) <= 1e-6)  # best first
-    # the API: a stored window finds itself first, ANN and exact agree on it
+    # the API: a stored window finds itself (or an identical copy) first, ANN and exact agree
     rid = index.rows["row_id"].iloc[7]
     a, b = search(index, row_id=rid, k=10), search(index, row_id=rid, k=10, exact=True)
-    assert a["row_id"].iloc[0] == rid == b["row_id"].iloc[0] and b["score"].iloc[0] == pytest.approx(
-        1, abs=1e-5
+    assert b["score"].iloc[0] == pytest.approx(1, abs=1e-5) and a["score"].iloc[0] == pytest.approx(
+        1, abs=1e-3
     )
-    assert len(set(a["row_id"]) & set(b["row_id"])) >= 9
+    assert rid in set(b["row_id"][b["score"] > 1 - 1e-5]) and np.allclose(a["score"], b["score"], atol=2e-3)
 
 
 @pytest.mark.slow

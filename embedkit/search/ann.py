@@ -17,7 +17,7 @@ from embedkit.errors import UsageError
 
 #: HNSW parameters: graph degree, candidate-list size when adding and when searching. 16/128/64 gives
 #: recall@10 >= 0.99 on real BirdNET windows and >= 0.95 on 1M synthetic ones (benchmarks/bench_search.py).
-PARAMS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 64}
+PARAMS = {"connectivity": 16, "expansion_add": 64, "expansion_search": 64}
 #: how vectors are held inside the graph (BirdNET shards are float16 already: no precision is lost)
 GRAPH_DTYPE = "f16"
 INSTALL_HINT = "embedding search needs the package 'usearch': pip install usearch"
