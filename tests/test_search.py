@@ -70,7 +70,7 @@ def test_ann_recall_at_10_on_real_birdnet_windows(shared_data, real_index):
     exact_of_got = np.einsum("qd,qkd->qk", normalise(q), normalise(X)[got])
     recall = float(np.mean(exact_of_got >= tsims[:, 9:10] - 1e-5))
     strict = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)])
-    print(f"recall@10, ANN vs exact: {recall:.4f} (same rows: {strict:.4f}; {len(q)} queries, {len(X)} windows)")
+    print(f"recall@10, ANN vs exact: {recall:.4f} (same rows: {strict:.4f}; {len(q)} of {len(X)} windows)")
     assert recall >= 0.95
     assert np.all(np.diff(sims, axis=1) <= 1e-6)  # best first
     # the API: a stored window finds itself (or an identical copy) first, ANN and exact agree
