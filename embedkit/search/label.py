@@ -129,7 +129,8 @@ def label_loop(
         while True:
             print(PROMPT, end="", file=out, flush=True)
             line = inp.readline()
-            if not line:
+            if not line:  # end of input
+                print(file=out)
                 return hits
             ans = line.strip().lower()
             if ans in ("p", "play"):
