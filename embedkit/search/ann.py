@@ -82,8 +82,11 @@ def graph_topk(graph, q: np.ndarray, k: int, threads: int | None = None) -> tupl
     if k == 0:
         return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
     m = graph.search(np.ascontiguousarray(q, np.float32), k, threads=threads or 0)
-    keys = np.asarray(m.keys, dtype=np.int64).reshape(len(q), -1)
+    keys = np.asarray(m.keys).astype(np.int64).reshape(len(q), -1)
     sims = 1.0 - np.asarray(m.distances, dtype=np.float32).reshape(len(q), -1)
+    found = np.asarray(getattr(m, "counts", [len(m.keys)])).reshape(-1, 1)  # fewer than k: the rest is -1
+    short = np.arange(keys.shape[1])[None, :] >= found
+    keys[short], sims[short] = -1, -np.inf
     return keys, sims
 
 

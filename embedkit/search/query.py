@@ -203,7 +203,8 @@ def search(
             raise UsageError(f"query vector has {q.size} values but the index holds {index.dim}-D vectors")
     q = q[None, :].astype(np.float32)
     rows, sims = exact_search(index, q, k) if exact else ann.graph_topk(index.graph, q, k, threads)
-    return hits_table(index, rows[0], sims[0], species, audio_root)
+    found = rows[0] >= 0
+    return hits_table(index, rows[0][found], sims[0][found], species, audio_root)
 
 
 def hits_table(
