@@ -118,6 +118,8 @@ def test_clip_windows_widen_short_clips_and_split_long_ones(tmp_path):
     assert one.shape == (1, 80000)
     x = clip_windows(str(f), 16000, 5.0)  # 12 s → 3 windows, the last zero-padded
     assert x.shape == (3, 80000) and np.all(x[2, 32000:] == 0) and np.any(x[2, :32000] != 0)
+    two = clip_windows(f"{f}:0-7", 16000, 5.0)  # nothing after the clip's end
+    assert two.shape == (2, 80000) and np.all(two[1, 32000:] == 0) and np.any(two[1, :32000] != 0)
     edge = clip_windows(f"{f}:0-1", 16000, 5.0)  # centred on 0.5 s: 2 s of zeros before the file
     assert np.all(edge[0, :31999] == 0) and np.any(edge[0, 40000:] != 0)
     assert parse_clip("C:/x/a.wav") == (Path("C:/x/a.wav"), None, None)

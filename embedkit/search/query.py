@@ -2,8 +2,9 @@
 
 A query clip ``CLIP.wav[:START-END]`` (seconds) is decoded at the backbone's rate. A clip shorter than the
 index's window (5 s) is widened to one window centred on it, taking the surrounding audio of the file (zeros
-past its ends), so it is embedded the way the stored windows were; a longer one is cut into windows whose
-unit-length embeddings are averaged. The backbone is rebuilt from the index's provenance and must match it.
+past its ends), so it is embedded the way the stored windows were; a longer one is cut into windows (the last
+zero-padded past the clip's end) whose unit-length embeddings are averaged. The backbone is rebuilt from the
+index's provenance and must match it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def clip_windows(spec: str, sample_rate: int, window_s: float) -> np.ndarray:
     out = np.zeros((n, win), np.float32)
     for i in range(n):
         lo, hi = a + i * win, a + (i + 1) * win
-        seg = x[max(lo, 0) : max(min(hi, len(x)), 0)]
+        seg = x[max(lo, 0) : max(min(hi, b, len(x)), 0)]  # nothing past the clip's end
         out[i, max(-lo, 0) : max(-lo, 0) + len(seg)] = seg
     return out
 
