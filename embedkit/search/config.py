@@ -29,7 +29,9 @@ class SearchConfig:
     exact: bool = opt(False, "brute-force search over the shards' vectors instead of the ANN index")
     species: str | None = opt(None, "label code written into the hits' species column")
     audio: str | None = opt(None, "also write each hit as a WAV snippet into this folder")
-    html: bool = opt(False, "also write OUT.html: spectrogram + player per hit (snippets: --audio or OUT_audio/)")
+    html: bool = opt(
+        False, "also write OUT.html: spectrogram + audio player per hit (snippets: --audio, or OUT_audio/)"
+    )
     data: str | None = opt(
         None, "audio folder the files are relative to (default: the one used at extraction)"
     )
