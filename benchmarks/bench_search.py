@@ -75,7 +75,8 @@ def brute_ms(X: np.ndarray, Q: np.ndarray, k: int = 10, reps: int = 20) -> float
     return 1000 * float(np.median(ts))
 
 
-def bench_usearch(X, Q, truth, tmp: Path) -> dict:
+def bench_usearch(X, Q, truth, tmp: Path, expansions=(64,)) -> list[dict]:
+    """Build once; recall and latency for each query-time candidate-list size (``expansion_search``)."""
     from embedkit.search import ann
 
     t0 = time.perf_counter()
@@ -84,14 +85,20 @@ def bench_usearch(X, Q, truth, tmp: Path) -> dict:
         ann.add(g, s, X[s : s + 100_000])
     build = time.perf_counter() - t0
     ann.save_graph(g, tmp / "g.usearch")
-    got = ann.graph_topk(g, Q, 10)[0]
-    return {
-        "engine": f"{ann.library_version()} HNSW f16",
-        "build_s": build,
-        "mb": (tmp / "g.usearch").stat().st_size / 1e6,
-        "recall": recall(got, truth),
-        "q_ms": latency(lambda q: ann.graph_topk(g, q[None], 10, threads=1), Q),
-    }
+    out = []
+    for es in expansions:
+        g.expansion_search = es
+        got = ann.graph_topk(g, Q, 10)[0]
+        out.append(
+            {
+                "engine": f"{ann.library_version()} HNSW f16, expansion_search {es}",
+                "build_s": build,
+                "mb": (tmp / "g.usearch").stat().st_size / 1e6,
+                "recall": recall(got, truth),
+                "q_ms": latency(lambda q: ann.graph_topk(g, q[None], 10, threads=1), Q),
+            }
+        )
+    return out
 
 
 def bench_faiss(X, Q, truth, tmp: Path) -> dict:
@@ -139,6 +146,13 @@ def main(argv=None) -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--compare", nargs="*", default=[], help="other engines: faiss")
     ap.add_argument("--real", help="a BirdNET shard dataset: also its real windows")
+    ap.add_argument(
+        "--expansion-search",
+        type=int,
+        nargs="+",
+        default=[64, 128, 256],
+        help="query-time candidate-list sizes to measure (one build)",
+    )
     args = ap.parse_args(argv)
     header("Search: usearch HNSW vs brute force", __doc__.split("\n\n")[1].replace("\n", " "))
     sets = []
@@ -156,7 +170,7 @@ def main(argv=None) -> None:
         truth = truth_topk(X, Q)
         bf = brute_ms(X, Q)
         with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-            runs = [bench_usearch(X, Q, truth, Path(tmp))]
+            runs = bench_usearch(X, Q, truth, Path(tmp), args.expansion_search)
             if "faiss" in args.compare:
                 runs.append(bench_faiss(X, Q, truth, Path(tmp)))
         for r in runs:
@@ -173,9 +187,12 @@ def main(argv=None) -> None:
                 }
             )
             print(f"# {name} {r['engine']}: {rows[-1]}", file=sys.stderr, flush=True)
+        from embedkit.search.ann import PARAMS
+
+        d = next((r for r in runs if r["engine"].endswith(f" {PARAMS['expansion_search']}")), runs[0])
         ratios.append(
-            f"ratio: search {name}: {bf / runs[0]['q_ms']:.0f}x faster than brute force, "
-            f"recall@10 {runs[0]['recall']:.3f}"
+            f"ratio: search {name} ({d['engine']}): {bf / d['q_ms']:.0f}x faster than brute "
+            f"force, recall@10 {d['recall']:.3f}"
         )
         del X
     print(table(rows) + "\n")
