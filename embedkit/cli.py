@@ -15,7 +15,8 @@ from collections.abc import Callable
 from embedkit import config as C
 from embedkit.flags import add_config_args, config_from_args
 
-#: subcommand → (config dataclass name in embedkit.config or None, "module:function", help, examples)
+#: subcommand → (config dataclass: name in embedkit.config, "module:Class" or None; "module:function", help,
+#: examples)
 COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
     "extract": (
         "ExtractConfig",
@@ -42,6 +43,33 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         [
             "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-lgbm",
             "python infer.py --models models/birdnet-lgbm models/panns-mlp --weights 0.6 0.4 --smooth 0.2",
+        ],
+    ),
+    "index": (
+        "embedkit.search.config:IndexConfig",
+        "embedkit.search.commands:index_main",
+        "build (or update with new shards) a nearest-neighbour index over a shard dataset",
+        [
+            "embedkit index --embeddings embeddings/birdnet/train_audio",
+            "embedkit index --embeddings embeddings/birdnet/train_soundscapes --rebuild",
+        ],
+    ),
+    "search": (
+        "embedkit.search.config:SearchConfig",
+        "embedkit.search.commands:search_main",
+        "find the windows most similar to a clip or a stored window; hits.csv, snippets, an HTML page",
+        [
+            "embedkit search --index embeddings/birdnet/train_audio --query call.wav:1.5-4 --k 50 --html",
+            "embedkit search --index embeddings/birdnet/train_audio --row-id XC123456_10 --exact",
+        ],
+    ),
+    "label": (
+        "embedkit.search.config:LabelConfig",
+        "embedkit.search.label:main",
+        "mark search hits y / n / skip in the terminal (or check a hits table labelled in an editor)",
+        [
+            "embedkit label --hits hits.csv --species bananaq --out labelled.csv",
+            "python fit.py --data DATA --extra-labels labelled.csv",
         ],
     ),
     "evaluate": (
@@ -110,6 +138,11 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
 }
 
 
+def config_class(name: str) -> type:
+    """A config dataclass by its name in :mod:`embedkit.config`, or ``"module:Class"`` elsewhere."""
+    return _resolve(name) if ":" in name else getattr(C, name)
+
+
 def _resolve(target: str) -> Callable:
     import importlib
 
@@ -137,7 +170,7 @@ def build_parser(prog: str = "embedkit") -> argparse.ArgumentParser:
         )
         p.add_argument("--verbose", action="store_true", help="show tracebacks for errors")
         if cfg_name:
-            add_config_args(p, getattr(C, cfg_name))
+            add_config_args(p, config_class(cfg_name))
         else:
             _extra_args(name, p)
     return parser
@@ -206,7 +239,7 @@ def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:
     try:
         fn = _resolve(target)
         if cfg_name:
-            cfg = config_from_args(getattr(C, cfg_name), args, args.command)
+            cfg = config_from_args(config_class(cfg_name), args, args.command)
             return int(fn(cfg) or 0)
         return int(fn(args) or 0)
     except KeyboardInterrupt:

@@ -109,6 +109,9 @@ class FitConfig:
     pseudo_power: float = opt(3.0, "self-training: soft target = probability ** power")
     pseudo_weight: float = opt(0.5, "self-training: row weight of the kept windows")
     fuse: list[str] = opt([], "more backbones whose embeddings of the same windows are concatenated")
+    extra_labels: str | None = opt(
+        None, "labelled windows (CSV of embedkit search / label): positives and explicit negatives per window"
+    )
 
 
 @dataclass

@@ -8,11 +8,11 @@ import pytest
 
 from embedkit import config as C
 from embedkit.backbones import available, backbone_class
-from embedkit.cli import COMMANDS, build_parser, main
+from embedkit.cli import COMMANDS, build_parser, config_class, main
 from embedkit.flags import flag
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {name: getattr(C, spec[0]) for name, spec in COMMANDS.items() if spec[0]}
+STAGES = {name: config_class(spec[0]) for name, spec in COMMANDS.items() if spec[0]}
 
 
 def subparser(name):

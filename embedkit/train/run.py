@@ -146,6 +146,10 @@ def run_fit(cfg: FitConfig) -> FitResult:
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
     keys, X, Y, labels, train, prov, report, inputs = load_training_set(cfg)
+    if cfg.extra_labels:
+        from embedkit.train.extra import add_extra_labels
+
+        keys, X, Y, inputs = add_extra_labels(cfg, keys, X, Y, labels, inputs)
     files = keys["file"].astype(str).to_numpy()
     cfg = replace(cfg, zero_shot=inputs["zero_shot"])
     data = Windows(X, files, inputs["z"], Y)

@@ -1,0 +1,64 @@
+"""CLI bodies of ``embedkit index`` and ``embedkit search`` (``embedkit label`` is in :mod:`.label`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from embedkit.search.config import IndexConfig, SearchConfig
+
+
+def run_index(cfg: IndexConfig):
+    """Build or update the index of ``cfg.embeddings``; the loaded :class:`~embedkit.search.SearchIndex`."""
+    from embedkit.search.index import build_index
+
+    return build_index(cfg.embeddings, cfg.out, rebuild=cfg.rebuild, threads=cfg.threads)
+
+
+def run_search(cfg: SearchConfig) -> pd.DataFrame:
+    """Search, write the hits table (and snippets / the HTML page when asked); the hits."""
+    from embedkit.search.label import save_hits
+    from embedkit.search.query import search
+
+    hits = search(
+        cfg.index,
+        cfg.query,
+        row_id=cfg.row_id,
+        k=cfg.k,
+        exact=cfg.exact,
+        species=cfg.species,
+        weights=cfg.weights,
+        threads=cfg.threads,
+        audio_root=cfg.data,
+    )
+    out = Path(cfg.out)
+    if cfg.audio or cfg.html:
+        from embedkit.search.snippets import write_html, write_snippets
+
+        audio_dir = Path(cfg.audio) if cfg.audio else out.with_name(out.stem + "_audio")
+        snippets = write_snippets(hits, audio_dir)
+        hits["snippet"] = [str(audio_dir / s) if not s.startswith("skipped:") else "" for s in snippets]
+        if cfg.html:
+            what = cfg.query or f"row {cfg.row_id}"
+            page = write_html(hits, snippets, audio_dir, out.with_suffix(".html"), title=f"hits for {what}")
+            print(f"[search] page: {page}", file=sys.stderr)
+    save_hits(hits, out)
+    top = hits.head(5)
+    for _, h in top.iterrows():
+        print(f"{h['rank']:>4}  {h['score']:.4f}  {h['file']}  {h['start_s']:g}-{h['end_s']:g} s")
+    print(f"[search] {len(hits)} hits -> {out}", file=sys.stderr)
+    return hits
+
+
+def index_main(cfg: IndexConfig) -> int:
+    """CLI body of ``index``."""
+    run_index(cfg)
+    return 0
+
+
+def search_main(cfg: SearchConfig) -> int:
+    """CLI body of ``search``."""
+    run_search(cfg)
+    return 0
