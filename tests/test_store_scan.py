@@ -26,6 +26,8 @@ def dataset(tmp_path):
         w.write(keys, rng.standard_normal((len(keys), 8)).astype(np.float32))
     dup = keys_for([files[3]])
     w.write(dup, np.full((len(dup), 8), 99, np.float32))  # a rerun's copy: the first written wins
+    split = keys_for([(files[7][0], files[7][1] + 3)]).iloc[[0, -3, -1]]  # one old window, two new ones
+    w.write(split, np.full((3, 8), 7, np.float32))
     return tmp_path, [f for f, _ in files]
 
 
@@ -46,6 +48,7 @@ def test_stream_returns_the_rows_of_the_whole_read(dataset, batch_rows):
     pd.testing.assert_frame_equal(skeys, keys)
     np.testing.assert_array_equal(sX, X)
     assert not (X == 99).all(axis=1).any()  # the duplicated file's later copy is dropped by both
+    assert (X == 7).all(axis=1).sum() == 2  # new windows of a file split over shards are kept
 
 
 def test_filters_equal_post_filtering(dataset):

@@ -8,8 +8,9 @@ not after a whole read.
 
 :func:`iter_embeddings` yields ``(keys, X float32 [n, D])`` chunks of at most ``batch_rows`` rows, one shard
 at a time, so a head can stream a dataset bigger than memory. Rows come in shard order (not sorted); each
-``(file, window)`` appears once: a file already seen in an earlier shard (two overlapping ``--part`` runs
-into one folder) is skipped, which keeps the same copy as :func:`embedkit.store.read_embeddings`.
+``(file, window)`` appears once: a window already yielded from an earlier shard (two overlapping ``--part``
+runs into one folder) is skipped, which keeps the same copy as :func:`embedkit.store.read_embeddings`. The
+only state kept across shards is one bit per window (an integer bit mask per file).
 """
 
 from __future__ import annotations
@@ -124,18 +125,36 @@ def iter_embeddings(
     dtype = np.dtype(prov.get("dtype", "float32")).newbyteorder("<")
     kcols = key_columns(columns)
     expr = row_filter(files, filters)
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # file → bit mask of the windows already yielded
     for sp in paths:
         check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
-        table = read_table(sp, kcols + ["emb"], expr)
-        if seen and table.num_rows:
-            keys = table.column("file").to_pandas()
-            table = table.filter(~keys.isin(seen).to_numpy())
-        shard_files = set(table.column("file").unique().to_pylist())
+        table = _unseen(read_table(sp, kcols + ["emb"], expr), seen)
         for start in range(0, table.num_rows, batch_rows):
             part = table.slice(start, batch_rows)
             keys = part.select(kcols).to_pandas()
             n = len(keys)
             X = _gather_float32(part.column("emb").chunks, dtype, np.arange(n), n)
             yield keys, X
-        seen |= shard_files
+
+
+def _unseen(table, seen: dict[str, int]):
+    """``table`` without the (file, window) rows marked in ``seen``; marks the rows it keeps."""
+    fw = table.select(["file", "window"]).to_pandas()
+    if seen and len(fw):
+        maybe = np.flatnonzero(fw["file"].isin(seen.keys()).to_numpy())
+        if len(maybe):
+            drop = np.zeros(len(fw), bool)
+            files, windows = fw["file"].to_numpy(), fw["window"].to_numpy()
+            drop[maybe] = [bool(seen.get(files[i], 0) >> int(windows[i]) & 1) for i in maybe]
+            table, fw = table.filter(~drop), fw[~drop]
+    g = fw.groupby("file", sort=False)["window"]
+    agg = g.agg(["min", "max", "count"])
+    runs = agg["max"] - agg["min"] + 1 == agg["count"]  # windows lo..hi, each once (the usual case)
+    for f, lo, hi in zip(agg.index[runs], agg["min"][runs], agg["max"][runs], strict=True):
+        seen[f] = seen.get(f, 0) | ((1 << (int(hi) + 1)) - (1 << int(lo)))
+    for f in agg.index[~runs]:
+        mask = seen.get(f, 0)
+        for w in g.get_group(f).to_numpy():
+            mask |= 1 << int(w)
+        seen[f] = mask
+    return table
