@@ -87,9 +87,15 @@ def resolve_inputs(cfg: ExtractConfig) -> tuple[Path, list[Path], str]:
 
 
 def parse_part(part: str | None) -> tuple[int, int]:
-    """``"i/N"`` → (i, N) with 0 <= i < N; ``None`` → (0, 1)."""
+    """``"i/N"`` → (i, N) with 0 <= i < N; ``None`` → (0, 1); ``"auto"`` → from Slurm / Kubernetes."""
     if not part:
         return 0, 1
+    if part == "auto":
+        from embedkit.cluster import part_from_env
+
+        i, n, where = part_from_env()
+        print(f"--part auto: part {i}/{n} ({where})", file=sys.stderr)
+        return i, n
     try:
         i, n = (int(x) for x in part.split("/"))
     except ValueError:
