@@ -70,6 +70,12 @@ class ExtractConfig:
     shard_rows: int = opt(8192, "rows per shard (one row group each)")
     flush_s: float = opt(60.0, "write a shard at least this often (seconds), so a kill loses little")
     progress: bool = opt(True, "show a progress bar")
+    engine: str = opt(
+        "local", "local: this process | ray: a Ray Data pipeline (pip install 'embedkit[ray]')",
+        choices=["local", "ray"],
+    )
+    ray_address: str | None = opt(None, "engine ray: cluster to join (e.g. ray://head:10001 or auto)")
+    ray_actors: int | None = opt(None, "engine ray: backbone actors (default: one per GPU, else CPUs / 2)")
 
     def backbone_kwargs(self) -> dict[str, Any]:
         """Constructor arguments for the chosen backbone (only those its class accepts)."""

@@ -280,7 +280,12 @@ def _interrupts_held():
 def main(cfg: ExtractConfig) -> int:
     """CLI body of ``extract``: run and return the exit status (0; 130 after an interruption)."""
     try:
-        run_extract(cfg)
+        if cfg.engine == "ray":
+            from embedkit.extract_ray import run_extract_ray
+
+            run_extract_ray(cfg)
+        else:
+            run_extract(cfg)
     except KeyboardInterrupt:
         return 130
     return 0
