@@ -146,7 +146,7 @@ def child(args) -> None:
                       "fit_cpu_s": fit_cpu, "predict_s": pred_s, "predict_rows": len(Xte),
                       "rss_base_gb": rss_base, "rss_read_gb": rss_read,
                       "rss_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                      "auc": birdclef_score(Yte, P)}))
+                      "auc": birdclef_score(Yte, P), "epochs": getattr(head, "n_epochs_", None)}))
 
 
 def exponent(rows: list[dict], key: str, head: str) -> list[str]:

@@ -17,9 +17,13 @@ def toy(n=600, d=12, c=3, seed=0):
 
 
 def test_epochs_within_budget():
-    assert epochs_within(40, 2_000_000, 50_000) == 40  # unchanged at the sizes bench_heads uses
-    assert epochs_within(40, 2_000_000, 500_000) == 4
-    assert epochs_within(40, 2_000_000, 10_000_000) == 1
+    assert epochs_within(60, 2_500_000, 36_000) == 60  # mlp: unchanged at every size bench_heads uses
+    assert epochs_within(40, 2_500_000, 50_000) == 40
+    assert epochs_within(40, 2_500_000, 500_000) == 5
+    assert epochs_within(40, 2_500_000, 10_000_000) == 1
+    from embedkit.heads import get_head
+
+    assert get_head("mlp").budget_rows == get_head("mil").budget_rows == 2_500_000
     assert epochs_within(40, None, 10_000_000) == epochs_within(40, 0, 10**7) == 40
 
 

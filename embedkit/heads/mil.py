@@ -41,8 +41,8 @@ class MILHead(MLPHead):
             on one batch of bags (a few hundred windows), too small for threads to pay; measured 4-10x faster
             than 2 threads on 2 busy cores.
         budget_rows: scale-aware epochs: at most ``ceil(budget_rows / N)`` epochs over N windows, so the
-            number of optimiser steps stops growing with N: ``epochs`` is unchanged up to 50k windows, 500k
-            windows get 4 (issue 16: 40 epochs took 1312 s at 100k). None or 0 = no cap.
+            number of optimiser steps stops growing with N: ``epochs`` is unchanged up to 62k windows, 500k
+            windows get 5 (issue 16: 40 epochs took 1312 s at 100k). None or 0 = no cap.
 
     Learned attributes: as :class:`~embedkit.heads.mlp.MLPHead` (``history_`` holds the training loss).
     """
@@ -60,7 +60,7 @@ class MILHead(MLPHead):
         seed=0,
         device="auto",
         n_jobs=1,
-        budget_rows=2_000_000,
+        budget_rows=2_500_000,
     ):
         self.hidden = hidden
         self.dropout = dropout

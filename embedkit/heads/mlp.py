@@ -64,7 +64,8 @@ class MLPHead(Head):
             descheduled sibling stall every op (measured 5x slower per epoch with 2 threads on 2 busy cores).
         budget_rows: scale-aware epochs: at most ``ceil(budget_rows / N)`` epochs (at least 1), so a fit
             passes about this many rows through the model whatever N is: the cap leaves ``epochs`` alone up
-            to N = 2M / 60 = 33k rows and keeps 500k rows to 4 epochs (``benchmarks/bench_scale.py``).
+            to N = 2.5M / 60 = 41k training rows (every size ``benchmarks/bench_heads.py`` uses) and keeps
+            450k to 6 epochs (``benchmarks/bench_scale.py``).
             None or 0 = no cap.
 
     Learned attributes: ``model_`` (torch module, on CPU, eval mode), ``trained_`` bool [C], ``n_epochs_``
@@ -85,7 +86,7 @@ class MLPHead(Head):
         seed=0,
         device="auto",
         n_jobs=None,
-        budget_rows=2_000_000,
+        budget_rows=2_500_000,
     ):
         self.hidden = hidden
         self.dropout = dropout
