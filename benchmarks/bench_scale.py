@@ -118,6 +118,11 @@ def load_xy(folder: Path):
 
 def child(args) -> None:
     """One head on one dataset: print a JSON line with times, peak RSS and held-out AUC."""
+    print(json.dumps(measure(args.head, Path(args.train), Path(args.test), json.loads(args.params or "{}"))))
+
+
+def measure(name: str, train: Path, test: Path, params: dict) -> dict:
+    """Read ``train``, fit head ``name``, predict ``test``: times, RSS (of this process) and held-out AUC."""
     import torch  # noqa: F401 - in the baseline RSS, as in any fit process
 
     from embedkit.heads import get_head
@@ -125,28 +130,26 @@ def child(args) -> None:
 
     rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     t = time.perf_counter()
-    X, Y, groups = load_xy(Path(args.train))
+    X, Y, groups = load_xy(train)
     read_s = time.perf_counter() - t
     rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    params = json.loads(args.params or "{}")
-    head = get_head(args.head, **params)
+    head = get_head(name, **params)
     t, c = time.perf_counter(), time.process_time()
-    if args.head == "mil":
+    if name == "mil":
         head.fit(X, Y, groups=groups)
     else:
         head.fit(X, Y)
     fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - c
     n, d = X.shape
     del X, Y, groups
-    Xte, Yte, _ = load_xy(Path(args.test))
+    Xte, Yte, _ = load_xy(test)
     t = time.perf_counter()
     P = head.predict_proba(Xte)
     pred_s = time.perf_counter() - t
-    print(json.dumps({"head": args.head, "n": n, "dim": d, "read_s": read_s, "fit_s": fit_s,
-                      "fit_cpu_s": fit_cpu, "predict_s": pred_s, "predict_rows": len(Xte),
-                      "rss_base_gb": rss_base, "rss_read_gb": rss_read,
-                      "rss_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                      "auc": birdclef_score(Yte, P), "epochs": getattr(head, "n_epochs_", None)}))
+    return {"head": name, "n": n, "dim": d, "read_s": read_s, "fit_s": fit_s, "fit_cpu_s": fit_cpu,
+            "predict_s": pred_s, "predict_rows": len(Xte), "rss_base_gb": rss_base, "rss_read_gb": rss_read,
+            "rss_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "auc": birdclef_score(Yte, P), "epochs": getattr(head, "n_epochs_", None)}
 
 
 def exponent(rows: list[dict], key: str, head: str) -> list[str]:
@@ -190,7 +193,8 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default=None, help="keep generated shards here (reused across runs)")
     ap.add_argument("--param", action="append", default=[], metavar="HEAD.KEY=JSON")
     ap.add_argument("--budget-s", type=float, default=900.0)
-    ap.add_argument("--tiny", action="store_true", help="CI smoke size: 2 small sizes, 32 dims, cheap params")
+    ap.add_argument("--tiny", action="store_true",
+                    help="CI smoke run: 2 small sizes, 32 dims, cheap params, heads in this process")
     ap.add_argument("--json-out", default=None, help="also write the rows as JSON here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--head", help=argparse.SUPPRESS)
@@ -225,10 +229,13 @@ def main(argv=None) -> None:
             print(f"  wrote {n} windows in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
         for h in args.heads:
             print(f"  {n} {h}: load average {load()}", file=sys.stderr, flush=True)
-            argv_c = ["nice", "-n", "5", VENV_PY, __file__, "--child", "--head", h, "--train", str(train),
-                      "--test", str(test), "--params", json.dumps(params.get(h, {}))]
-            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-            r = last_json(run_child(argv_c, env=env).out)
+            if args.tiny:  # a smoke run: in this process (RSS is then this process's running peak)
+                r = measure(h, train, test, params.get(h, {}))
+            else:
+                argv_c = ["nice", "-n", "5", VENV_PY, __file__, "--child", "--head", h, "--train", str(train),
+                          "--test", str(test), "--params", json.dumps(params.get(h, {}))]
+                env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+                r = last_json(run_child(argv_c, env=env).out)
             print(f"  {json.dumps(r)}", file=sys.stderr, flush=True)
             rows.append(r)
             if args.json_out:

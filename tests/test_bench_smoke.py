@@ -14,7 +14,8 @@ pytestmark = pytest.mark.slow
 def test_bench_scale_tiny_measures_every_head(tmp_path):
     out = tmp_path / "rows.json"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_scale.py"), "--tiny", "--heads",
-                        "logreg", "mil", "--json-out", str(out)], capture_output=True, text=True, timeout=600)
+                        "logreg", "mil", "--json-out", str(out)], capture_output=True, text=True,
+                       timeout=1500)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert [(x["n"], x["head"]) for x in rows] == [(1500, "logreg"), (1500, "mil"), (3000, "logreg"),
