@@ -8,6 +8,11 @@ page cache on both sides (just written); best of ``--reps`` interleaved reads.
 
     python benchmarks/bench_store.py               # 100k x 1024
     python benchmarks/bench_store.py --rows 20000
+    python benchmarks/bench_store.py --big 1000000  # 1M x 1024 float16 (2 GB): streamed + filtered reads
+
+``--big N`` writes N windows shard by shard (never holding them all) and measures what a dataset bigger than
+a comfortable whole read needs: one streaming pass with :func:`embedkit.store.iter_embeddings`, a pushed-down
+file filter (10 % of the files) with :func:`embedkit.store.read_embeddings`, and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -30,6 +35,72 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
+def synth_keys(lo: int, hi: int, n: int):
+    """Keys of windows ``lo:hi`` of an ``n``-window dataset (12 windows per file, files in written order)."""
+    import pandas as pd
+
+    from embedkit.audio import row_id
+
+    k = np.arange(lo, hi)
+    n_files = (n + 11) // 12
+    files = [f"sp{f * 206 // n_files:03d}/XC{f:07d}.ogg" for f in k // 12]
+    keys = pd.DataFrame({"file": files, "window": k % 12, "start_s": (k % 12) * 5.0,
+                         "end_s": (k % 12) * 5.0 + 5.0})
+    keys["row_id"] = [row_id(Path(f).stem, e) for f, e in zip(keys["file"], keys["end_s"], strict=True)]
+    return keys
+
+
+def big(n: int, d: int, shard_rows: int) -> None:
+    """Write ``n`` x ``d`` float16 windows shard by shard; time a streamed pass and a filtered read."""
+    import resource
+
+    from embedkit.store import ShardWriter, iter_embeddings, read_embeddings
+
+    def rss_gb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+    header("Store at scale: streamed and filtered reads",
+           f"{n:,} windows x {d} dims, float16 shards of {shard_rows} rows ({n * d * 2 / 2**30:.1f} GiB of "
+           f"vectors; float32 in memory would be {n * d * 4 / 2**30:.1f} GiB).")
+    prov = {"backbone": "bench", "dim": d, "sample_rate": 48000, "weights": "none", "window_s": 5.0,
+            "hop_s": 5.0}
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-store-big-") as tmp:
+        folder = Path(tmp)
+        w = ShardWriter(folder, prov, dtype="float16", row_group_size=shard_rows)
+        t = time.perf_counter()
+        for s in range(0, n, shard_rows):
+            m = min(shard_rows, n - s)
+            w.write(synth_keys(s, s + m, n), np.maximum(rng.standard_normal((m, d), dtype=np.float32), 0))
+        rows.append({"step": "write (ShardWriter, float16)", "s": time.perf_counter() - t,
+                     "rows": n, "peak RSS GiB so far": rss_gb()})
+        print(f"  wrote {folder_bytes(folder) / 2**30:.2f} GiB", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        seen, total = 0, 0.0
+        for _, X in iter_embeddings(folder, batch_rows=65536):
+            seen += len(X)
+            total += float(X[:, 0].sum())
+        rows.append({"step": "iter_embeddings, batch_rows=65536 (one pass)", "s": time.perf_counter() - t,
+                     "rows": seen, "peak RSS GiB so far": rss_gb()})
+        assert seen == n
+        n_files = (n + 11) // 12
+        pick = [f"sp{f * 206 // n_files:03d}/XC{f:07d}.ogg" for f in range(0, n_files, 10)]
+        t = time.perf_counter()
+        keys, X = read_embeddings(folder, files=pick, columns=["row_id"])
+        rows.append({"step": "read_embeddings(files=10 % of files) (pushed down)",
+                     "s": time.perf_counter() - t, "rows": len(keys), "peak RSS GiB so far": rss_gb()})
+        del keys, X
+        t = time.perf_counter()
+        keys, X = read_embeddings(folder, filters=[("window", "<", 1)])
+        rows.append({"step": "read_embeddings(filters=window < 1) (pushed down)",
+                     "s": time.perf_counter() - t, "rows": len(keys), "peak RSS GiB so far": rss_gb()})
+    print(table(rows) + "\n")
+    rate = n / rows[1]["s"]
+    print(f"ratio: streamed read of {n:,} x {d} float16 windows: {rate / 1e3:.0f}k windows/s, peak RSS "
+          f"{rss_gb():.2f} GiB = {rss_gb() * 2**30 / (n * d * 4):.2f}x the float32 size of the embeddings")
+
+
 def main(argv=None) -> None:
     import pandas as pd
 
@@ -41,7 +112,10 @@ def main(argv=None) -> None:
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--shard-rows", type=int, default=8192)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--big", type=int, metavar="N", help="only the at-scale part with N windows (see above)")
     args = ap.parse_args(argv)
+    if args.big:
+        return big(args.big, args.dim, args.shard_rows)
     n, d = args.rows, args.dim
     header("Store: parquet shards vs np.load",
            f"{n:,} windows x {d} dims (12 windows per file), shards of {args.shard_rows} rows, warm page "

@@ -66,10 +66,20 @@ class ExtractConfig:
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
     pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
     save_logits: bool = opt(False, "also store the backbone's own class logits (birdnet, perch, onnx/tflite)")
-    part: str | None = opt(None, "i/N: take a stable 1/N share of the files (0-based i)")
+    part: str | None = opt(
+        None,
+        "i/N: take a stable 1/N share of the files (0-based i); auto: i and N from a Slurm job array or a "
+        "Kubernetes Indexed Job (JOB_COMPLETION_INDEX + EMBEDKIT_PART_COUNT)",
+    )
     shard_rows: int = opt(8192, "rows per shard (one row group each)")
     flush_s: float = opt(60.0, "write a shard at least this often (seconds), so a kill loses little")
     progress: bool = opt(True, "show a progress bar")
+    engine: str = opt(
+        "local", "local: this process | ray: a Ray Data pipeline (pip install 'embedkit[ray]')",
+        choices=["local", "ray"],
+    )
+    ray_address: str | None = opt(None, "engine ray: cluster to join (e.g. ray://head:10001 or auto)")
+    ray_actors: int | None = opt(None, "engine ray: backbone actors (default: one per GPU, else CPUs / 2)")
 
 
 @dataclass

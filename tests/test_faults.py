@@ -78,7 +78,7 @@ def test_ctrl_c_before_extraction_starts_is_a_clean_stop(faults, tmp_path, monke
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("embedkit.extract.done_files", interrupted)
+    monkeypatch.setattr("embedkit.extract.run.done_files", interrupted)
     rc = cli_main(
         ["extract", "--backbone", "toy", "--data", str(data), "--out", str(tmp_path), "--no-progress"]
     )

@@ -62,6 +62,22 @@ def constant_classes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return trainable, (n_pos > 0).astype(np.float32)
 
 
+def _mean_std(X: np.ndarray, rows: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and (population) standard deviation of ``X`` [N, D] in float64, ``rows`` at a time.
+
+    Two passes like ``X.std(dtype=float64)``, without its float64 copy of ``X`` (4 GB at 500k x 1024).
+    """
+    mean = np.zeros(X.shape[1], np.float64)
+    for s in range(0, len(X), rows):
+        mean += X[s : s + rows].sum(axis=0, dtype=np.float64)
+    mean /= len(X)
+    ss = np.zeros(X.shape[1], np.float64)
+    for s in range(0, len(X), rows):
+        d = X[s : s + rows] - mean
+        ss += np.einsum("ij,ij->j", d, d)
+    return mean, np.sqrt(ss / len(X))
+
+
 class Head(BaseEstimator):
     """Base class: input validation, standardisation, save/load. Subclasses implement ``_fit``/``_predict``.
 
@@ -111,8 +127,7 @@ class Head(BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.n_classes_ = Y.shape[1]
         if self.standardize:
-            mean = X.mean(axis=0, dtype=np.float64)
-            std = X.std(axis=0, dtype=np.float64)
+            mean, std = _mean_std(X)
             self.mean_ = mean.astype(np.float32)
             self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
         self._fit(self._transform(X), Y, sw)
@@ -151,7 +166,9 @@ class Head(BaseEstimator):
     def _transform(self, X: np.ndarray) -> np.ndarray:
         if not self.standardize:
             return X
-        return (X - self.mean_) / self.scale_
+        out = np.subtract(X, self.mean_, dtype=np.float32)  # one copy of X, not two
+        out /= self.scale_
+        return out
 
     # -- persistence ---------------------------------------------------------------------------------------
     def _learned(self) -> dict[str, Any]:

@@ -119,6 +119,9 @@ class LGBMHead(Head):
         feature_fraction: fraction of features sampled per tree.
         neg_bagging_fraction: fraction ``r`` of the negative rows sampled per iteration (positives are all
             kept, their gradients scaled by ``r`` to undo the bias); 1.0 disables bagging.
+        max_neg_rows: scale-aware bagging: ``r`` is at most ``max_neg_rows / N``, so a tree sees about this
+            many negatives whatever N (and the same gradient correction applies). Leaves ``r = 0.3`` alone
+            up to N = 100k rows; 500k rows get r = 0.06 (``benchmarks/bench_scale.py``). None = no cap.
         lambda_l2: L2 regularisation of leaf values.
         n_jobs: cores to use (None = all available).
         parallel: ``"classes"`` (n_jobs single-threaded boosters at once) or ``"trees"`` (one class at a time,
@@ -147,6 +150,7 @@ class LGBMHead(Head):
         parallel="classes",
         seed=0,
         params=None,
+        max_neg_rows=30_000,
     ):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -160,12 +164,13 @@ class LGBMHead(Head):
         self.parallel = parallel
         self.seed = seed
         self.params = params
+        self.max_neg_rows = max_neg_rows
 
     def _cores(self) -> int:
         return max(1, int(self.n_jobs)) if self.n_jobs else _n_cores()
 
-    def lgb_params(self, num_threads: int) -> dict:
-        """The LightGBM parameter dict used for every class (``num_threads`` per booster)."""
+    def lgb_params(self, num_threads: int, n_rows: int | None = None) -> dict:
+        """The LightGBM parameter dict used for every class (``num_threads`` per booster, ``n_rows`` rows)."""
         p = {
             "objective": "binary",
             "learning_rate": self.learning_rate,
@@ -179,8 +184,10 @@ class LGBMHead(Head):
             "force_col_wise": True,
             "verbosity": -1,
         }
-        if self.neg_bagging_fraction < 1.0:
-            r = self.neg_bagging_fraction
+        r = self.neg_bagging_fraction
+        if self.max_neg_rows and n_rows:
+            r = min(r, self.max_neg_rows / n_rows)
+        if r < 1.0:
             p.update(bagging_freq=1, pos_bagging_fraction=1.0, neg_bagging_fraction=r, scale_pos_weight=r)
         p.update(self.params or {})
         return p
@@ -199,7 +206,7 @@ class LGBMHead(Head):
             return
         cores = self._cores()
         workers = min(cores, len(todo)) if self.parallel == "classes" else 1
-        params = self.lgb_params(1 if self.parallel == "classes" else cores)
+        params = self.lgb_params(1 if self.parallel == "classes" else cores, n_rows=len(X))
         y0 = labels[:, todo[0]].astype(np.float32)
         first = lgb.Dataset(X, label=y0, params=params, free_raw_data=True).construct()
         pool: queue.Queue = queue.Queue()

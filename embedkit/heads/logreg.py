@@ -31,6 +31,9 @@ import numpy as np
 from embedkit.heads import register
 from embedkit.heads.base import Head, binary_targets, constant_classes
 
+#: rows per block of the loss/gradient evaluation (one block up to this size: unchanged numerics)
+_ROWS = 65536
+
 
 def _sigmoid_softplus(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Numerically stable ``(sigmoid(Z), softplus(Z))`` for float32 ``Z`` [N, C], with one exp."""
@@ -171,7 +174,7 @@ class LogRegHead(Head):
         idx = np.flatnonzero(trained)
         if idx.size == 0:
             return
-        T = labels[:, idx].astype(np.float32)
+        T = labels[:, idx].view(np.uint8)  # {0, 1}: 1 byte a cell (float32 only per block of rows)
         if weights is None:
             w = np.ones((N, idx.size), np.float32) if self.class_weight else None
         else:
@@ -188,7 +191,7 @@ class LogRegHead(Head):
         self.n_iter_ = n_iter
 
     def _lbfgs(self, X, T, w):
-        """Fit all columns; ``X`` float32 [N, D], ``T`` float32 {0,1} [N, K], ``w`` float32 [N, K] or None.
+        """Fit all columns; ``X`` float32 [N, D], ``T`` uint8 {0,1} [N, K], ``w`` float32 [N, K] or None.
 
         Returns:
             ``(W float32 [D, K], b float32 [K], iterations)``.
@@ -205,20 +208,25 @@ class LogRegHead(Head):
         def fun(theta, cols):
             th = theta.astype(np.float32)
             W, b = th[:D], th[D]
-            Z = X @ W  # [N, k]
-            Z += b
-            Tk = T[:, cols] if len(cols) < K else T
-            P, loss = _sigmoid_softplus(Z)
-            loss -= Tk * Z
-            P -= Tk  # dloss/dZ before weighting
-            scale = inv_s[cols] if wt is None else (wt[:, cols] if len(cols) < K else wt)
-            loss *= scale
-            P *= scale
-            f = loss.sum(axis=0, dtype=np.float64) + 0.5 * (W.astype(np.float64) ** 2).sum(axis=0) * reg[cols]
-            grad = np.empty((D + 1, len(cols)), np.float64)
-            grad[:D] = X.T @ P
+            f = 0.5 * (W.astype(np.float64) ** 2).sum(axis=0) * reg[cols]
+            grad = np.zeros((D + 1, len(cols)), np.float64)
+            for s in range(0, N, _ROWS):  # [rows, k] temporaries, not [N, k]: flat memory at any N
+                Xs = X[s : s + _ROWS]
+                Z = Xs @ W  # [rows, k]
+                Z += b
+                Ts = T[s : s + _ROWS]
+                Tk = Ts[:, cols] if len(cols) < K else Ts
+                P, loss = _sigmoid_softplus(Z)
+                loss -= Tk * Z
+                P -= Tk  # dloss/dZ before weighting
+                ws = None if wt is None else wt[s : s + _ROWS]
+                scale = inv_s[cols] if ws is None else (ws[:, cols] if len(cols) < K else ws)
+                loss *= scale
+                P *= scale
+                f += loss.sum(axis=0, dtype=np.float64)
+                grad[:D] += Xs.T @ P
+                grad[D] += P.sum(axis=0, dtype=np.float64)
             grad[:D] += W * reg[cols]
-            grad[D] = P.sum(axis=0, dtype=np.float64)
             return f, grad
 
         prior = (T if w is None else T * w).sum(0, dtype=np.float64) / (N if w is None else S)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ def _resolve_device(device: str | None) -> str:
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def epochs_within(epochs: int, budget_rows: int | None, n_rows: int) -> int:
+    """``epochs`` capped at ``ceil(budget_rows / n_rows)`` (at least 1); ``budget_rows`` None/0: no cap."""
+    if not budget_rows:
+        return int(epochs)
+    return max(1, min(int(epochs), math.ceil(budget_rows / max(n_rows, 1))))
 
 
 def _build(n_in: int, hidden: int, dropout: float, n_out: int):
@@ -54,6 +62,11 @@ class MLPHead(Head):
         n_jobs: torch CPU threads during fit/predict (None = torch's current setting; restored afterwards).
             On a machine whose cores are busy with other work, 1 is much faster: OpenMP threads waiting for a
             descheduled sibling stall every op (measured 5x slower per epoch with 2 threads on 2 busy cores).
+        budget_rows: scale-aware epochs: at most ``ceil(budget_rows / N)`` epochs (at least 1), so a fit
+            passes about this many rows through the model whatever N is: the cap leaves ``epochs`` alone up
+            to N = 2.5M / 60 = 41k training rows (every size ``benchmarks/bench_heads.py`` uses) and keeps
+            450k to 6 epochs (``benchmarks/bench_scale.py``).
+            None or 0 = no cap.
 
     Learned attributes: ``model_`` (torch module, on CPU, eval mode), ``trained_`` bool [C], ``n_epochs_``
     (epochs run), ``best_epoch_``, ``history_`` (list of ``(train_loss, val_loss)`` per epoch), plus
@@ -73,6 +86,7 @@ class MLPHead(Head):
         seed=0,
         device="auto",
         n_jobs=None,
+        budget_rows=2_500_000,
     ):
         self.hidden = hidden
         self.dropout = dropout
@@ -85,6 +99,7 @@ class MLPHead(Head):
         self.seed = seed
         self.device = device
         self.n_jobs = n_jobs
+        self.budget_rows = budget_rows
 
     @contextlib.contextmanager
     def _threads(self):
@@ -127,7 +142,7 @@ class MLPHead(Head):
             opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             history, best, best_state, best_epoch, bad = [], np.inf, None, 0, 0
             tr_idx = torch.from_numpy(tr).to(device)
-            for epoch in range(self.epochs):
+            for epoch in range(epochs_within(self.epochs, self.budget_rows, len(tr))):
                 model.train()
                 order = tr_idx[torch.randperm(len(tr), generator=gen).to(device)]
                 total, seen = 0.0, 0

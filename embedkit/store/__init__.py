@@ -28,6 +28,7 @@ from embedkit.store.provenance import (
     shard_paths,
 )
 from embedkit.store.read import done_files, read_embeddings, read_failures, read_provenance
+from embedkit.store.scan import iter_embeddings, row_filter
 from embedkit.store.write import STALE_TEMP_S, ShardWriter, atomic_write_table, clean_stale_temps
 
 __all__ = [
@@ -43,10 +44,12 @@ __all__ = [
     "clean_stale_temps",
     "done_files",
     "failure_paths",
+    "iter_embeddings",
     "provenance_diff",
     "read_embeddings",
     "read_failures",
     "read_meta",
     "read_provenance",
+    "row_filter",
     "shard_paths",
 ]

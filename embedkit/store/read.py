@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from embedkit.store.provenance import (
-    KEY_COLUMNS,
     StoreError,
     check_provenance,
     failure_paths,
     read_meta,
     shard_paths,
 )
+from embedkit.store.scan import key_columns, read_table, resolve_shards, row_filter
 
 
 def _vectors(arr, dtype: np.dtype) -> np.ndarray:
@@ -92,14 +92,23 @@ def _torch_copy(out: np.ndarray):
 
 
 def read_embeddings(
-    folder: str | os.PathLike, *, expect: dict[str, Any] | None = None, logits: bool = False
+    folder: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    expect: dict[str, Any] | None = None,
+    logits: bool = False,
+    files: Iterable[str] | None = None,
+    filters: Any = None,
+    columns: Iterable[str] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Read every shard of a dataset.
+    """Read every shard of a dataset (or the rows a filter selects; see :mod:`embedkit.store.scan`).
 
     Args:
-        folder: dataset folder (or a single shard file).
+        folder: dataset folder, a single shard file, or a list of shard files.
         expect: provenance the shards must match (e.g. a saved head's); mismatch → :class:`StoreError`.
         logits: also return the stored ``logits`` column.
+        files: only the rows of these audio files (relative paths); pushed down to Parquet.
+        filters: row filter, a pyarrow expression or a DNF list (``[("window", "<", 12)]``); pushed down.
+        columns: key columns to return besides ``file`` and ``window`` (default: all key columns).
 
     Returns:
         ``(keys, X)`` — keys DataFrame [N] with :data:`KEY_COLUMNS`, X float32 [N, D] — plus logits
@@ -108,24 +117,18 @@ def read_embeddings(
     Raises:
         StoreError: no shards, unreadable shards, or provenance differing between shards or from ``expect``.
     """
-    import pyarrow.parquet as pq
-
-    p = Path(folder)
-    paths = [p] if p.is_file() else shard_paths(p)
-    if not paths:
-        raise StoreError(f"no embedding shards (part-*.parquet) in {p}; run extract.py first")
+    paths = resolve_shards(folder)
     prov = read_meta(paths[0])
     if expect is not None:
-        check_provenance(expect, prov, what="embeddings", where=str(p))
-    cols = KEY_COLUMNS + ["emb"] + (["logits"] if logits else [])
+        check_provenance(expect, prov, what="embeddings", where=str(folder))
+    kcols = key_columns(columns)
+    cols = kcols + ["emb"] + (["logits"] if logits else [])
+    expr = row_filter(files, filters)
     tables = []
     for sp in paths:
         check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
-        try:
-            tables.append(pq.read_table(sp, columns=cols))
-        except Exception as e:
-            raise StoreError(f"{sp}: cannot read shard ({e})") from None
-    keys = pd.concat([t.select(KEY_COLUMNS).to_pandas() for t in tables], ignore_index=True)
+        tables.append(read_table(sp, cols, expr))
+    keys = pd.concat([t.select(kcols).to_pandas() for t in tables], ignore_index=True)
     order = np.lexsort((keys["window"].to_numpy(), keys["file"].to_numpy()))
     sorted_keys = keys.iloc[order]
     dup = sorted_keys.duplicated(["file", "window"]).to_numpy()

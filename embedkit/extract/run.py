@@ -15,7 +15,6 @@ by side. The lock dies with its process (also SIGKILL); the next run removes the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import sys
@@ -32,6 +31,7 @@ from embedkit.audio import Windowing, list_audio, row_id
 from embedkit.audio.stream import embed_files
 from embedkit.config import ExtractConfig
 from embedkit.errors import UsageError
+from embedkit.extract.parts import in_part, parse_part
 from embedkit.store import ShardWriter, done_files
 from embedkit.store.lock import extract_lock
 
@@ -92,24 +92,6 @@ def resolve_inputs(cfg: ExtractConfig) -> tuple[Path, list[Path], str]:
             f"under --data; or use --files)"
         )
     return root, list_audio(root), cfg.name or cfg.split
-
-
-def parse_part(part: str | None) -> tuple[int, int]:
-    """``"i/N"`` → (i, N) with 0 <= i < N; ``None`` → (0, 1)."""
-    if not part:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in part.split("/"))
-    except ValueError:
-        raise UsageError(f"--part must look like i/N (e.g. 0/4), got {part!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise UsageError(f"--part {part}: need 0 <= i < N")
-    return i, n
-
-
-def in_part(rel: str, i: int, n: int) -> bool:
-    """Stable assignment of a relative path to one of ``n`` parts (hash of the path)."""
-    return n == 1 or int.from_bytes(hashlib.sha1(rel.encode()).digest()[:8], "big") % n == i
 
 
 def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
@@ -307,12 +289,3 @@ def _interrupts_held():
             signal.signal(sig, handler)
     if held:
         raise KeyboardInterrupt
-
-
-def main(cfg: ExtractConfig) -> int:
-    """CLI body of ``extract``: run and return the exit status (0; 130 after an interruption)."""
-    try:
-        run_extract(cfg)
-    except KeyboardInterrupt:
-        return 130
-    return 0

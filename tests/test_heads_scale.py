@@ -1,0 +1,67 @@
+"""Scale-aware head defaults: epoch budgets, capped LightGBM bagging, flat-memory moments, logreg blocks."""
+
+import numpy as np
+import pytest
+
+from embedkit.heads import get_head
+from embedkit.heads import logreg as logreg_mod
+from embedkit.heads.base import _mean_std
+from embedkit.heads.mlp import epochs_within
+
+
+def toy(n=600, d=12, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    Y = (X[:, :c] + 0.3 * rng.standard_normal((n, c)) > 0.5).astype(np.float32)
+    return X, Y
+
+
+def test_epochs_within_budget():
+    assert epochs_within(60, 2_500_000, 36_000) == 60  # mlp: unchanged at every size bench_heads uses
+    assert epochs_within(40, 2_500_000, 50_000) == 40
+    assert epochs_within(40, 2_500_000, 500_000) == 5
+    assert epochs_within(40, 2_500_000, 10_000_000) == 1
+    from embedkit.heads import get_head
+
+    assert get_head("mlp").budget_rows == get_head("mil").budget_rows == 2_500_000
+    assert epochs_within(40, None, 10_000_000) == epochs_within(40, 0, 10**7) == 40
+
+
+@pytest.mark.parametrize("name", ["mlp", "mil"])
+def test_budget_caps_the_epochs_run(name):
+    X, Y = toy()
+    kw = {"epochs": 10, "n_jobs": 1}
+    if name == "mlp":
+        kw.update(patience=0, val_fraction=0.0)
+    capped = get_head(name, budget_rows=3 * len(X), **kw).fit(X, Y)
+    free = get_head(name, budget_rows=None, **kw).fit(X, Y)
+    assert capped.n_epochs_ == 3 and free.n_epochs_ == 10
+    assert capped.predict_proba(X).shape == Y.shape
+
+
+def test_lgbm_negative_bagging_is_capped_by_rows():
+    head = get_head("lgbm", max_neg_rows=30_000)
+    assert head.lgb_params(1, n_rows=40_000)["neg_bagging_fraction"] == 0.3  # unchanged up to 100k rows
+    p = head.lgb_params(1, n_rows=500_000)
+    assert p["neg_bagging_fraction"] == pytest.approx(0.06) == p["scale_pos_weight"]
+    assert get_head("lgbm", max_neg_rows=None).lgb_params(1, n_rows=500_000)["neg_bagging_fraction"] == 0.3
+    X, Y = toy(n=400)
+    a = get_head("lgbm", n_estimators=5, max_neg_rows=100).fit(X, Y).predict_proba(X)
+    b = get_head("lgbm", n_estimators=5, max_neg_rows=None).fit(X, Y).predict_proba(X)
+    assert not np.allclose(a, b)  # the cap reached LightGBM
+
+
+def test_blockwise_moments_equal_numpy():
+    X = np.random.default_rng(1).standard_normal((5000, 7)).astype(np.float32) * 4 + 2
+    m, s = _mean_std(X, rows=333)
+    np.testing.assert_allclose(m, X.mean(0, dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(s, X.std(0, dtype=np.float64), rtol=1e-10)
+
+
+def test_logreg_blocks_give_the_same_fit(monkeypatch):
+    X, Y = toy(n=900)
+    one = get_head("logreg").fit(X, Y)
+    monkeypatch.setattr(logreg_mod, "_ROWS", 128)  # 8 blocks instead of one
+    blocks = get_head("logreg").fit(X, Y)
+    np.testing.assert_allclose(blocks.predict_proba(X), one.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(blocks.coef_, one.coef_, atol=1e-3)
