@@ -94,7 +94,19 @@ def load_clips(cfg) -> ClipSet:
     )  # fmt: skip
 
 
-def _cache_key(clips: ClipSet, n: int, seed: int) -> str:
+def _background_ident(backgrounds) -> list | None:
+    if not backgrounds:
+        return None
+    from embedkit.audio import list_audio
+    from embedkit.errors import UsageError
+
+    paths = list_audio(backgrounds) if Path(backgrounds).is_dir() else []
+    if not paths:
+        raise UsageError(f"--backgrounds: no audio files in {backgrounds}")
+    return [(p.name, p.stat().st_size) for p in paths]
+
+
+def _cache_key(clips: ClipSet, n: int, seed: int, backgrounds=None) -> str:
     ident = {
         "data": str(Path(clips.data).resolve()),
         "files": sorted(set(clips.files.tolist())),
@@ -104,11 +116,18 @@ def _cache_key(clips: ClipSet, n: int, seed: int) -> str:
         "backbone": {k: v for k, v in clips.provenance.items() if k not in ("created", "source", "split")},
         "composer": COMPOSER_VERSION,
     }
+    if backgrounds:
+        ident["backgrounds"] = _background_ident(backgrounds)
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def soundscape_set(
-    clips: ClipSet, n: int = 12, seed: int = 0, cache: str | Path | None = None, threads: int | None = None
+    clips: ClipSet,
+    n: int = 12,
+    seed: int = 0,
+    cache: str | Path | None = None,
+    threads: int | None = None,
+    backgrounds: str | Path | None = None,
 ) -> SoundscapeSet:
     """``n`` composed soundscapes per fold, embedded (see the module docstring); cached.
 
@@ -118,16 +137,18 @@ def soundscape_set(
         seed: composition seed (fold k uses ``seed * 1000 + k``).
         cache: cache folder (default ``~/.cache/embedkit/evaluate``; ``$EMBEDKIT_CACHE`` moves it).
         threads: backbone threads.
+        backgrounds: folder of real field recordings: compose over them
+            (:func:`embedkit.evaluate.field.compose_field`) instead of quiet stretches + pink noise.
     """
     from embedkit.config import cache_dir
 
     folder = Path(cache) if cache else cache_dir() / "evaluate"
-    path = folder / f"soundscapes-{_cache_key(clips, n, seed)}.npz"
+    path = folder / f"soundscapes-{_cache_key(clips, n, seed, backgrounds)}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         L = z["L"].astype(np.float32) if "L" in z.files else None
         return SoundscapeSet(z["X"].astype(np.float32), L, z["truth"], z["fold"], z["files"], z["window"])
-    s = _build(clips, n, seed, threads)
+    s = _build(clips, n, seed, threads, backgrounds)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     arrays = {
@@ -144,12 +165,19 @@ def soundscape_set(
     return s
 
 
-def _build(clips: ClipSet, n: int, seed: int, threads: int | None) -> SoundscapeSet:
+def _load_backgrounds(folder, sample_rate: int) -> list[np.ndarray]:
+    from embedkit.audio import list_audio, load_mono
+
+    return [load_mono(p, sample_rate) for p in list_audio(folder)]
+
+
+def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=None) -> SoundscapeSet:
     import time
 
     from embedkit.audio import load_mono
     from embedkit.backbones.build import build_backbone
     from embedkit.evaluate.compose import compose
+    from embedkit.evaluate.field import compose_field
 
     bb = build_backbone(clips.provenance, threads=threads)
     with_logits = hasattr(bb, "embed_with_logits") and clips.L is not None
@@ -157,13 +185,18 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None) -> Soundscape
     prim = clips.truth.argmax(1)
     out: dict[str, list] = {k: [] for k in ("X", "L", "truth", "fold", "files", "window")}
     root = Path(clips.data) / "train_audio"
+    bgs = _load_backgrounds(backgrounds, bb.sample_rate) if backgrounds else None
     t0 = time.monotonic()
     for k in range(int(clips.fold.max()) + 1):
         recs = []
         for f in sorted(set(clips.files[clips.fold == k].tolist())):
             recs.append((load_mono(root / f, bb.sample_rate), int(prim[clips.files == f][0]), f))
-        scapes = compose(recs, len(clips.labels), n, sample_rate=bb.sample_rate, seed=seed * 1000 + k,
-                         window_s=clips.provenance.get("window_s", 5.0), prefix=f"fold{k}")  # fmt: skip
+        kw = {"sample_rate": bb.sample_rate, "seed": seed * 1000 + k, "prefix": f"fold{k}",
+              "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
+        if bgs is not None:
+            scapes = compose_field(recs, bgs, len(clips.labels), n, **kw)
+        else:
+            scapes = compose(recs, len(clips.labels), n, **kw)
         for sc in scapes:
             batch = sc.audio[: len(sc.truth) * win].reshape(len(sc.truth), win)
             e, lg = bb.embed_with_logits(batch) if with_logits else (bb.embed(batch), None)
