@@ -48,6 +48,21 @@ def field_background(backgrounds: list[np.ndarray], total: int, sample_rate: int
     return out
 
 
+def _place(mix, bg, seg, events, overlap, snr_db, sample_rate, rng) -> tuple[int, int]:
+    """Add ``seg`` to ``mix`` in place at a drawn start and SNR over ``bg``; returns (start, end) samples."""
+    total = len(mix)
+    if events and rng.random() < overlap:
+        _, a0, a1, _ = events[int(rng.integers(len(events)))]
+        start = int(rng.uniform(a0, a1) * sample_rate)
+    else:
+        start = int(rng.integers(0, max(1, total - len(seg))))
+    start = min(start, max(0, total - len(seg)))
+    end = min(total, start + len(seg))
+    gain = _rms(bg[start:end]) * 10 ** (float(rng.uniform(*snr_db)) / 20) / _rms(seg)
+    mix[start:end] += _fade((seg * gain).astype(np.float32), sample_rate)[: end - start]
+    return start, end
+
+
 def compose_field(
     recordings: list[tuple[np.ndarray, int, str]],
     backgrounds: list[np.ndarray],
@@ -73,7 +88,11 @@ def compose_field(
         backgrounds: background recordings, float32 [samples] each, at ``sample_rate``.
         n_classes: C, the width of the truth.
         n: number of soundscapes.
-        sample_rate, duration_s, window_s, call_s, min_overlap_s: as in ``compose``.
+        sample_rate: rate of all audio in and out.
+        duration_s: soundscape length in seconds.
+        window_s: window length of the truth.
+        call_s: (min, max) call segment length in seconds.
+        min_overlap_s: seconds a call must overlap a window for the window to be labelled.
         calls: (min, max) calls per soundscape (at most one per recording).
         snr_db: (min, max) call-to-background SNR in dB.
         background_dbfs: (min, max) RMS level of the background in dBFS.
@@ -92,26 +111,16 @@ def compose_field(
     bands = [band_energy(a, sample_rate) for a, _, _ in recordings]
     out = []
     for i in range(n):
-        bg = _level(field_background(backgrounds, total, sample_rate, rng), float(rng.uniform(*background_dbfs)))
+        level = float(rng.uniform(*background_dbfs))
+        bg = _level(field_background(backgrounds, total, sample_rate, rng), level)
         mix = bg.copy()
         k = int(rng.integers(calls[0], calls[1] + 1))
-        chosen = rng.choice(len(recordings), size=min(k, len(recordings)), replace=False)
         truth = np.zeros((n_win, n_classes), np.float32)
         events: list[tuple[int, float, float, str]] = []
-        for j in chosen:
+        for j in rng.choice(len(recordings), size=min(k, len(recordings)), replace=False):
             audio, cls, name = recordings[int(j)]
-            length = int(rng.uniform(*call_s) * sample_rate)
-            seg = loudest_segment(audio, bands[int(j)], length, rng)
-            if events and rng.random() < overlap:
-                _, a0, a1, _ = events[int(rng.integers(len(events)))]
-                start = int(rng.uniform(a0, a1) * sample_rate)
-            else:
-                start = int(rng.integers(0, max(1, total - len(seg))))
-            start = min(start, max(0, total - len(seg)))
-            end = min(total, start + len(seg))
-            under = _rms(bg[start:end])
-            gain = under * 10 ** (float(rng.uniform(*snr_db)) / 20) / _rms(seg)
-            mix[start:end] += _fade((seg * gain).astype(np.float32), sample_rate)[: end - start]
+            seg = loudest_segment(audio, bands[int(j)], int(rng.uniform(*call_s) * sample_rate), rng)
+            start, end = _place(mix, bg, seg, events, overlap, snr_db, sample_rate, rng)
             t0, t1 = start / sample_rate, end / sample_rate
             for w in range(n_win):
                 if min(t1, (w + 1) * window_s) - max(t0, w * window_s) >= min(min_overlap_s, (t1 - t0) / 2):

@@ -170,7 +170,8 @@ def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> l
     cols = f"soundscapes, {n_labels} | soundscapes, {n_mapped}"
     if rows and "fd" in rows[0][1]:
         keys += ["fd", "fd_mapped"]
-        cols = f"synthetic bg, {n_labels} | synthetic bg, {n_mapped} | real bg, {n_labels} | real bg, {n_mapped}"
+        cols = f"synthetic bg, {n_labels} | synthetic bg, {n_mapped} | "
+        cols += f"real bg, {n_labels} | real bg, {n_mapped}"
     head = [
         f"| configuration | post-processing | CV AUC, {n_labels} species | CV AUC, {n_mapped} in BirdNET | "
         f"{cols} | s |",
@@ -252,9 +253,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
-                   help="soundscape composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
+                   help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
     p.add_argument("--backgrounds", help="folder of real field recordings: add the real-background "
-                   "soundscape test (e.g. ../shared/data/backgrounds, or DATA/train_soundscapes)")  # fmt: skip
+                   "soundscape test (e.g. ../shared/data/backgrounds or DATA/train_soundscapes)")  # fmt: skip
     p.add_argument(
         "--cache", help="folder for the embedded soundscapes (default: ~/.cache/embedkit/evaluate)"
     )

@@ -20,7 +20,7 @@ KINDS = {"synthetic": "sc", "field": "fd"}
 
 @dataclass
 class TestSets:
-    """All soundscape windows [M] (``scapes``; files are ``<kind><seed>/<name>``) and which rows are which set.
+    """All soundscape windows [M] (files named ``<kind><seed>/<name>``) and which rows are which set.
 
     Attributes:
         scapes: the concatenated sets.
