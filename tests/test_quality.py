@@ -282,6 +282,7 @@ def test_compose_field_snr_overlap_and_seed():
     assert ratio_hi > 5 and ratio_lo < 1.1
 
 
+@pytest.mark.slow
 def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
     from embedkit.evaluate.run import run_evaluate
 
