@@ -63,6 +63,8 @@ class ExtractConfig:
     bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
     pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
+    logit_pool: str | None = opt(None, "birdnet: pooling of the stored logits over chunks: mean | max "
+                                 "(default: as --pool)")  # fmt: skip
     save_logits: bool = opt(False, "birdnet: also store BirdNET's own 6522 class logits")
     part: str | None = opt(None, "i/N: take a stable 1/N share of the files (0-based i)")
     shard_rows: int = opt(8192, "rows per shard (one row group each)")

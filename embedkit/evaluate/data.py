@@ -118,6 +118,7 @@ def _cache_key(clips: ClipSet, n: int, seed: int, backgrounds=None) -> str:
     }
     if backgrounds:
         ident["backgrounds"] = _background_ident(backgrounds)
+        ident["background_split"] = "sorted file i -> fold i % folds"
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -138,7 +139,10 @@ def soundscape_set(
         cache: cache folder (default ``~/.cache/embedkit/evaluate``; ``$EMBEDKIT_CACHE`` moves it).
         threads: backbone threads.
         backgrounds: folder of real field recordings: compose over them
-            (:func:`embedkit.evaluate.field.compose_field`) instead of quiet stretches + pink noise.
+            (:func:`embedkit.evaluate.field.compose_field`) instead of quiet stretches + pink noise. The
+            files are split between the folds (sorted file i goes to fold ``i % folds``) and fold k's
+            soundscapes use fold k's files only, so a head fit on the other folds may learn from the other
+            folds' background files (:func:`background_windows`) without seeing its test backgrounds.
     """
     from embedkit.config import cache_dir
 
@@ -189,14 +193,16 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=N
     root = Path(clips.data) / "train_audio"
     bgs = _load_backgrounds(backgrounds, bb.sample_rate) if backgrounds else None
     t0 = time.monotonic()
-    for k in range(int(clips.fold.max()) + 1):
+    n_folds = int(clips.fold.max()) + 1
+    for k in range(n_folds):
         recs = []
         for f in sorted(set(clips.files[clips.fold == k].tolist())):
             recs.append((load_mono(root / f, bb.sample_rate), int(prim[clips.files == f][0]), f))
         kw = {"sample_rate": bb.sample_rate, "seed": seed * 1000 + k, "prefix": f"fold{k}",
               "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
         if bgs is not None:
-            scapes = compose_field(recs, bgs, len(clips.labels), n, **kw)
+            mine = [b for i, b in enumerate(bgs) if i % n_folds == k] or bgs
+            scapes = compose_field(recs, mine, len(clips.labels), n, **kw)
         else:
             scapes = compose(recs, len(clips.labels), n, **kw)
         for sc in scapes:
@@ -217,4 +223,46 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=N
     )
 
 
-__all__ = ["ClipSet", "SoundscapeSet", "load_clips", "soundscape_set"]
+def background_windows(clips: ClipSet, backgrounds, cache=None, threads: int | None = None) -> SoundscapeSet:
+    """The 5 s windows of every background file, embedded; ``fold`` is the file's fold (see soundscape_set).
+
+    For weak negatives / self-training in ``embedkit evaluate --backgrounds``: fold k's head may use the
+    windows of the other folds' background files. Cached like the soundscapes.
+    """
+    from embedkit.audio import list_audio, load_mono
+    from embedkit.backbones.build import build_backbone
+    from embedkit.config import cache_dir
+
+    folder = Path(cache) if cache else cache_dir() / "evaluate"
+    prov = {k: v for k, v in clips.provenance.items() if k not in ("created", "source", "split")}
+    ident = {"bg": _background_ident(backgrounds), "folds": int(clips.fold.max()) + 1, "backbone": prov}
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = folder / f"backgrounds-{key}.npz"
+    if not path.is_file():
+        bb = build_backbone(clips.provenance, threads=threads)
+        win = int(round(clips.provenance.get("window_s", 5.0) * bb.sample_rate))
+        out: dict[str, list] = {k: [] for k in ("X", "L", "fold", "files", "window")}
+        for i, p in enumerate(list_audio(backgrounds)):
+            a = load_mono(p, bb.sample_rate)
+            m = max(1, len(a) // win)
+            a = np.pad(a, (0, max(0, m * win - len(a))))[: m * win].reshape(m, win)
+            e, lg = bb.embed_with_logits(a) if hasattr(bb, "embed_with_logits") else (bb.embed(a), None)
+            for k, v in (("X", e), ("L", lg), ("fold", np.full(m, i % ident["folds"])),
+                         ("files", np.full(m, p.name)), ("window", np.arange(m))):  # fmt: skip
+                out[k].append(v)
+        bb.close()
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.concatenate(v) for k, v in out.items() if v[0] is not None}
+        arrays["X"] = arrays["X"].astype(np.float16)
+        if "L" in arrays:
+            arrays["L"] = arrays["L"].astype(np.float16)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    z = np.load(path, allow_pickle=False)
+    L = z["L"].astype(np.float32) if "L" in z.files else None
+    truth = np.zeros((len(z["X"]), len(clips.labels)), bool)
+    return SoundscapeSet(z["X"].astype(np.float32), L, truth, z["fold"], z["files"].astype(str), z["window"])
+
+
+__all__ = ["ClipSet", "SoundscapeSet", "background_windows", "load_clips", "soundscape_set"]

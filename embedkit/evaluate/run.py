@@ -13,7 +13,9 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
 BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
 :data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
 switched); otherwise only the configuration given (``configs/fit.toml`` + ``--set``), with a per-class table.
-For weak negatives and self-training fold k uses the soundscapes of the *other* folds as its unlabelled set.
+For weak negatives and self-training fold k uses the soundscapes of the *other* folds as its unlabelled set,
+or, with ``--backgrounds``, the windows of the other folds' background files (fold k's soundscapes are
+composed over fold k's files only).
 """
 
 from __future__ import annotations
@@ -110,9 +112,13 @@ def run_config(cfg: FitConfig, post: dict, clips, tests) -> dict:
     test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
     pool = None
     if cfg.weak_negatives > 0 or cfg.pseudo > 0:
+        bgw = tests.background
+        if bgw is not None:  # the other folds' background files (fold k's test never uses them)
+            zb = None if clips.index is None or bgw.L is None else class_logits(bgw.L, clips.index)
+            bg = Windows(bgw.X, np.char.add("bg/", bgw.files), zb)
 
         def pool(k):
-            return test[0].take(scapes.fold != k)
+            return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
     oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
     smooth, fmax = post["smooth"], post["file_max"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedkit.evaluate.data import ClipSet, SoundscapeSet, soundscape_set
+from embedkit.evaluate.data import ClipSet, SoundscapeSet, background_windows, soundscape_set
 
 KINDS = {"synthetic": "sc", "field": "fd"}
 
@@ -25,10 +25,12 @@ class TestSets:
     Attributes:
         scapes: the concatenated sets.
         sets: (kind, seed, bool mask [M]) per set.
+        background: the background files' own windows (fold = the file's fold), with ``--backgrounds``.
     """
 
     scapes: SoundscapeSet
     sets: list[tuple[str, int, np.ndarray]]
+    background: SoundscapeSet | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -60,7 +62,8 @@ def load_testsets(
 
     files = np.concatenate([np.char.add(f"{k}{sd}/", s.files.astype(str)) for k, sd, s in parts])
     merged = SoundscapeSet(cat("X"), cat("L"), cat("truth"), cat("fold"), files, cat("window"))
-    return TestSets(merged, sets)
+    bgw = background_windows(clips, backgrounds, cache, threads) if backgrounds else None
+    return TestSets(merged, sets, bgw)
 
 
 def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> dict:
