@@ -201,7 +201,11 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=N
         kw = {"sample_rate": bb.sample_rate, "seed": seed * 1000 + k, "prefix": f"fold{k}",
               "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
         if bgs is not None:
-            mine = [b for i, b in enumerate(bgs) if i % n_folds == k] or bgs
+            mine = [b for i, b in enumerate(bgs) if i % n_folds == k]
+            if not mine:
+                print(f"[evaluate] fewer background files than folds: fold {k} composed over all of them, "
+                      "so its heads' background negatives are not disjoint from its test", file=sys.stderr)  # fmt: skip
+            mine = mine or bgs
             scapes = compose_field(recs, mine, len(clips.labels), n, **kw)
         else:
             scapes = compose(recs, len(clips.labels), n, **kw)

@@ -86,12 +86,13 @@ def _scores(truth, P, mapped) -> tuple[float, float]:
     return all_, (birdclef_score(truth[:, m], P[:, m]) if m.any() else float("nan"))
 
 
-def run_config(cfg: FitConfig, post: dict, clips, tests) -> dict:
+def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = None) -> dict:
     """Fit ``cfg`` per fold; score CV windows and soundscapes (:class:`~embedkit.evaluate.testsets.TestSets`).
 
     Returns:
         scores (``cv``, ``cv_mapped``, ``sc``, ``sc_mapped``, with field sets ``fd``, ``fd_mapped``), the
-        probabilities (``oof``, ``test``), ``seconds``, ``post``.
+        probabilities (``oof``, ``test``), ``seconds``, ``post``. ``memo`` (a dict kept across calls) reuses
+        the fits of an equal fit config, so rows that change only the post-processing fit nothing.
     """
     from embedkit.evaluate.testsets import score_sets
     from embedkit.predict.apply import Windows
@@ -120,7 +121,13 @@ def run_config(cfg: FitConfig, post: dict, clips, tests) -> dict:
         def pool(k):
             return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
-    oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+    key = repr(cfg)
+    if memo is not None and key in memo:
+        oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
+    else:
+        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+        if memo is not None:
+            memo[key] = (oof, tp, time.monotonic() - t0)
     smooth, fmax = post["smooth"], post["file_max"]
     oof = postprocess(oof, clips.files, clips.window, smooth, fmax)
     tp = postprocess(tp, scapes.files, scapes.window, smooth, fmax)
@@ -217,8 +224,9 @@ def run_evaluate(
         rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
         rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, post)))
     variants = VARIANTS if table else [("configuration", {}, {})]
+    memo: dict = {}
     for name, change, pchange in variants:
-        res = run_config(replace(fit, **change), {**post, **pchange}, clips, scapes)
+        res = run_config(replace(fit, **change), {**post, **pchange}, clips, scapes, memo)
         rows.append((name, res))
         field = f"  real bg {res['fd']:.4f} / {res['fd_mapped']:.4f}" if "fd" in res else ""
         print(
