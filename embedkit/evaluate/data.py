@@ -203,8 +203,8 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=N
         if bgs is not None:
             mine = [b for i, b in enumerate(bgs) if i % n_folds == k]
             if not mine:
-                print(f"[evaluate] fewer background files than folds: fold {k} composed over all of them, "
-                      "so its heads' background negatives are not disjoint from its test", file=sys.stderr)  # fmt: skip
+                msg = f"fewer background files than folds: fold {k} composed over all of them, so its"
+                print(f"[evaluate] {msg} heads' background negatives overlap its test", file=sys.stderr)
             mine = mine or bgs
             scapes = compose_field(recs, mine, len(clips.labels), n, **kw)
         else:
