@@ -63,8 +63,9 @@ class ExtractConfig:
     bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
     pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
-    logit_pool: str | None = opt(None, "birdnet: pooling of the stored logits over chunks: mean | max "
-                                 "(default: as --pool)")  # fmt: skip
+    logit_pool: str | None = opt(
+        "max", "birdnet: pooling of the stored logits over chunks: mean | max (max: the loudest chunk)"
+    )
     save_logits: bool = opt(False, "birdnet: also store BirdNET's own 6522 class logits")
     part: str | None = opt(None, "i/N: take a stable 1/N share of the files (0-based i)")
     shard_rows: int = opt(8192, "rows per shard (one row group each)")
@@ -102,7 +103,9 @@ class FitConfig:
     unlabelled: str | None = opt(
         None, "dataset under EMBEDDINGS/<backbone>/ of unlabelled windows (e.g. train_soundscapes)"
     )
-    weak_negatives: float = opt(0.0, "row weight of unlabelled windows as negatives of all labels (0 = off)")
+    weak_negatives: float = opt(
+        1.0, "row weight of the --unlabelled windows as negatives of all labels (0 = off; needs --unlabelled)"
+    )
     pseudo: int = opt(0, "self-training rounds on the unlabelled windows (0 = off)")
     pseudo_threshold: float = opt(0.99, "self-training: keep windows whose top probability reaches this")
     pseudo_power: float = opt(3.0, "self-training: soft target = probability ** power")

@@ -13,9 +13,10 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
 BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
 :data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
 switched); otherwise only the configuration given (``configs/fit.toml`` + ``--set``), with a per-class table.
-For weak negatives and self-training fold k uses the soundscapes of the *other* folds as its unlabelled set,
-or, with ``--backgrounds``, the windows of the other folds' background files (fold k's soundscapes are
-composed over fold k's files only).
+The unlabelled set of weak negatives and self-training (``fit.py --unlabelled``) is, with ``--backgrounds``,
+the windows of the other folds' background files for fold k (fold k's soundscapes are composed over fold
+k's files only); without it, weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and
+self-training uses the soundscapes of the other folds.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
     data = Windows(clips.X, clips.files, zc, clips.targets(cfg.secondary_weight))
     test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
     pool = None
-    if cfg.weak_negatives > 0 or cfg.pseudo > 0:
-        bgw = tests.background
+    bgw = tests.background
+    if (cfg.weak_negatives > 0 and bgw is not None) or cfg.pseudo > 0:
         if bgw is not None:  # the other folds' background files (fold k's test never uses them)
             zb = None if clips.index is None or bgw.L is None else class_logits(bgw.L, clips.index)
             bg = Windows(bgw.X, np.char.add("bg/", bgw.files), zb)
