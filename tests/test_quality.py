@@ -163,6 +163,7 @@ def test_zero_shot_needs_logits_auto_falls_back(toy_ds, tmp_path):
     res = run_fit(replace(cfg, zero_shot="auto", class_weight=0.5))
     meta = json.loads((res.folder / "model.json").read_text())
     assert "zero_shot" not in meta and meta["needs_logits"] is False
+    assert cfg.weak_negatives > 0  # on by default: the fit above ran without --unlabelled, so it skipped them
     with pytest.raises(UsageError, match="--unlabelled"):
         run_fit(replace(cfg, pseudo=1))
     res = run_fit(replace(cfg, unlabelled="train_audio", weak_negatives=0.1, pseudo=1, pseudo_threshold=0.5))

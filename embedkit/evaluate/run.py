@@ -39,24 +39,21 @@ PLAIN = {
     "pseudo": 0,
 }
 NO_POST = {"smooth": 0.0, "file_max": 0.0}
+STRONG_LOGREG = {"C": 0.01, "class_weight": "balanced"}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
-    ("mlp, plain", {"head": "mlp", **PLAIN}, NO_POST),
-    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
     ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
+    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
     ("**default**", {}, {}),
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
-    ("default, zero-shot as features instead", {"zero_shot": "features"}, {}),
-    ("default, zero-shot features + prior", {"zero_shot": "both"}, {}),
-    ("default, prior weight per class", {"prior_per_class": True}, {}),
+    ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
+    ("default, weak negatives 0.3", {"weak_negatives": 0.3}, {}),
     ("default, head mlp (no MIL)", {"head": "mlp"}, {}),
     ("default, head logreg", {"head": "logreg"}, {}),
-    ("default, confidence weights 0.5", {"confidence_weight": 0.5}, {}),
-    ("default, class weights 0.5", {"class_weight": 0.5}, {}),
-    ("default, secondary labels 0.5", {"secondary_weight": 0.5}, {}),
-    ("default, secondary labels 1", {"secondary_weight": 1.0}, {}),
-    ("default, weak negatives 0.2", {"weak_negatives": 0.2}, {}),
+    ("default, head logreg C=0.01 balanced", {"head": "logreg", "params": STRONG_LOGREG}, {}),
+    ("default, head lgbm", {"head": "lgbm"}, {}),
+    ("default, prior weight per class", {"prior_per_class": True}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
