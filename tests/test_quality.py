@@ -308,7 +308,7 @@ def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
 
     bgw = background_windows(clips, bg, cache)  # sorted files: rain (7 s, fold 0), wind (14 s, fold 1)
     assert bgw.files.tolist() == ["rain.ogg", "wind.ogg", "wind.ogg"] and bgw.fold.tolist() == [0, 1, 1]
-    # weak negatives from the other folds' background windows: a different head, same cached test
-    neg = replace(fit, weak_negatives=1.0)
+    # weak negatives (on by default) come from the other folds' background windows: off, another head
+    neg = replace(fit, weak_negatives=0.0)
     r2 = run_evaluate(neg, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)[1]["configuration"]
     assert r2["fd"] != pytest.approx(r["fd"]) and len(list(cache.glob("backgrounds-*.npz"))) == 1
