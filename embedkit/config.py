@@ -77,7 +77,7 @@ class ExtractConfig:
 class FitConfig:
     """Options of ``fit.py``: shards + train.csv → cross-validated, saved head."""
 
-    head: str = opt("mil", "head name (see `embedkit heads`)")
+    head: str = opt("logreg", "head name (see `embedkit heads`)")
     backbone: str = opt("birdnet", "backbone whose embeddings to use")
     data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root (train.csv, sample_submission.csv)")
     embeddings: str = opt("embeddings", "embeddings root (the --out of extract.py)")
@@ -121,7 +121,7 @@ class InferConfig:
         "/kaggle/input/birdclef-2025", "BirdCLEF data root (sample_submission.csv, test_soundscapes/)"
     )
     soundscapes: str | None = opt(None, "folder of soundscapes (default: DATA/test_soundscapes)")
-    models: list[str] = opt(["models/birdnet-mil"], "saved model folder(s) from fit.py")
+    models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py")
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
     smooth: float = opt(0.5, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")

@@ -39,7 +39,7 @@ PLAIN = {
     "pseudo": 0,
 }
 NO_POST = {"smooth": 0.0, "file_max": 0.0}
-STRONG_LOGREG = {"C": 0.01, "class_weight": "balanced"}
+WEAK_LOGREG = {"C": 1.0, "class_weight": None}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
@@ -48,8 +48,8 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("**default**", {}, {}),
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
     ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
-    ("default, head logreg", {"head": "logreg"}, {}),
-    ("default, head logreg C=0.01 balanced", {"head": "logreg", "params": STRONG_LOGREG}, {}),
+    ("default, head mil", {"head": "mil"}, {}),
+    ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
     ("default, head lgbm", {"head": "lgbm"}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
