@@ -8,7 +8,10 @@ recording's primary label on every window (the setting of the published numbers)
 The soundscape test set holds, for every fold, ``n`` one-minute soundscapes composed
 (:func:`embedkit.evaluate.compose.compose`) from that fold's recordings only, decoded from
 ``DATA/train_audio``
-and embedded with the backbone the shards were made with (rebuilt from their provenance). It is cached as
+and embedded with the backbone the shards were made with (rebuilt from their provenance); with
+``backgrounds`` the soundscapes are composed over real field recordings instead
+(:mod:`embedkit.evaluate.field`), and :func:`background_windows` embeds those recordings' own windows (the
+unlabelled set of weak negatives). It is cached as
 one ``.npz`` per setting under ``cache`` (default ``~/.cache/embedkit/evaluate``): composing and embedding
 takes about a minute and a half for 5 folds x 12 soundscapes with BirdNET on 2 cores.
 """
