@@ -81,6 +81,15 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "embedkit evaluate --data DATA --embeddings embeddings --set head=logreg zero_shot=off",
         ],
     ),
+    "score": (
+        None,
+        "embedkit.evaluate.score:cmd_score",
+        "score a submission against your own labelled soundscapes: competition metric + per-class table",
+        [
+            "embedkit score submission.csv --truth test_truth.csv",
+            "embedkit score submission.csv --truth train_soundscapes_labels.csv --labels labels.txt",
+        ],
+    ),
     "demo": (
         None,
         "embedkit.demo.run:cmd_demo",
@@ -182,6 +191,10 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
         from embedkit.evaluate.run import add_args
 
         add_args(p)
+    elif name == "score":
+        from embedkit.evaluate.score import add_args as score_args
+
+        score_args(p)
     elif name == "demo":
         p.add_argument(
             "--out", default="demo_run", help="folder for the demo data, embeddings, models, submission"

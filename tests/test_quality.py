@@ -163,6 +163,7 @@ def test_zero_shot_needs_logits_auto_falls_back(toy_ds, tmp_path):
     res = run_fit(replace(cfg, zero_shot="auto", class_weight=0.5))
     meta = json.loads((res.folder / "model.json").read_text())
     assert "zero_shot" not in meta and meta["needs_logits"] is False
+    assert cfg.weak_negatives > 0  # on by default: the fit above ran without --unlabelled, so it skipped them
     with pytest.raises(UsageError, match="--unlabelled"):
         run_fit(replace(cfg, pseudo=1))
     res = run_fit(replace(cfg, unlabelled="train_audio", weak_negatives=0.1, pseudo=1, pseudo_threshold=0.5))
@@ -250,3 +251,64 @@ def test_evaluate_on_toy_data(toy_ds, tmp_path):
     assert lines[0].startswith("| configuration |") and len(lines) == 3
     assert list((tmp_path / "cache").glob("soundscapes-*.npz"))
     assert {"**default**", "default, self-training 1 round"} <= {v[0] for v in VARIANTS}
+
+
+def test_compose_field_snr_overlap_and_seed():
+    from embedkit.evaluate.field import compose_field
+
+    sr = 8000
+    rng = np.random.default_rng(1)
+    recs = [(rng.normal(0, 0.1, sr * 8).astype(np.float32), k, f"r{k}") for k in range(6)]
+    bgs = [rng.normal(0, s, sr * L).astype(np.float32) for s, L in ((0.01, 7), (0.3, 25))]
+    kw = {"sample_rate": sr, "duration_s": 30.0, "calls": (4, 6), "overlap": 1.0}
+    a = compose_field(recs, bgs, 6, 3, seed=2, **kw)
+    b = compose_field(recs, bgs, 6, 3, seed=2, **kw)
+    assert np.array_equal(a[1].audio, b[1].audio) and a[0].truth.shape == (6, 6)
+    assert not np.array_equal(a[0].audio, compose_field(recs, bgs, 6, 3, seed=3, **kw)[0].audio)
+    for sc in a:  # overlap=1: every call after the first overlaps an earlier one
+        ev = sc.events
+        hit = [any(p[1] < e[2] and e[1] < p[2] for p in ev[:i]) for i, e in enumerate(ev) if i]
+        assert len(ev) >= 4 and all(hit)
+        assert (sc.truth.sum(1) >= 2).any() and np.abs(sc.audio).max() <= 1.0
+    # SNR: a call at -20 dB barely changes the mix; at +20 dB it dominates its stretch
+    lo = compose_field(recs[:1], bgs[:1], 6, 1, seed=0, snr_db=(-20.0, -20.0), calls=(1, 1), sample_rate=sr,
+                       duration_s=30.0, background_dbfs=(-30.0, -30.0))[0]  # fmt: skip
+    hi = compose_field(recs[:1], bgs[:1], 6, 1, seed=0, snr_db=(20.0, 20.0), calls=(1, 1), sample_rate=sr,
+                       duration_s=30.0, background_dbfs=(-30.0, -30.0))[0]  # fmt: skip
+    _, t0, t1, _ = hi.events[0]
+    seg = slice(int(t0 * sr) + 800, int(t1 * sr) - 800)
+    rest = np.r_[0 : int(t0 * sr)] if t0 > 1 else np.r_[int(t1 * sr) : len(hi.audio)]
+    ratio_hi = np.std(hi.audio[seg]) / np.std(hi.audio[rest])
+    ratio_lo = np.std(lo.audio[seg]) / np.std(lo.audio[rest])
+    assert ratio_hi > 5 and ratio_lo < 1.1
+
+
+@pytest.mark.slow
+def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
+    from embedkit.evaluate.run import run_evaluate
+
+    root, emb = toy_ds
+    bg = tmp_path / "bg"
+    write_audio(bg / "wind.ogg", 14.0, freq=300.0, seed=5)
+    write_audio(bg / "rain.ogg", 7.0, freq=6000.0, seed=6)
+    fit = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), folds=3)
+    cache = tmp_path / "cache"
+    lines, res, clips, scapes = run_evaluate(fit, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)
+    r = res["configuration"]
+    assert {"sc", "sc_mapped", "fd", "fd_mapped"} <= set(r) and 0.0 <= r["fd"] <= 1.0
+    assert set(r["per_seed"]) == {("synthetic", 0), ("synthetic", 1), ("field", 0), ("field", 1)}
+    assert r["fd"] == pytest.approx(np.mean([r["per_seed"][("field", s)][0] for s in (0, 1)]))
+    assert len(scapes.X) == 4 * 3 * 2 * 12 and "real bg, 3" in lines[0]
+    assert len(list(cache.glob("soundscapes-*.npz"))) == 4
+    again = run_evaluate(fit, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)[1]["configuration"]
+    assert again["fd"] == pytest.approx(r["fd"])  # cached sets, same seeds: same scores
+    with pytest.raises(UsageError, match="no audio files"):
+        run_evaluate(fit, InferConfig(), False, 2, [5], cache, None, tmp_path / "empty")
+    from embedkit.evaluate.data import background_windows
+
+    bgw = background_windows(clips, bg, cache)  # sorted files: rain (7 s, fold 0), wind (14 s, fold 1)
+    assert bgw.files.tolist() == ["rain.ogg", "wind.ogg", "wind.ogg"] and bgw.fold.tolist() == [0, 1, 1]
+    # weak negatives (on by default) come from the other folds' background windows: off, another head
+    neg = replace(fit, weak_negatives=0.0)
+    r2 = run_evaluate(neg, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)[1]["configuration"]
+    assert r2["fd"] != pytest.approx(r["fd"]) and len(list(cache.glob("backgrounds-*.npz"))) == 1

@@ -80,6 +80,8 @@ class BirdNET(Backbone):
         chunk_offsets: start of each 3 s chunk in seconds within the window; chunks running past the
             window end are zero-padded.
         pool: ``"mean"`` or ``"max"`` over chunks (applied to embeddings and logits alike).
+        logit_pool: pooling of the logits when it should differ from ``pool`` (None: as ``pool``); BirdNET's
+            own classifier scores a window best by its loudest chunk (``"max"``, measured in the README).
         threads: CPU threads: that many single-threaded interpreters run parts of each batch in parallel
             (default: the cores this process may use).
         batch_size: windows per backbone call (each is ``len(chunk_offsets)`` model rows, shared out
@@ -102,14 +104,16 @@ class BirdNET(Backbone):
         self,
         chunk_offsets: tuple[float, ...] | list[float] = (0.0, 2.0),
         pool: str = "mean",
+        logit_pool: str | None = None,
         threads: int | None = None,
         batch_size: int = 32,
         window_s: float = 5.0,
         model_path: str | os.PathLike | None = None,
         frontend: str = "auto",
     ):
-        if pool not in ("mean", "max"):
-            raise BackboneError(f"birdnet: pool must be 'mean' or 'max', got {pool!r}")
+        if pool not in ("mean", "max") or logit_pool not in (None, "mean", "max"):
+            got = f"{pool!r}, {logit_pool!r}"
+            raise BackboneError(f"birdnet: pool and logit_pool must be 'mean' or 'max', got {got}")
         if frontend not in FRONTENDS:
             raise BackboneError(f"birdnet: frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
         try:
@@ -127,6 +131,7 @@ class BirdNET(Backbone):
             raise BackboneError("birdnet: batch_size and threads must be >= 1")
         self.chunk_offsets = offsets
         self.pool = pool
+        self.logit_pool = logit_pool or pool
         self.window_s = window_s
         self.samples = round(window_s * self.sample_rate)
         self.batch_size = int(batch_size)
@@ -170,9 +175,12 @@ class BirdNET(Backbone):
         self._labels: list[str] | None = None
 
     def identity(self) -> dict[str, Any]:
-        """Base identity plus ``chunk_offsets``, ``pool`` and ``window_s``."""
-        return {**super().identity(), "chunk_offsets": list(self.chunk_offsets), "pool": self.pool,
-                "window_s": self.window_s}
+        """Base identity plus ``chunk_offsets``, ``pool``, ``window_s`` (``logit_pool`` if not ``pool``)."""
+        out = {**super().identity(), "chunk_offsets": list(self.chunk_offsets), "pool": self.pool,
+               "window_s": self.window_s}  # fmt: skip
+        if self.logit_pool != self.pool:
+            out["logit_pool"] = self.logit_pool
+        return out
 
     def weights_id(self) -> str:
         """``"bundled birdnet v2.4 sha256:<16 hex>"`` of the original (not rewritten) TFLite file."""
@@ -281,6 +289,7 @@ class BirdNET(Backbone):
             return np.zeros((0, self.dim), np.float32), np.zeros((0, N_CLASSES), np.float32)
         reduce = np.mean if self.pool == "mean" else np.max
         emb = reduce(np.concatenate(embs), axis=1).astype(np.float32)
+        reduce = np.mean if self.logit_pool == "mean" else np.max
         return emb, reduce(np.concatenate(logits), axis=1).astype(np.float32)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:

@@ -8,7 +8,10 @@ recording's primary label on every window (the setting of the published numbers)
 The soundscape test set holds, for every fold, ``n`` one-minute soundscapes composed
 (:func:`embedkit.evaluate.compose.compose`) from that fold's recordings only, decoded from
 ``DATA/train_audio``
-and embedded with the backbone the shards were made with (rebuilt from their provenance). It is cached as
+and embedded with the backbone the shards were made with (rebuilt from their provenance); with
+``backgrounds`` the soundscapes are composed over real field recordings instead
+(:mod:`embedkit.evaluate.field`), and :func:`background_windows` embeds those recordings' own windows (the
+unlabelled set of weak negatives). It is cached as
 one ``.npz`` per setting under ``cache`` (default ``~/.cache/embedkit/evaluate``): composing and embedding
 takes about a minute and a half for 5 folds x 12 soundscapes with BirdNET on 2 cores.
 """
@@ -96,7 +99,19 @@ def load_clips(cfg) -> ClipSet:
     )  # fmt: skip
 
 
-def _cache_key(clips: ClipSet, n: int, seed: int) -> str:
+def _background_ident(backgrounds) -> list | None:
+    if not backgrounds:
+        return None
+    from embedkit.audio import list_audio
+    from embedkit.errors import UsageError
+
+    paths = list_audio(backgrounds) if Path(backgrounds).is_dir() else []
+    if not paths:
+        raise UsageError(f"--backgrounds: no audio files in {backgrounds}")
+    return [(p.name, p.stat().st_size) for p in paths]
+
+
+def _cache_key(clips: ClipSet, n: int, seed: int, backgrounds=None) -> str:
     ident = {
         "data": str(Path(clips.data).resolve()),
         "files": sorted(set(clips.files.tolist())),
@@ -106,11 +121,19 @@ def _cache_key(clips: ClipSet, n: int, seed: int) -> str:
         "backbone": {k: v for k, v in clips.provenance.items() if k not in ("created", "source", "split")},
         "composer": COMPOSER_VERSION,
     }
+    if backgrounds:
+        ident["backgrounds"] = _background_ident(backgrounds)
+        ident["background_split"] = "sorted file i -> fold i % folds"
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def soundscape_set(
-    clips: ClipSet, n: int = 12, seed: int = 0, cache: str | Path | None = None, threads: int | None = None
+    clips: ClipSet,
+    n: int = 12,
+    seed: int = 0,
+    cache: str | Path | None = None,
+    threads: int | None = None,
+    backgrounds: str | Path | None = None,
 ) -> SoundscapeSet:
     """``n`` composed soundscapes per fold, embedded (see the module docstring); cached.
 
@@ -120,16 +143,21 @@ def soundscape_set(
         seed: composition seed (fold k uses ``seed * 1000 + k``).
         cache: cache folder (default ``~/.cache/embedkit/evaluate``; ``$EMBEDKIT_CACHE`` moves it).
         threads: backbone threads.
+        backgrounds: folder of real field recordings: compose over them
+            (:func:`embedkit.evaluate.field.compose_field`) instead of quiet stretches + pink noise. The
+            files are split between the folds (sorted file i goes to fold ``i % folds``) and fold k's
+            soundscapes use fold k's files only, so a head fit on the other folds may learn from the other
+            folds' background files (:func:`background_windows`) without seeing its test backgrounds.
     """
     from embedkit.config import cache_dir
 
     folder = Path(cache) if cache else cache_dir() / "evaluate"
-    path = folder / f"soundscapes-{_cache_key(clips, n, seed)}.npz"
+    path = folder / f"soundscapes-{_cache_key(clips, n, seed, backgrounds)}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         L = z["L"].astype(np.float32) if "L" in z.files else None
         return SoundscapeSet(z["X"].astype(np.float32), L, z["truth"], z["fold"], z["files"], z["window"])
-    s = _build(clips, n, seed, threads)
+    s = _build(clips, n, seed, threads, backgrounds)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     arrays = {
@@ -143,15 +171,24 @@ def soundscape_set(
         arrays["L"] = s.L.astype(np.float16)
     np.savez(tmp, **arrays)
     tmp.replace(path)
-    return s
+    # the values the cache holds, so a first run scores exactly as the cached runs after it
+    X, L = s.X.astype(np.float16).astype(np.float32), None if s.L is None else s.L.astype(np.float16)
+    return SoundscapeSet(X, None if L is None else L.astype(np.float32), s.truth, s.fold, s.files, s.window)
 
 
-def _build(clips: ClipSet, n: int, seed: int, threads: int | None) -> SoundscapeSet:
+def _load_backgrounds(folder, sample_rate: int) -> list[np.ndarray]:
+    from embedkit.audio import list_audio, load_mono
+
+    return [load_mono(p, sample_rate) for p in list_audio(folder)]
+
+
+def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=None) -> SoundscapeSet:
     import time
 
     from embedkit.audio import load_mono
     from embedkit.backbones.build import build_backbone
     from embedkit.evaluate.compose import compose
+    from embedkit.evaluate.field import compose_field
 
     bb = build_backbone(clips.provenance, threads=threads)
     with_logits = hasattr(bb, "embed_with_logits") and clips.L is not None
@@ -159,13 +196,24 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None) -> Soundscape
     prim = clips.truth.argmax(1)
     out: dict[str, list] = {k: [] for k in ("X", "L", "truth", "fold", "files", "window")}
     root = Path(clips.data) / "train_audio"
+    bgs = _load_backgrounds(backgrounds, bb.sample_rate) if backgrounds else None
     t0 = time.monotonic()
-    for k in range(int(clips.fold.max()) + 1):
+    n_folds = int(clips.fold.max()) + 1
+    for k in range(n_folds):
         recs = []
         for f in sorted(set(clips.files[clips.fold == k].tolist())):
             recs.append((load_mono(root / f, bb.sample_rate), int(prim[clips.files == f][0]), f))
-        scapes = compose(recs, len(clips.labels), n, sample_rate=bb.sample_rate, seed=seed * 1000 + k,
-                         window_s=clips.provenance.get("window_s", 5.0), prefix=f"fold{k}")  # fmt: skip
+        kw = {"sample_rate": bb.sample_rate, "seed": seed * 1000 + k, "prefix": f"fold{k}",
+              "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
+        if bgs is not None:
+            mine = [b for i, b in enumerate(bgs) if i % n_folds == k]
+            if not mine:
+                msg = f"fewer background files than folds: fold {k} composed over all of them, so its"
+                print(f"[evaluate] {msg} heads' background negatives overlap its test", file=sys.stderr)
+            mine = mine or bgs
+            scapes = compose_field(recs, mine, len(clips.labels), n, **kw)
+        else:
+            scapes = compose(recs, len(clips.labels), n, **kw)
         for sc in scapes:
             batch = sc.audio[: len(sc.truth) * win].reshape(len(sc.truth), win)
             e, lg = bb.embed_with_logits(batch) if with_logits else (bb.embed(batch), None)
@@ -184,4 +232,46 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None) -> Soundscape
     )
 
 
-__all__ = ["ClipSet", "SoundscapeSet", "load_clips", "soundscape_set"]
+def background_windows(clips: ClipSet, backgrounds, cache=None, threads: int | None = None) -> SoundscapeSet:
+    """The 5 s windows of every background file, embedded; ``fold`` is the file's fold (see soundscape_set).
+
+    For weak negatives / self-training in ``embedkit evaluate --backgrounds``: fold k's head may use the
+    windows of the other folds' background files. Cached like the soundscapes.
+    """
+    from embedkit.audio import list_audio, load_mono
+    from embedkit.backbones.build import build_backbone
+    from embedkit.config import cache_dir
+
+    folder = Path(cache) if cache else cache_dir() / "evaluate"
+    prov = {k: v for k, v in clips.provenance.items() if k not in ("created", "source", "split")}
+    ident = {"bg": _background_ident(backgrounds), "folds": int(clips.fold.max()) + 1, "backbone": prov}
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = folder / f"backgrounds-{key}.npz"
+    if not path.is_file():
+        bb = build_backbone(clips.provenance, threads=threads)
+        win = int(round(clips.provenance.get("window_s", 5.0) * bb.sample_rate))
+        out: dict[str, list] = {k: [] for k in ("X", "L", "fold", "files", "window")}
+        for i, p in enumerate(list_audio(backgrounds)):
+            a = load_mono(p, bb.sample_rate)
+            m = max(1, len(a) // win)
+            a = np.pad(a, (0, max(0, m * win - len(a))))[: m * win].reshape(m, win)
+            e, lg = bb.embed_with_logits(a) if hasattr(bb, "embed_with_logits") else (bb.embed(a), None)
+            for k, v in (("X", e), ("L", lg), ("fold", np.full(m, i % ident["folds"])),
+                         ("files", np.full(m, p.name)), ("window", np.arange(m))):  # fmt: skip
+                out[k].append(v)
+        bb.close()
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.concatenate(v) for k, v in out.items() if v[0] is not None}
+        arrays["X"] = arrays["X"].astype(np.float16)
+        if "L" in arrays:
+            arrays["L"] = arrays["L"].astype(np.float16)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    z = np.load(path, allow_pickle=False)
+    L = z["L"].astype(np.float32) if "L" in z.files else None
+    truth = np.zeros((len(z["X"]), len(clips.labels)), bool)
+    return SoundscapeSet(z["X"].astype(np.float32), L, truth, z["fold"], z["files"].astype(str), z["window"])
+
+
+__all__ = ["ClipSet", "SoundscapeSet", "background_windows", "load_clips", "soundscape_set"]

@@ -13,7 +13,10 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
 BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
 :data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
 switched); otherwise only the configuration given (``configs/fit.toml`` + ``--set``), with a per-class table.
-For weak negatives and self-training fold k uses the soundscapes of the *other* folds as its unlabelled set.
+The unlabelled set of weak negatives and self-training (``fit.py --unlabelled``) is, with ``--backgrounds``,
+the windows of the other folds' background files for fold k (fold k's soundscapes are composed over fold
+k's files only); without it, weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and
+self-training uses the soundscapes of the other folds.
 """
 
 from __future__ import annotations
@@ -36,24 +39,18 @@ PLAIN = {
     "pseudo": 0,
 }
 NO_POST = {"smooth": 0.0, "file_max": 0.0}
+WEAK_LOGREG = {"C": 1.0, "class_weight": None}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
-    ("mlp, plain", {"head": "mlp", **PLAIN}, NO_POST),
-    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
     ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
+    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
     ("**default**", {}, {}),
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
-    ("default, zero-shot as features instead", {"zero_shot": "features"}, {}),
-    ("default, zero-shot features + prior", {"zero_shot": "both"}, {}),
-    ("default, prior weight per class", {"prior_per_class": True}, {}),
-    ("default, head mlp (no MIL)", {"head": "mlp"}, {}),
-    ("default, head logreg", {"head": "logreg"}, {}),
-    ("default, confidence weights 0.5", {"confidence_weight": 0.5}, {}),
-    ("default, class weights 0.5", {"class_weight": 0.5}, {}),
-    ("default, secondary labels 0.5", {"secondary_weight": 0.5}, {}),
-    ("default, secondary labels 1", {"secondary_weight": 1.0}, {}),
-    ("default, weak negatives 0.2", {"weak_negatives": 0.2}, {}),
+    ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
+    ("default, head mil", {"head": "mil"}, {}),
+    ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
+    ("default, head lgbm", {"head": "lgbm"}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
@@ -84,13 +81,21 @@ def _scores(truth, P, mapped) -> tuple[float, float]:
     return all_, (birdclef_score(truth[:, m], P[:, m]) if m.any() else float("nan"))
 
 
-def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
-    """Fit ``cfg`` per fold; score CV windows and soundscapes. Returns scores and the probabilities."""
+def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = None) -> dict:
+    """Fit ``cfg`` per fold; score CV windows and soundscapes (:class:`~embedkit.evaluate.testsets.TestSets`).
+
+    Returns:
+        scores (``cv``, ``cv_mapped``, ``sc``, ``sc_mapped``, with field sets ``fd``, ``fd_mapped``), the
+        probabilities (``oof``, ``test``), ``seconds``, ``post``. ``memo`` (a dict kept across calls) reuses
+        the fits of an equal fit config, so rows that change only the post-processing fit nothing.
+    """
+    from embedkit.evaluate.testsets import score_sets
     from embedkit.predict.apply import Windows
     from embedkit.train.cv import cross_validate
     from embedkit.zeroshot import class_logits
 
     t0 = time.monotonic()
+    scapes = tests.scapes
     mode = cfg.zero_shot if clips.index is not None else "off"
     if mode == "auto":
         mode = "prior"
@@ -102,24 +107,32 @@ def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
     data = Windows(clips.X, clips.files, zc, clips.targets(cfg.secondary_weight))
     test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
     pool = None
-    if cfg.weak_negatives > 0 or cfg.pseudo > 0:
+    bgw = tests.background
+    if (cfg.weak_negatives > 0 and bgw is not None) or cfg.pseudo > 0:
+        if bgw is not None:  # the other folds' background files (fold k's test never uses them)
+            zb = None if clips.index is None or bgw.L is None else class_logits(bgw.L, clips.index)
+            bg = Windows(bgw.X, np.char.add("bg/", bgw.files), zb)
 
         def pool(k):
-            return test[0].take(scapes.fold != k)
+            return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
-    oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+    key = repr(cfg)
+    if memo is not None and key in memo:
+        oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
+    else:
+        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+        if memo is not None:
+            memo[key] = (oof, tp, time.monotonic() - t0)
     smooth, fmax = post["smooth"], post["file_max"]
     oof = postprocess(oof, clips.files, clips.window, smooth, fmax)
     tp = postprocess(tp, scapes.files, scapes.window, smooth, fmax)
     mapped = clips.index >= 0 if clips.index is not None else np.zeros(len(clips.labels), bool)
     cv26, cv22 = _scores(clips.truth, oof, mapped)
-    sc26, sc22 = _scores(scapes.truth, tp, mapped)
     el = time.monotonic() - t0
     return {
         "cv": cv26,
         "cv_mapped": cv22,
-        "sc": sc26,
-        "sc_mapped": sc22,
+        **score_sets(tests, tp, mapped, _scores),
         "oof": oof,
         "test": tp,
         "seconds": el,
@@ -127,10 +140,12 @@ def run_config(cfg: FitConfig, post: dict, clips, scapes) -> dict:
     }
 
 
-def zero_shot_row(clips, scapes, post: dict) -> dict:
+def zero_shot_row(clips, tests, post: dict) -> dict:
     """BirdNET's own logits on the same windows (mapped labels only), post-processed like ``post``."""
+    from embedkit.evaluate.testsets import score_sets
     from embedkit.zeroshot import class_logits
 
+    scapes = tests.scapes
     mapped = clips.index >= 0
     zc = postprocess(
         class_logits(clips.L, clips.index), clips.files, clips.window, post["smooth"], post["file_max"]
@@ -138,9 +153,11 @@ def zero_shot_row(clips, scapes, post: dict) -> dict:
     zt = postprocess(
         class_logits(scapes.L, clips.index), scapes.files, scapes.window, post["smooth"], post["file_max"]
     )
-    cv, sc = _scores(clips.truth, zc, mapped)[1], _scores(scapes.truth, zt, mapped)[1]
     nan = float("nan")
-    out = {"cv": nan, "cv_mapped": cv, "sc": nan, "sc_mapped": sc, "oof": zc, "test": zt, "seconds": 0.0}
+    sc = score_sets(tests, zt, mapped, _scores)
+    sc.update({k: nan for k in ("sc", "fd") if k in sc})
+    out = {"cv": nan, "cv_mapped": _scores(clips.truth, zc, mapped)[1], **sc, "oof": zc, "test": zt}
+    out["seconds"] = 0.0
     return {**out, "post": post_label(post)}
 
 
@@ -152,47 +169,68 @@ def post_label(post: dict) -> str:
 
 
 def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> list[str]:
-    """Markdown table of result rows."""
+    """Markdown table of result rows (real-background columns when the rows have them)."""
 
     def f(v):
         return "—" if v != v else f"{v:.3f}"
 
+    keys = ["cv", "cv_mapped", "sc", "sc_mapped"]
+    cols = f"soundscapes, {n_labels} | soundscapes, {n_mapped}"
+    if rows and "fd" in rows[0][1]:
+        keys += ["fd", "fd_mapped"]
+        cols = f"synthetic bg, {n_labels} | synthetic bg, {n_mapped} | "
+        cols += f"real bg, {n_labels} | real bg, {n_mapped}"
     head = [
         f"| configuration | post-processing | CV AUC, {n_labels} species | CV AUC, {n_mapped} in BirdNET | "
-        f"soundscapes, {n_labels} | soundscapes, {n_mapped} | s |",
-        "|---|---|---|---|---|---|---|",
+        f"{cols} | s |",
+        "|---" * (len(keys) + 3) + "|",
     ]
     body = []
     for name, r in rows:
-        cells = [f(r[k]) for k in ("cv", "cv_mapped", "sc", "sc_mapped")] + [f"{r['seconds']:.0f}"]
+        cells = [f(r[k]) for k in keys] + [f"{r['seconds']:.0f}"]
         body.append(f"| {name} | {r.get('post', '')} | " + " | ".join(cells) + " |")
     return head + body
 
 
 def run_evaluate(
-    fit: FitConfig, infer: InferConfig, table: bool, n: int, seed: int, cache=None, threads=None
+    fit: FitConfig,
+    infer: InferConfig,
+    table: bool,
+    n: int,
+    seed: int | list[int],
+    cache=None,
+    threads=None,
+    backgrounds=None,
 ):
-    """Run the evaluation; returns (markdown lines, {row name: result}, clips, scapes)."""
-    from embedkit.evaluate.data import load_clips, soundscape_set
+    """Run the evaluation; returns (markdown lines, {row name: result}, clips, all soundscape windows).
+
+    ``seed`` may be a list: every soundscape test is composed once per seed and scores are averaged.
+    ``backgrounds`` (a folder of field recordings) adds the real-background test beside the synthetic one.
+    """
+    from embedkit.evaluate.data import load_clips
+    from embedkit.evaluate.testsets import load_testsets
 
     clips = load_clips(fit)
-    scapes = soundscape_set(clips, n, seed, cache, threads)
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
     post = {"smooth": infer.smooth, "file_max": infer.file_max}
     rows: list[tuple[str, dict]] = []
     if clips.index is not None:
         rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
         rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, post)))
     variants = VARIANTS if table else [("configuration", {}, {})]
+    memo: dict = {}
     for name, change, pchange in variants:
-        res = run_config(replace(fit, **change), {**post, **pchange}, clips, scapes)
+        res = run_config(replace(fit, **change), {**post, **pchange}, clips, scapes, memo)
         rows.append((name, res))
+        field = f"  real bg {res['fd']:.4f} / {res['fd_mapped']:.4f}" if "fd" in res else ""
         print(
             f"[evaluate] {name}: CV {res['cv']:.4f} / {res['cv_mapped']:.4f}  "
-            f"soundscapes {res['sc']:.4f} / {res['sc_mapped']:.4f}  ({res['seconds']:.0f} s)",
+            f"soundscapes {res['sc']:.4f} / {res['sc_mapped']:.4f}{field}  ({res['seconds']:.0f} s)",
             file=sys.stderr,
         )
     n_mapped = int((clips.index >= 0).sum()) if clips.index is not None else 0
-    return table_lines(rows, len(clips.labels), n_mapped), dict(rows), clips, scapes
+    return table_lines(rows, len(clips.labels), n_mapped), dict(rows), clips, scapes.scapes
 
 
 def per_class_lines(clips, res: dict, zs: dict | None) -> list[str]:
@@ -223,7 +261,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth", type=float, help="smoothing of the soundscape test (default: infer.toml's)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
-    p.add_argument("--seed", type=int, default=0, help="soundscape composition seed (default: 0)")
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
+    p.add_argument("--backgrounds", help="folder of real field recordings: add the real-background "
+                   "soundscape test (e.g. ../shared/data/backgrounds or DATA/train_soundscapes)")  # fmt: skip
     p.add_argument(
         "--cache", help="folder for the embedded soundscapes (default: ~/.cache/embedkit/evaluate)"
     )
@@ -245,7 +286,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
     )
     lines, res, clips, _ = run_evaluate(
-        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads
+        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds
     )
     if not args.table:
         lines += ["", *per_class_lines(clips, res["configuration"], res.get("BirdNET zero-shot"))]

@@ -111,6 +111,7 @@ def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
             "batch_size": cfg.batch_size,
             "chunk_offsets": tuple(cfg.chunk_offsets),
             "pool": cfg.pool,
+            "logit_pool": cfg.logit_pool,
             "window_s": cfg.window_s,
         },
     )

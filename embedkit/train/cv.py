@@ -31,15 +31,21 @@ DEFAULT_PRIOR_WEIGHT = 0.5
 def load_unlabelled(cfg, inputs: dict) -> Windows | None:
     """The ``--unlabelled`` windows when weak negatives or self-training use them, else None.
 
+    Weak negatives are on by default and apply whenever an unlabelled set is given; without one they are
+    skipped (one line on stderr).
+
     Raises:
-        UsageError: ``--weak-negatives`` or ``--pseudo`` without ``--unlabelled``.
+        UsageError: ``--pseudo`` without ``--unlabelled``.
     """
     if cfg.weak_negatives <= 0 and cfg.pseudo <= 0:
         return None
     if not cfg.unlabelled:
         from embedkit.errors import UsageError
 
-        raise UsageError("--weak-negatives and --pseudo need --unlabelled DATASET (e.g. train_soundscapes)")
+        if cfg.pseudo > 0:
+            raise UsageError("--pseudo needs --unlabelled DATASET (e.g. train_soundscapes)")
+        print("[fit] no --unlabelled set: weak negatives skipped", file=sys.stderr)
+        return None
     from embedkit.train.data import read_unlabelled
     from embedkit.zeroshot import class_logits
 

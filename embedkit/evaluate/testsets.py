@@ -1,0 +1,96 @@
+"""The soundscape tests of ``embedkit evaluate``: each kind of background, each composition seed, in one set.
+
+Kinds: ``synthetic`` (quiet stretches of other held-out recordings + pink noise,
+:func:`embedkit.evaluate.compose.compose`) always, and ``field`` (real field recordings of ``--backgrounds``,
+:func:`embedkit.evaluate.field.compose_field`) when a folder is given. Every (kind, seed) set is composed and
+embedded once and cached (:func:`embedkit.evaluate.data.soundscape_set`); the sets are concatenated so each
+fold's head predicts all of them in one call, and scored separately, then averaged over the seeds of a kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedkit.evaluate.data import ClipSet, SoundscapeSet, background_windows, soundscape_set
+
+KINDS = {"synthetic": "sc", "field": "fd"}
+
+
+@dataclass
+class TestSets:
+    """All soundscape windows [M] (files named ``<kind><seed>/<name>``) and which rows are which set.
+
+    Attributes:
+        scapes: the concatenated sets.
+        sets: (kind, seed, bool mask [M]) per set.
+        background: the background files' own windows (fold = the file's fold), with ``--backgrounds``.
+    """
+
+    scapes: SoundscapeSet
+    sets: list[tuple[str, int, np.ndarray]]
+    background: SoundscapeSet | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        """Kinds present, in :data:`KINDS` order."""
+        have = {k for k, _, _ in self.sets}
+        return [k for k in KINDS if k in have]
+
+
+def load_testsets(
+    clips: ClipSet, n: int, seeds: list[int], cache=None, threads=None, backgrounds=None
+) -> TestSets:
+    """Every (kind, seed) soundscape set for ``clips``, concatenated (see the module docstring)."""
+    parts: list[tuple[str, int, SoundscapeSet]] = []
+    for kind in ("synthetic", "field") if backgrounds else ("synthetic",):
+        for seed in seeds:
+            bg = backgrounds if kind == "field" else None
+            parts.append((kind, seed, soundscape_set(clips, n, seed, cache, threads, bg)))
+    total = sum(len(s.X) for _, _, s in parts)
+    sets, pos = [], 0
+    for kind, seed, s in parts:
+        mask = np.zeros(total, bool)
+        mask[pos : pos + len(s.X)] = True
+        sets.append((kind, seed, mask))
+        pos += len(s.X)
+
+    def cat(name):
+        vals = [getattr(s, name) for _, _, s in parts]
+        return None if any(v is None for v in vals) else np.concatenate(vals)
+
+    files = np.concatenate([np.char.add(f"{k}{sd}/", s.files.astype(str)) for k, sd, s in parts])
+    merged = SoundscapeSet(cat("X"), cat("L"), cat("truth"), cat("fold"), files, cat("window"))
+    bgw = background_windows(clips, backgrounds, cache, threads) if backgrounds else None
+    return TestSets(merged, sets, bgw)
+
+
+def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> dict:
+    """Scores of probabilities P [M, C] per kind, averaged over seeds.
+
+    Args:
+        tests: the test sets.
+        P: probabilities of all soundscape windows [M, C] (post-processed).
+        mapped: bool [C], labels the backbone knows.
+        scores: ``(truth, P, mapped) → (all labels, mapped labels)``.
+
+    Returns:
+        ``{"sc": .., "sc_mapped": .., "fd": .., "fd_mapped": .., "per_seed": {(kind, seed): (all, mapped)}}``
+        (``fd`` keys only with field sets).
+    """
+    out: dict = {"per_seed": {}}
+    for kind in tests.kinds:
+        vals = []
+        for k, seed, mask in tests.sets:
+            if k == kind:
+                v = scores(tests.scapes.truth[mask], P[mask], mapped)
+                out["per_seed"][(kind, seed)] = v
+                vals.append(v)
+        key = KINDS[kind]
+        out[key] = float(np.mean([v[0] for v in vals]))
+        out[f"{key}_mapped"] = float(np.mean([v[1] for v in vals]))
+    return out
+
+
+__all__ = ["KINDS", "TestSets", "load_testsets", "score_sets"]
