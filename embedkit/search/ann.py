@@ -63,6 +63,7 @@ def load_graph(path: Path, dim: int, params: dict | None = None):
     """Load a graph saved by :func:`save_graph` (the caller has checked its SHA-256)."""
     graph = new_graph(dim, params)
     graph.load(str(path))
+    graph.expansion_search = {**PARAMS, **(params or {})}["expansion_search"]  # a query-time setting
     return graph
 
 

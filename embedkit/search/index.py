@@ -207,7 +207,19 @@ def build_index(
         rows.append(keys.assign(shard=sp.name)[ROW_COLUMNS])
         listed.append({"name": sp.name, "bytes": sp.stat().st_size, "rows": int(len(X))})
     table = pd.concat(rows, ignore_index=True)
-    meta = {
+    save_index(folder, graph, table, _meta(graph, table, dataset, folder, prov, listed))
+    verb = "added" if existing else "indexed"
+    print(
+        f"[index] {verb} {len(table) - (len(existing) if existing else 0)} windows from {len(new)} "
+        f"shards in {time.monotonic() - t0:.1f} s -> {folder} ({len(table)} windows)",
+        file=sys.stderr,
+    )
+    return load_index(folder)
+
+
+def _meta(graph, table: pd.DataFrame, dataset: Path, folder: Path, prov: dict, shards: list[dict]) -> dict:
+    """The contents of ``index.json`` (without ``files``, which :func:`save_index` adds)."""
+    return {
         "format": FORMAT,
         "version": VERSION,
         "engine": ann.library_version(),
@@ -217,17 +229,8 @@ def build_index(
         "n": int(len(table)),
         "dataset": os.path.relpath(dataset.resolve(), folder.resolve()),
         "provenance": prov,
-        "shards": listed,
-        "built_s": round(time.monotonic() - t0, 3),
+        "shards": shards,
     }
-    save_index(folder, graph, table, meta)
-    verb = "added" if existing else "indexed"
-    print(
-        f"[index] {verb} {len(table) - (len(existing) if existing else 0)} windows from {len(new)} "
-        f"shards in {time.monotonic() - t0:.1f} s -> {folder} ({len(table)} windows)",
-        file=sys.stderr,
-    )
-    return load_index(folder)
 
 
 def _tmp(folder: Path, name: str) -> Path:
