@@ -286,6 +286,7 @@ def fitted_p(tmp_path, root, emb, name, extra=None) -> np.ndarray:
         name=name,
         folds=2,
         zero_shot="off",
+        params={"C": 1.0},  # a weakly regularised head, so labels move it (the default C=0.01 barely moves)
         extra_labels=extra,
     )
     res = run_fit(cfg)
