@@ -42,7 +42,7 @@ def prepare(work: Path, n: int) -> None:
     import torch
 
     from embedkit.audio import load_mono
-    from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class
+    from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class, embedding_module
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from onnx_models import export
@@ -51,15 +51,7 @@ def prepare(work: Path, n: int) -> None:
     model = cnn14_class()(**CNN14_KWARGS).eval()
     torch.save({"model": model.state_dict()}, work / "cnn14.pth")
 
-    class Emb(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x)["embedding"]
-
-    export(Emb(model), work / "cnn14.onnx", torch.zeros(2, WIN), "audio", ["embedding"])
+    export(embedding_module(model), work / "cnn14.onnx", torch.zeros(2, WIN), "audio", ["embedding"])
     files, _ = xc_subset(2 * n * 5 / 60 + 1)
     rows = []
     for f in files:

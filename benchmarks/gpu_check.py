@@ -58,21 +58,13 @@ def onnx_cnn14(folder: Path, ckpt: Path) -> Path:
     """Cnn14 (random weights) exported to ONNX: [B, 160000] → [B, 2048] embedding, dynamic batch."""
     import torch
 
-    from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class
+    from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class, embedding_module
 
     model = cnn14_class()(**CNN14_KWARGS).eval()
     model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
 
-    class Emb(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x)["embedding"]
-
     path = folder / "cnn14.onnx"
-    torch.onnx.export(Emb(model), (torch.zeros(2, 160000),), str(path), input_names=["audio"],
+    torch.onnx.export(embedding_module(model), (torch.zeros(2, 160000),), str(path), input_names=["audio"],
                       output_names=["embedding"],
                       dynamic_axes={"audio": {0: "batch"}, "embedding": {0: "batch"}})
     return path

@@ -162,22 +162,16 @@ def test_cnn14_as_onnx_matches_the_panns_backbone(tmp_path):
     """PANNs Cnn14 (random weights) exported to ONNX gives the ``panns`` backbone's fp32 embeddings."""
     import torch
 
-    from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class
+    from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class, embedding_module
 
     torch.manual_seed(0)
     model = cnn14_class()(**CNN14_KWARGS).eval()
     ckpt = tmp_path / "cnn14.pth"
     torch.save({"model": model.state_dict()}, ckpt)
 
-    class Emb(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x)["embedding"]
-
-    onnx_path = export(Emb(model), tmp_path / "cnn14.onnx", torch.zeros(2, 160000), "audio", ["embedding"])
+    onnx_path = export(
+        embedding_module(model), tmp_path / "cnn14.onnx", torch.zeros(2, 160000), "audio", ["embedding"]
+    )
     x = _x(3, seed=2)
     got = get_backbone("onnx", weights=str(onnx_path), model={"embedding": "embedding"}, threads=2).embed(x)
     want = get_backbone("panns", weights=str(ckpt), bf16=False, device="cpu", threads=2).embed(x)

@@ -92,6 +92,24 @@ def cnn14_class() -> type:
     return mod.Cnn14
 
 
+def embedding_module(model: Any) -> Any:
+    """A torch module mapping audio [B, samples] to ``model``'s embedding [B, 2048] (e.g. for ONNX export).
+
+    PANNs' Cnn14 returns a dict; ONNX export and plain callers want the ``embedding`` tensor alone.
+    """
+    import torch
+
+    class CnnEmbedding(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x)["embedding"]
+
+    return CnnEmbedding(model)
+
+
 def load_state_dict(path: Path) -> dict[str, Any]:
     """Read a Cnn14 state dict from ``{'model': state_dict}`` or a bare state dict (``module.`` stripped)."""
     import pickle

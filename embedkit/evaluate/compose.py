@@ -101,6 +101,23 @@ def _level(x: np.ndarray, dbfs: float) -> np.ndarray:
     return (x * (10 ** (dbfs / 20) / rms)).astype(np.float32)
 
 
+def label_windows(truth: np.ndarray, cls: int, t0: float, t1: float, window_s: float, min_overlap: float):
+    """Mark ``cls`` in each window of ``truth`` [W, C] that a call from ``t0`` to ``t1`` s overlaps enough.
+
+    Enough: ``min_overlap`` s, or half the call for calls shorter than twice that.
+    """
+    for w in range(len(truth)):
+        if min(t1, (w + 1) * window_s) - max(t0, w * window_s) >= min(min_overlap, (t1 - t0) / 2):
+            truth[w, cls] = 1.0
+
+
+def limit_peak(x: np.ndarray, peak: float = 0.99) -> None:
+    """Scale ``x`` in place so that its largest magnitude is at most ``peak``."""
+    top = float(np.abs(x).max()) if x.size else 0.0
+    if top > peak:
+        x *= peak / top
+
+
 def compose(
     recordings: list[tuple[np.ndarray, int, str]],
     n_classes: int,
@@ -170,15 +187,20 @@ def compose(
             end = min(total, start + len(seg))
             bg[start:end] += seg[: end - start]
             t0, t1 = start / sample_rate, end / sample_rate
-            for w in range(n_win):
-                if min(t1, (w + 1) * window_s) - max(t0, w * window_s) >= min(min_overlap_s, (t1 - t0) / 2):
-                    truth[w, cls] = 1.0
+            label_windows(truth, int(cls), t0, t1, window_s, min_overlap_s)
             events.append((int(cls), t0, t1, name))
-        peak = float(np.abs(bg).max())
-        if peak > 0.99:
-            bg *= 0.99 / peak
+        limit_peak(bg)
         out.append(Soundscape(f"{prefix}_{i:03d}", bg, truth, events))
     return out
 
 
-__all__ = ["Soundscape", "band_energy", "compose", "loudest_segment", "pink_noise", "quiet_stretch"]
+__all__ = [
+    "Soundscape",
+    "band_energy",
+    "compose",
+    "label_windows",
+    "limit_peak",
+    "loudest_segment",
+    "pink_noise",
+    "quiet_stretch",
+]

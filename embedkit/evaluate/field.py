@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from embedkit.evaluate.compose import Soundscape, _fade, _level, band_energy, loudest_segment
+from embedkit.evaluate.compose import (
+    Soundscape,
+    _fade,
+    _level,
+    band_energy,
+    label_windows,
+    limit_peak,
+    loudest_segment,
+)
 
 #: documented defaults of the real-background test
 SNR_DB = (-6.0, 12.0)
@@ -122,13 +130,9 @@ def compose_field(
             seg = loudest_segment(audio, bands[int(j)], int(rng.uniform(*call_s) * sample_rate), rng)
             start, end = _place(mix, bg, seg, events, overlap, snr_db, sample_rate, rng)
             t0, t1 = start / sample_rate, end / sample_rate
-            for w in range(n_win):
-                if min(t1, (w + 1) * window_s) - max(t0, w * window_s) >= min(min_overlap_s, (t1 - t0) / 2):
-                    truth[w, cls] = 1.0
+            label_windows(truth, int(cls), t0, t1, window_s, min_overlap_s)
             events.append((int(cls), t0, t1, name))
-        peak = float(np.abs(mix).max())
-        if peak > 0.99:
-            mix *= 0.99 / peak
+        limit_peak(mix)
         out.append(Soundscape(f"{prefix}_{i:03d}", mix, truth, events))
     return out
 
