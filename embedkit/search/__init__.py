@@ -19,7 +19,8 @@ as float16, which is what the shards hold, while faiss's HNSWFlat keeps float32)
 one query 0.83 vs 0.57 ms (both ~150x faster than brute force). On the real BirdNET windows both reach 0.997.
 usearch also takes explicit keys (row numbers), adds to a loaded graph in place, and saves/loads its own
 binary format (no pickle), and it is what perch-hoplite uses for the same job. faiss's one edge, slightly
-faster queries, does not matter at a few hundred microseconds per query.
+faster queries, does not matter at under a millisecond per query. At 1M windows the default (128 search
+candidates) answers in 1.4 ms on one core, 156x faster than brute force, recall@10 0.96.
 """
 
 from embedkit.search.index import SearchIndex, build_index, load_index
