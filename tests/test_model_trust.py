@@ -207,6 +207,7 @@ def test_leftovers_of_dead_writers_go_and_a_missing_name_is_repaired(env, tmp_pa
     shutil.copytree(env["models"] / "logreg", old_dir)
     (root / ".tmp-m-999998").mkdir()
     (root / ".m.v-20200101T000000-abcdef-999997@elsewhere").mkdir()  # another host's, recent: kept
+    (root / ".m.x.v-20200101T000000-abcdef-999996@vm").mkdir()  # a version of model "m.x", not of "m"
     with pytest.raises(ModelError, match="not a model folder"):
         load_model(root / "m")
     m = load_model(env["models"] / "logreg")
@@ -214,6 +215,7 @@ def test_leftovers_of_dead_writers_go_and_a_missing_name_is_repaired(env, tmp_pa
     names = sorted(p.name for p in root.iterdir())
     assert ".tmp-m-999998" not in names and ".old-m-999999" not in names
     assert ".m.v-20200101T000000-abcdef-999997@elsewhere" in names
+    assert ".m.x.v-20200101T000000-abcdef-999996@vm" in names
     assert load_model(root / "m").labels == m.labels
 
 

@@ -126,8 +126,10 @@ def prune_versions(final: Path, keep: Path | None = None) -> int:
     target = os.readlink(final) if final.is_symlink() else ""
     current = final.with_name(target) if target and os.sep not in target else None
     n = 0
-    for p in parent.glob(f".{name}.*"):
-        if p in (current, keep) or not (".v-" in p.name or ".link-" in p.name):
+    # exact prefixes: the versions of a model named "NAME.v2" (".NAME.v2.v-...") are not NAME's
+    mine = [*parent.glob(f".{name}.v-*"), *parent.glob(f".{name}.link-*")]
+    for p in mine:
+        if p in (current, keep):
             continue
         tag = p.name.rsplit("-", 1)[-1]
         if tag == writer_tag() or writer_gone(tag, p.lstat().st_mtime):  # ours are published by now
