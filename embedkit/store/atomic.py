@@ -7,7 +7,7 @@ holds a complete old or a complete new version. The previous version is kept (on
 ones and the leftovers of writers that died go at the next publish (:func:`prune_versions`).
 
 Temp names carry ``<pid>@<host>``: a leftover of this host is stale as soon as its pid is gone, one of
-another host (a shared file system) only after :data:`STALE_TEMP_S`.
+another host (a shared file system) only after :data:`STALE_VERSION_S`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from embedkit.files import fsync_dir
 
-#: age after which temp files of other machines (shared file systems) are removed
-STALE_TEMP_S = 24 * 3600.0
+#: age after which leftovers of other machines' saves (shared file systems) are removed
+STALE_VERSION_S = 24 * 3600.0
 _RENAME_EXCHANGE = 2
 
 
@@ -38,11 +38,11 @@ def writer_tag() -> str:
     return f"{os.getpid()}@{host()}"
 
 
-def writer_gone(tag: str, mtime: float, min_age_s: float = STALE_TEMP_S) -> bool:
+def writer_gone(tag: str, mtime: float, min_age_s: float = STALE_VERSION_S) -> bool:
     """Whether the writer ``<pid>@<host>`` of a leftover with modification time ``mtime`` is gone."""
     pid_s, _, where = tag.partition("@")
     if where and where != host():
-        return time.time() - mtime > min_age_s
+        return time.time() - mtime >= min_age_s
     try:
         os.kill(int(pid_s), 0)
     except (ValueError, ProcessLookupError):
@@ -164,7 +164,7 @@ def _remove(p: Path) -> None:
 
 
 __all__ = [
-    "STALE_TEMP_S",
+    "STALE_VERSION_S",
     "fsync_dir",
     "fsync_tree",
     "host",

@@ -16,6 +16,7 @@ import pandas as pd
 
 from embedkit.files import fsync_dir as _fsync_dir
 from embedkit.store.atomic import host as _host
+from embedkit.store.atomic import writer_gone
 from embedkit.store.provenance import LAYOUT, META_KEY, StoreError, check_provenance, read_meta, shard_paths
 
 
@@ -67,22 +68,15 @@ def clean_stale_temps(
         The number of files removed.
     """
     n = 0
-    now = time.time()
     for p in Path(folder).glob(pattern):
-        pid_s, _, host = p.name.split("-")[1].partition("@") if p.name.count("-") >= 2 else ("", "", "")
+        tag = p.name.split("-")[1] if p.name.count("-") >= 2 else ""
         try:
-            if host and host != _host():
-                if now - p.stat().st_mtime < min_age_s:
-                    continue
-            else:
-                os.kill(int(pid_s), 0)
-                continue  # writer still alive (another part of a parallel run)
-        except (ValueError, ProcessLookupError):
-            pass
-        except (PermissionError, FileNotFoundError):
+            gone = writer_gone(tag, p.stat().st_mtime, min_age_s)
+        except FileNotFoundError:
             continue
-        p.unlink(missing_ok=True)
-        n += 1
+        if gone:
+            p.unlink(missing_ok=True)
+            n += 1
     return n
 
 
