@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -30,4 +32,23 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
-__all__ = ["fsync_dir", "sha256_file"]
+def replace_atomically(path: str | os.PathLike, write: Callable[[Path], object], sync: bool = True) -> Path:
+    """Write ``path`` through a temp file beside it, renamed into place only when ``write(temp)`` returned.
+
+    A reader sees the old file or the whole new one, never a part; the temp file is removed whatever happens.
+    ``sync`` flushes the new file to disk before the rename.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        write(tmp)
+        if sync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+__all__ = ["fsync_dir", "replace_atomically", "sha256_file"]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from embedkit.files import sha256_file
 from embedkit.search import ann
 from embedkit.store import StoreError, check_provenance, read_embeddings, read_meta, shard_paths
 
@@ -86,12 +87,6 @@ def find_index(path: str | os.PathLike) -> Path:
     raise StoreError(f"no search index in {p}; build one with: embedkit index --embeddings DATASET_FOLDER")
 
 
-def _sha256(path: Path) -> str:
-    from embedkit.files import sha256_file
-
-    return sha256_file(path)
-
-
 def load_index(path: str | os.PathLike) -> SearchIndex:
     """Load an index (folder of the index, or the dataset folder holding it), checking every file's SHA-256.
 
@@ -113,7 +108,7 @@ def load_index(path: str | os.PathLike) -> SearchIndex:
             raise StoreError(
                 f"{folder}: index file {f.name} is missing; rebuild with embedkit index --rebuild"
             )
-        if _sha256(f) != meta["files"][key]["sha256"]:
+        if sha256_file(f) != meta["files"][key]["sha256"]:
             raise StoreError(
                 f"{f}: SHA-256 differs from index.json (corrupt or altered); "
                 f"rebuild with embedkit index --embeddings DATASET --rebuild"
@@ -239,7 +234,7 @@ def _tmp(folder: Path, name: str) -> Path:
 
 def _publish(tmp: Path, folder: Path, stem: str, suffix: str) -> dict[str, str]:
     """Rename a finished temp file to its content-addressed name; its (name, sha256)."""
-    sha = _sha256(tmp)
+    sha = sha256_file(tmp)
     name = f"{stem}-{sha[:16]}{suffix}"
     os.replace(tmp, folder / name)
     return {"name": name, "sha256": sha}

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -55,18 +54,13 @@ def read_hits(path: str | os.PathLike, species: str | None = None) -> pd.DataFra
 
 def save_hits(hits: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write the table atomically (temp file in the same folder, fsync, rename)."""
+    from embedkit.files import replace_atomically
+
     p = Path(path)
-    tmp = p.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{p.name}")
     try:
-        with open(tmp, "w", newline="") as f:
-            hits.to_csv(f, index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
+        replace_atomically(p, lambda tmp: hits.to_csv(tmp, index=False))
     except OSError as e:
         raise UsageError(f"cannot write {p}: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def find_player(command: str | None = None) -> list[str] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import os
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +38,14 @@ def read_segment(path: str | os.PathLike, start_s: float, end_s: float) -> tuple
 def _write_wav(path: Path, x: np.ndarray, sr: int) -> None:
     import soundfile as sf
 
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        sf.write(str(tmp), np.clip(x, -1, 1), sr, format="WAV", subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from embedkit.files import replace_atomically
+
+    clipped = np.clip(x, -1, 1)
+
+    def write(tmp: Path) -> None:
+        sf.write(str(tmp), clipped, sr, format="WAV", subtype="PCM_16")
+
+    replace_atomically(path, write, sync=False)
 
 
 def snippet_name(row) -> str:
@@ -162,10 +163,7 @@ def write_html(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style>"
         f"</head><body><h1>{e(title)}</h1><table><tr>{head}</tr>{''.join(rows)}</table></body></html>\n"
     )
-    tmp = page.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{page.name}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, page)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from embedkit.files import replace_atomically
+
+    replace_atomically(page, lambda tmp: tmp.write_text(text, encoding="utf-8"), sync=False)
     return page
