@@ -51,6 +51,30 @@ def test_lgbm_negative_bagging_is_capped_by_rows():
     assert not np.allclose(a, b)  # the cap reached LightGBM
 
 
+def test_lgbm_rows_per_class_are_capped_above_max_rows():
+    from sklearn.metrics import roc_auc_score
+
+    head = get_head("lgbm", max_rows=300, seed=3)
+    y = np.zeros(2000, bool)
+    y[::40] = True  # 50 positives
+    rows, keep = head._class_rows(y, c=1)
+    assert len(rows) == 300 and np.all(np.diff(rows) > 0) and set(np.flatnonzero(y)) <= set(rows)
+    assert keep == pytest.approx(250 / 1950)
+    assert np.array_equal(rows, head._class_rows(y, c=1)[0])
+    assert not np.array_equal(rows, head._class_rows(y, c=2)[0])
+    p = head.lgb_params(1, n_rows=300, keep_neg=keep)
+    assert p["scale_pos_weight"] == pytest.approx(0.3 * keep)  # bagging and sampling in one correction
+    X, Xt = toy(n=3000, seed=4)[0], toy(n=1000, seed=5)[0]
+    Y, Yt = (X[:, :3] > 2.0).astype(np.float32), (Xt[:, :3] > 2.0).astype(np.float32)  # rare, as BirdCLEF
+    kw = {"n_estimators": 30, "min_data_in_leaf": 5, "n_jobs": 2}
+    capped = get_head("lgbm", max_rows=800, **kw).fit(X, Y)
+    full = get_head("lgbm", max_rows=None, **kw).fit(X, Y)
+    Pc, Pf = capped.predict_proba(Xt), full.predict_proba(Xt)
+    assert not np.allclose(Pc, Pf)  # the subsets reached LightGBM
+    auc = [roc_auc_score(Yt[:, k], P[:, k]) for P in (Pc, Pf) for k in range(Y.shape[1])]
+    assert min(auc) > 0.8 and np.mean(auc[:3]) > np.mean(auc[3:]) - 0.03  # capped no worse than every row
+
+
 def test_blockwise_moments_equal_numpy():
     X = np.random.default_rng(1).standard_normal((5000, 7)).astype(np.float32) * 4 + 2
     m, s = _mean_std(X, rows=333)

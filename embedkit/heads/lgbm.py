@@ -121,7 +121,13 @@ class LGBMHead(Head):
             kept, their gradients scaled by ``r`` to undo the bias); 1.0 disables bagging.
         max_neg_rows: scale-aware bagging: ``r`` is at most ``max_neg_rows / N``, so a tree sees about this
             many negatives whatever N (and the same gradient correction applies). Leaves ``r = 0.3`` alone
-            up to N = 100k rows; 500k rows get r = 0.06 (``benchmarks/bench_scale.py``). None = no cap.
+            up to N = 100k rows. None = no cap.
+        max_rows: scale-aware rows per class: above this many training rows, each class trains on all its
+            positives plus a seeded sample of its negatives (``max_rows`` rows in all; a ``Dataset.subset``
+            of the one binned dataset, no re-binning), with the sampling rate ``q`` folded into the same
+            gradient correction (``scale_pos_weight = q * r``). LightGBM's per-iteration work (gradients,
+            bagging, score updates) is O(rows), so this keeps a class's fit time flat in N above
+            ``max_rows`` (``benchmarks/bench_scale.py``). None = every row for every class.
         lambda_l2: L2 regularisation of leaf values.
         n_jobs: cores to use (None = all available).
         parallel: ``"classes"`` (n_jobs single-threaded boosters at once) or ``"trees"`` (one class at a time,
@@ -151,6 +157,7 @@ class LGBMHead(Head):
         seed=0,
         params=None,
         max_neg_rows=30_000,
+        max_rows=100_000,
     ):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -165,12 +172,19 @@ class LGBMHead(Head):
         self.seed = seed
         self.params = params
         self.max_neg_rows = max_neg_rows
+        self.max_rows = max_rows
 
     def _cores(self) -> int:
         return max(1, int(self.n_jobs)) if self.n_jobs else _n_cores()
 
-    def lgb_params(self, num_threads: int, n_rows: int | None = None) -> dict:
-        """The LightGBM parameter dict used for every class (``num_threads`` per booster, ``n_rows`` rows)."""
+    def lgb_params(self, num_threads: int, n_rows: int | None = None, keep_neg: float = 1.0) -> dict:
+        """The LightGBM parameters of one class.
+
+        Args:
+            num_threads: threads per booster.
+            n_rows: rows the class trains on (caps the negative bagging fraction, ``max_neg_rows``).
+            keep_neg: the fraction of the class's negatives among those rows (``max_rows`` sampling).
+        """
         p = {
             "objective": "binary",
             "learning_rate": self.learning_rate,
@@ -188,7 +202,9 @@ class LGBMHead(Head):
         if self.max_neg_rows and n_rows:
             r = min(r, self.max_neg_rows / n_rows)
         if r < 1.0:
-            p.update(bagging_freq=1, pos_bagging_fraction=1.0, neg_bagging_fraction=r, scale_pos_weight=r)
+            p.update(bagging_freq=1, pos_bagging_fraction=1.0, neg_bagging_fraction=r)
+        if r * keep_neg < 1.0:
+            p.update(scale_pos_weight=r * keep_neg)
         p.update(self.params or {})
         return p
 
@@ -206,15 +222,25 @@ class LGBMHead(Head):
             return
         cores = self._cores()
         workers = min(cores, len(todo)) if self.parallel == "classes" else 1
-        params = self.lgb_params(1 if self.parallel == "classes" else cores, n_rows=len(X))
+        threads = 1 if self.parallel == "classes" else cores
+        subsample = bool(self.max_rows) and len(X) > self.max_rows
+        params = self.lgb_params(threads, n_rows=len(X))
         y0 = labels[:, todo[0]].astype(np.float32)
         first = lgb.Dataset(X, label=y0, params=params, free_raw_data=True).construct()
         pool: queue.Queue = queue.Queue()
         pool.put(first)
-        for _ in range(workers - 1):  # same bin edges, no second bin search
+        for _ in range(0 if subsample else workers - 1):  # same bin edges, no second bin search
             pool.put(lgb.Dataset(X, label=y0, reference=first, params=params, free_raw_data=True).construct())
 
         def train(c: int) -> str:
+            if subsample:  # this class's rows, cut from the one binned dataset
+                rows, keep = self._class_rows(labels[:, c], c)
+                ds = first.subset(rows, params=params).construct()
+                ds.set_label(labels[rows, c].astype(np.float32))
+                if weights is not None:
+                    ds.set_field("weight", np.ascontiguousarray(weights[rows, c]))
+                p = self.lgb_params(threads, n_rows=len(rows), keep_neg=keep)
+                return lgb.train(p, ds, num_boost_round=self.n_estimators).model_to_string()
             ds = pool.get()
             try:
                 ds.set_label(labels[:, c].astype(np.float32))
@@ -231,6 +257,23 @@ class LGBMHead(Head):
             with ThreadPoolExecutor(max_workers=workers) as ex:
                 texts = list(ex.map(train, todo))
         self.booster_ = lgb.Booster(model_str=merge_model_strings(texts))
+
+    def _class_rows(self, y, c: int) -> tuple[np.ndarray, float]:
+        """The rows class ``c`` trains on when N > ``max_rows``.
+
+        Args:
+            y: bool ``[N]``, the class's labels.
+            c: class index (seeds the sample with ``seed``).
+
+        Returns:
+            ``(sorted row indices, the sampled fraction of the negatives)``: every positive and a sample of
+            negatives, ``max_rows`` rows in all (at least ``max_rows // 2`` negatives).
+        """
+        pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+        n_neg = min(len(neg), max(self.max_rows - len(pos), self.max_rows // 2))
+        rng = np.random.default_rng([self.seed, c])
+        take = np.sort(np.concatenate([pos, rng.choice(neg, n_neg, replace=False)]))
+        return take, n_neg / max(1, len(neg))
 
     def _save_state(self, folder: Path) -> dict:
         state = self._learned()
