@@ -89,3 +89,20 @@ def test_logreg_blocks_give_the_same_fit(monkeypatch):
     blocks = get_head("logreg").fit(X, Y)
     np.testing.assert_allclose(blocks.predict_proba(X), one.predict_proba(X), atol=1e-4)
     np.testing.assert_allclose(blocks.coef_, one.coef_, atol=1e-3)
+
+
+def test_logreg_makes_no_standardised_copy_of_x():
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    X = (rng.standard_normal((100_000, 16)) * 3 + 5).astype(np.float32)  # 6.4 MB, far from standardised
+    Y = (X[:, :2] > 6).astype(np.float32)
+    tracemalloc.start()
+    head = get_head("logreg", max_iter=20).fit(X, Y)
+    P = head.predict_proba(X[:5000])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.75 * X.nbytes  # a copy of X alone would be 1.0x
+    Xs = (X[:5000] - head.mean_) / head.scale_  # the folded weights equal the standardised model
+    ref = 1 / (1 + np.exp(-(Xs @ head.coef_.T + head.intercept_)))
+    np.testing.assert_allclose(P, ref, atol=1e-5)

@@ -89,6 +89,9 @@ class Head(BaseEstimator):
 
     name: ClassVar[str] = "head"
     standardize: ClassVar[bool] = True
+    #: the head applies ``mean_`` / ``scale_`` itself (folded into its weights): ``_fit`` and ``_predict``
+    #: get the raw ``X``, so no standardised copy of ``X`` is made (2 GB at 500k x 1024 float32)
+    standardize_inside: ClassVar[bool] = False
 
     # -- subclass hooks ------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
@@ -130,7 +133,7 @@ class Head(BaseEstimator):
             mean, std = _mean_std(X)
             self.mean_ = mean.astype(np.float32)
             self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
-        self._fit(self._transform(X), Y, sw)
+        self._fit(X if self.standardize_inside else self._transform(X), Y, sw)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -144,7 +147,7 @@ class Head(BaseEstimator):
         """
         self._check_fitted()
         X = self._check_X(X, fitting=False)
-        P = np.asarray(self._predict(self._transform(X)), dtype=np.float32)
+        P = np.asarray(self._predict(X if self.standardize_inside else self._transform(X)), dtype=np.float32)
         return np.clip(P, 0.0, 1.0, out=P)
 
     def _check_X(self, X, fitting: bool) -> np.ndarray:

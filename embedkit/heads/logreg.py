@@ -48,6 +48,14 @@ def _sigmoid_softplus(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return P, softplus
 
 
+def _weighted_sums(T: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(T * w).sum(0)`` (float64 [K]) of ``T`` uint8 [N, K] and ``w`` float32 [N, K], by blocks of rows."""
+    return sum(
+        ((T[s : s + _ROWS] * w[s : s + _ROWS]).sum(0, dtype=np.float64) for s in range(0, len(T), _ROWS)),
+        np.zeros(T.shape[1]),
+    )
+
+
 def _minimize_lbfgs_columns(fun, x0: np.ndarray, max_iter: int, gtol: float, history: int = 10):
     """Minimise ``sum_k f_k(x[:, k])`` -- K independent smooth convex problems -- with one L-BFGS per column.
 
@@ -148,7 +156,8 @@ class LogRegHead(Head):
     Learned attributes: ``coef_`` float32 [C, D], ``intercept_`` float32 [C] (in standardised units; zero for
     untrained classes), ``trained_`` bool [C], ``constant_`` float32 [C] (the prediction of untrained
     classes), ``n_iter_`` (iterations of the slowest class), plus ``mean_``, ``scale_``, ``n_features_in_``,
-    ``n_classes_``.
+    ``n_classes_``. The standardisation is folded into the weights (``X @ (W / scale_) + b - mean_ . W /
+    scale_``) rather than applied to a copy of ``X``: peak memory at 500k x 1024 is X plus O(blocks).
     """
 
     def __init__(self, C=0.01, class_weight="balanced", max_iter=200, tol=1e-5, n_jobs=None):
@@ -157,6 +166,8 @@ class LogRegHead(Head):
         self.max_iter = max_iter
         self.tol = tol
         self.n_jobs = n_jobs
+
+    standardize_inside = True  # (X - mean_) / scale_ folded into W and b: no standardised copy of X
 
     def _fit(self, X, Y, sample_weight):
         if self.class_weight not in (None, "balanced"):
@@ -180,12 +191,13 @@ class LogRegHead(Head):
             w = np.ones((N, idx.size), np.float32) if self.class_weight else None
         else:
             w = np.ascontiguousarray(weights[:, idx])
-        if self.class_weight == "balanced":
+        if self.class_weight == "balanced":  # per block of rows: no [N, K] temporaries
             total = w.sum(axis=0, dtype=np.float64)
-            pos = (w * T).sum(axis=0, dtype=np.float64)
-            w_pos = total / (2 * np.maximum(pos, 1e-12))
-            w_neg = total / (2 * np.maximum(total - pos, 1e-12))
-            w *= np.where(T > 0, w_pos, w_neg).astype(np.float32)
+            pos = _weighted_sums(T, w)
+            w_pos = (total / (2 * np.maximum(pos, 1e-12))).astype(np.float32)
+            w_neg = (total / (2 * np.maximum(total - pos, 1e-12))).astype(np.float32)
+            for s in range(0, N, _ROWS):
+                w[s : s + _ROWS] *= np.where(T[s : s + _ROWS] > 0, w_pos, w_neg)
         W0, b0, n_iter = self._lbfgs(X, T, w)
         self.coef_[idx] = W0.T
         self.intercept_[idx] = b0
@@ -204,33 +216,41 @@ class LogRegHead(Head):
         S = np.full(K, float(N)) if w is None else w.sum(axis=0, dtype=np.float64)
         inv_s = (1.0 / S).astype(np.float32)
         reg = (1.0 / (self.C * S)).astype(np.float32)
-        wt = None if w is None else w * inv_s  # weights already divided by the per-class total
+        if w is None:
+            prior = T.sum(0, dtype=np.float64) / N
+        else:
+            prior = _weighted_sums(T, w) / S
+            w *= inv_s  # in place: weights divided by the per-class total
+        mean, inv_scale = self.mean_.astype(np.float64), 1.0 / self.scale_.astype(np.float64)
 
         def fun(theta, cols):
-            th = theta.astype(np.float32)
-            W, b = th[:D], th[D]
-            f = 0.5 * (W.astype(np.float64) ** 2).sum(axis=0) * reg[cols]
-            grad = np.zeros((D + 1, len(cols)), np.float64)
+            W = theta[:D]  # standardised space; the raw X is used through Weff, beff (standardize_inside)
+            Weff = W * inv_scale[:, None]
+            beff, Weff = (theta[D] - mean @ Weff).astype(np.float32), Weff.astype(np.float32)
+            f = 0.5 * (W**2).sum(axis=0) * reg[cols]
+            gX = np.zeros((D, len(cols)), np.float64)
+            psum = np.zeros(len(cols), np.float64)
             for s in range(0, N, _ROWS):  # [rows, k] temporaries, not [N, k]: flat memory at any N
                 Xs = X[s : s + _ROWS]
-                Z = Xs @ W  # [rows, k]
-                Z += b
+                Z = Xs @ Weff  # [rows, k]
+                Z += beff
                 Ts = T[s : s + _ROWS]
                 Tk = Ts[:, cols] if len(cols) < K else Ts
                 P, loss = _sigmoid_softplus(Z)
                 loss -= Tk * Z
                 P -= Tk  # dloss/dZ before weighting
-                ws = None if wt is None else wt[s : s + _ROWS]
+                ws = None if w is None else w[s : s + _ROWS]
                 scale = inv_s[cols] if ws is None else (ws[:, cols] if len(cols) < K else ws)
                 loss *= scale
                 P *= scale
                 f += loss.sum(axis=0, dtype=np.float64)
-                grad[:D] += Xs.T @ P
-                grad[D] += P.sum(axis=0, dtype=np.float64)
-            grad[:D] += W * reg[cols]
+                gX += Xs.T @ P
+                psum += P.sum(axis=0, dtype=np.float64)
+            grad = np.empty((D + 1, len(cols)), np.float64)
+            grad[:D] = (gX - mean[:, None] * psum) * inv_scale[:, None] + W * reg[cols]
+            grad[D] = psum
             return f, grad
 
-        prior = (T if w is None else T * w).sum(0, dtype=np.float64) / (N if w is None else S)
         prior = np.clip(prior, 1e-6, 1 - 1e-6)
         theta0 = np.zeros((D + 1, K))
         theta0[D] = np.log(prior / (1 - prior))  # start at the prior log-odds: same optimum, fewer iterations
@@ -240,8 +260,9 @@ class LogRegHead(Head):
         return th[:D], th[D], n_iter
 
     def _predict(self, X):
-        Z = X @ self.coef_.T
-        Z += self.intercept_
+        W = self.coef_.astype(np.float64) / self.scale_.astype(np.float64)  # [C, D], raw-X space
+        Z = X @ W.T.astype(np.float32)
+        Z += (self.intercept_ - W @ self.mean_.astype(np.float64)).astype(np.float32)
         P, _ = _sigmoid_softplus(Z)
         P[:, ~self.trained_] = self.constant_[~self.trained_]
         return P
