@@ -213,7 +213,10 @@ def run_evaluate(
     clips = load_clips(fit)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
-    post = {"smooth": infer.smooth, "file_max": infer.file_max}
+    from embedkit.predict.smoothing import DEFAULT_SMOOTH
+
+    smooth = DEFAULT_SMOOTH if infer.smooth is None else infer.smooth
+    post = {"smooth": smooth, "file_max": infer.file_max}
     rows: list[tuple[str, dict]] = []
     if clips.index is not None:
         rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))

@@ -75,6 +75,7 @@ class _Run:
     folder: Path
     files: list[Path]
     total_audio: float
+    smooth: float = 0.5
     acc: dict[int, np.ndarray] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
 
@@ -104,7 +105,12 @@ def _prepare(cfg: InferConfig) -> _Run:
         except AudioError:
             durations.append(60.0)
     cmaps = [column_map(m.labels, labels) for m in models]
-    return _Run(models, wts, labels, cmaps, Windowing(*wins.pop()), folder, files, float(sum(durations)))
+    from embedkit.predict.smoothing import resolve_smooth
+
+    smooth, source = resolve_smooth(cfg.smooth, models, wts)
+    print(f"[infer] smoothing {smooth:g} ({source})", file=sys.stderr)
+    window = Windowing(*wins.pop())
+    return _Run(models, wts, labels, cmaps, window, folder, files, float(sum(durations)), smooth)
 
 
 def _labels(cfg: InferConfig, models) -> list[str]:
@@ -214,7 +220,7 @@ def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:
         ids = soundscape_row_ids(p, run.w.window_s, run.w.hop_s)  # the rows `validate --soundscapes` expects
         probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
         if k in run.acc and k not in run.failed:
-            got = file_max_blend(smooth_windows(run.acc[k] * scale, cfg.smooth), cfg.file_max)[: len(ids)]
+            got = file_max_blend(smooth_windows(run.acc[k] * scale, run.smooth), cfg.file_max)[: len(ids)]
             probs[: len(got)] = got
             if len(run.acc[k]) != len(ids):
                 print(
