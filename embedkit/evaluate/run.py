@@ -55,6 +55,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
+    ("default, prior & smoothing learned on soundscapes", {}, {"tune": True}),
 ]
 
 
@@ -94,6 +95,10 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
     from embedkit.train.cv import cross_validate
     from embedkit.zeroshot import class_logits
 
+    if post.get("tune"):  # prior weight and smoothing chosen on the other folds' soundscapes
+        from embedkit.evaluate.tuned import run_tuned
+
+        return run_tuned(cfg, post, clips, tests, memo)
     t0 = time.monotonic()
     scapes = tests.scapes
     mode = cfg.zero_shot if clips.index is not None else "off"
