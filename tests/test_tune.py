@@ -218,3 +218,26 @@ def test_evaluate_tuned_row_never_lets_a_fold_choose_on_its_own_soundscapes(tune
     r2 = run_config(fit, post, clips, moved, memo)
     assert r2["chosen"][0] == r["chosen"][0]
     np.testing.assert_allclose(r2["test"][rows], r["test"][rows])
+
+
+@pytest.mark.slow
+def test_tune_on_with_birdnet_logits_replaces_the_prior_weight(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    root = make_root(tmp_path / "data", n=3, durs=(3.0, 5.0, 6.0))
+    write_audio(tmp_path / "bg" / "wind.ogg", 12.0, freq=300.0, seed=5)
+    out = tmp_path / "scapes"
+    assert main(["compose", "--data", str(root), "--backgrounds", str(tmp_path / "bg"), "--out", str(out),
+                 "--n", "2", "--holdout", "0.34"]) == 0  # fmt: skip
+    emb = tmp_path / "emb"
+    ex = ExtractConfig(backbone="birdnet", data=str(root), out=str(emb), save_logits=True, threads=1,
+                       progress=False)  # fmt: skip
+    run_extract(ex)
+    run_extract(replace(ex, files=str(out), name="scapes"))
+    truth = str(out / "truth.csv")
+    cfg = FitConfig(head="logreg", backbone="birdnet", data=str(root), embeddings=str(emb), folds=3,
+                    out=str(tmp_path / "models"), tune_on="scapes", tune_truth=truth)  # fmt: skip
+    model = load_model(run_fit(cfg).folder)
+    zs, tuning = model.meta["zero_shot"], model.meta["tuning"]
+    assert tuning["prior_weight"] in PRIOR_GRID and tuning["cv_prior_weight"] in PRIOR_GRID
+    assert zs["weights"][:2] == [tuning["prior_weight"]] * 2 and zs["weights"][2] == 0  # ccc: unmapped
+    assert {g[0] for g in tuning["grid"]} == set(PRIOR_GRID) and tuning["windows"] == 24

@@ -223,6 +223,7 @@ def tune_model(cfg, data: Windows, head, prior, unlabelled, inputs: dict, labels
         "windows": int(len(T)),
         "held_out_recordings": int(len(set(data.files[held].tolist()))),
         "prior_weight": shared,
+        "cv_prior_weight": None if prior is None else float(np.max(prior[0], initial=0.0)),
         "smooth": t.smooth,
         "score": t.score,
         "grid": t.grid,
