@@ -266,7 +266,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", nargs="+", default=[], metavar="KEY=VALUE", help="fit config changes, e.g. head=mlp"
     )
-    p.add_argument("--smooth", type=float, help="smoothing of the soundscape test (default: infer.toml's)")
+    p.add_argument("--smooth", type=float, help="soundscape test smoothing (default: infer.toml's, else 0.5)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
