@@ -75,7 +75,7 @@ class _Run:
     folder: Path
     files: list[Path]
     total_audio: float
-    smooth: float = 0.5
+    smooth: tuple[float, str] = (0.5, "default")
     acc: dict[int, np.ndarray] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
 
@@ -107,8 +107,7 @@ def _prepare(cfg: InferConfig) -> _Run:
     cmaps = [column_map(m.labels, labels) for m in models]
     from embedkit.predict.smoothing import resolve_smooth
 
-    smooth, source = resolve_smooth(cfg.smooth, models, wts)
-    print(f"[infer] smoothing {smooth:g} ({source})", file=sys.stderr)
+    smooth = resolve_smooth(cfg.smooth, models, wts)
     window = Windowing(*wins.pop())
     return _Run(models, wts, labels, cmaps, window, folder, files, float(sum(durations)), smooth)
 
@@ -220,7 +219,7 @@ def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:
         ids = soundscape_row_ids(p, run.w.window_s, run.w.hop_s)  # the rows `validate --soundscapes` expects
         probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
         if k in run.acc and k not in run.failed:
-            got = file_max_blend(smooth_windows(run.acc[k] * scale, run.smooth), cfg.file_max)[: len(ids)]
+            got = file_max_blend(smooth_windows(run.acc[k] * scale, run.smooth[0]), cfg.file_max)[: len(ids)]
             probs[: len(got)] = got
             if len(run.acc[k]) != len(ids):
                 print(
@@ -253,7 +252,8 @@ def run_infer(cfg: InferConfig) -> InferResult:
     rt = run.total_audio / el if el > 0 else 0.0
     print(
         f"[infer] {len(run.files)} files, {len(row_ids)} rows, {run.total_audio / 60:.1f} min of audio in "
-        f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}",
+        f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}; "
+        f"smoothing {run.smooth[0]:g} ({run.smooth[1]})",
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)
