@@ -90,6 +90,15 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "embedkit score submission.csv --truth train_soundscapes_labels.csv --labels labels.txt",
         ],
     ),
+    "compose": (
+        None,
+        "embedkit.evaluate.compose_cmd:cmd_compose",
+        "compose labelled soundscapes from held-out training calls over field recordings (to tune on)",
+        [
+            "embedkit compose --data DATA --backgrounds DATA/train_soundscapes --out tune --n 20",
+            "python fit.py --data DATA --tune-on tune --tune-truth tune/truth.csv",
+        ],
+    ),
     "demo": (
         None,
         "embedkit.demo.run:cmd_demo",
@@ -195,6 +204,10 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
         from embedkit.evaluate.score import add_args as score_args
 
         score_args(p)
+    elif name == "compose":
+        from embedkit.evaluate.compose_cmd import add_args as compose_args
+
+        compose_args(p)
     elif name == "demo":
         p.add_argument(
             "--out", default="demo_run", help="folder for the demo data, embeddings, models, submission"

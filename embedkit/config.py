@@ -127,6 +127,13 @@ class FitConfig:
     extra_labels: str | None = opt(
         None, "labelled windows (CSV of embedkit search / label): positives and explicit negatives per window"
     )
+    tune_on: str | None = opt(
+        None, "dataset under EMBEDDINGS/<backbone>/ of labelled soundscapes (e.g. made by embedkit compose): "
+        "learn the zero-shot prior weight and the smoothing there (needs --tune-truth)"
+    )
+    tune_truth: str | None = opt(
+        None, "truth CSV of the --tune-on soundscapes (wide or long, as embedkit score --truth reads)"
+    )
 
 
 @dataclass
@@ -139,7 +146,10 @@ class InferConfig:
     soundscapes: str | None = opt(None, "folder of soundscapes (default: DATA/test_soundscapes)")
     models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py")
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
-    smooth: float = opt(0.5, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
+    smooth: float | None = opt(
+        None, "temporal smoothing: weight given to the two neighbouring windows (0 = off); default: the "
+        "model's own, learned by fit.py --tune-on, else 0.5"
+    )
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")
     out: str = opt("submission.csv", "output CSV")
     sample: str | None = opt(

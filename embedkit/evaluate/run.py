@@ -55,6 +55,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
+    ("default, prior & smoothing learned on soundscapes", {}, {"tune": True}),
 ]
 
 
@@ -94,6 +95,10 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
     from embedkit.train.cv import cross_validate
     from embedkit.zeroshot import class_logits
 
+    if post.get("tune"):  # prior weight and smoothing chosen on the other folds' soundscapes
+        from embedkit.evaluate.tuned import run_tuned
+
+        return run_tuned(cfg, post, clips, tests, memo)
     t0 = time.monotonic()
     scapes = tests.scapes
     mode = cfg.zero_shot if clips.index is not None else "off"
@@ -213,7 +218,10 @@ def run_evaluate(
     clips = load_clips(fit)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
-    post = {"smooth": infer.smooth, "file_max": infer.file_max}
+    from embedkit.predict.smoothing import DEFAULT_SMOOTH
+
+    smooth = DEFAULT_SMOOTH if infer.smooth is None else infer.smooth
+    post = {"smooth": smooth, "file_max": infer.file_max}
     rows: list[tuple[str, dict]] = []
     if clips.index is not None:
         rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
@@ -258,7 +266,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", nargs="+", default=[], metavar="KEY=VALUE", help="fit config changes, e.g. head=mlp"
     )
-    p.add_argument("--smooth", type=float, help="smoothing of the soundscape test (default: infer.toml's)")
+    p.add_argument("--smooth", type=float, help="soundscape test smoothing (default: infer.toml's, else 0.5)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
     p.add_argument("--seed", type=int, nargs="+", default=[0],

@@ -75,6 +75,7 @@ class _Run:
     folder: Path
     files: list[Path]
     total_audio: float
+    smooth: tuple[float, str] = (0.5, "default")
     acc: dict[int, np.ndarray] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
 
@@ -104,7 +105,11 @@ def _prepare(cfg: InferConfig) -> _Run:
         except AudioError:
             durations.append(60.0)
     cmaps = [column_map(m.labels, labels) for m in models]
-    return _Run(models, wts, labels, cmaps, Windowing(*wins.pop()), folder, files, float(sum(durations)))
+    from embedkit.predict.smoothing import resolve_smooth
+
+    smooth = resolve_smooth(cfg.smooth, models, wts)
+    window = Windowing(*wins.pop())
+    return _Run(models, wts, labels, cmaps, window, folder, files, float(sum(durations)), smooth)
 
 
 def _labels(cfg: InferConfig, models) -> list[str]:
@@ -214,7 +219,7 @@ def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:
         ids = soundscape_row_ids(p, run.w.window_s, run.w.hop_s)  # the rows `validate --soundscapes` expects
         probs = np.repeat(np.asarray(priors, np.float32)[None, :], len(ids), axis=0)
         if k in run.acc and k not in run.failed:
-            got = file_max_blend(smooth_windows(run.acc[k] * scale, cfg.smooth), cfg.file_max)[: len(ids)]
+            got = file_max_blend(smooth_windows(run.acc[k] * scale, run.smooth[0]), cfg.file_max)[: len(ids)]
             probs[: len(got)] = got
             if len(run.acc[k]) != len(ids):
                 print(
@@ -247,7 +252,8 @@ def run_infer(cfg: InferConfig) -> InferResult:
     rt = run.total_audio / el if el > 0 else 0.0
     print(
         f"[infer] {len(run.files)} files, {len(row_ids)} rows, {run.total_audio / 60:.1f} min of audio in "
-        f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}",
+        f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}; "
+        f"smoothing {run.smooth[0]:g} ({run.smooth[1]})",
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)

@@ -145,6 +145,10 @@ def run_fit(cfg: FitConfig) -> FitResult:
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
+    if cfg.tune_on or cfg.tune_truth:
+        from embedkit.train.tune import check_args
+
+        check_args(cfg)
     keys, X, Y, labels, train, prov, report, inputs = load_training_set(cfg)
     if cfg.extra_labels:
         from embedkit.train.extra import add_extra_labels
@@ -174,6 +178,12 @@ def run_fit(cfg: FitConfig) -> FitResult:
     if uses_prior(cfg) and prior is None:  # no CV: the prior's weight cannot be learned
         prior = prior_from_oof(cfg, data, None, None)
     head = fit_pipeline(cfg, data, unlabelled, prior)
+    tuned = {}
+    if cfg.tune_on:  # prior weight and smoothing learned on labelled soundscapes
+        from embedkit.train.tune import tune_model
+
+        prior, tuning = tune_model(cfg, data, head, prior, unlabelled, inputs, labels)
+        tuned = {"tuning": tuning, "smooth": tuning["smooth"]}
     name = cfg.name or f"{cfg.backbone}-{cfg.head}"
     meta = {
         "params": head.get_params(),
@@ -184,6 +194,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         "n_windows": len(X),
         "fit_seconds": time.monotonic() - t0,
         **model_extras(cfg, inputs, prior),
+        **tuned,
     }
     extra = {"cv_per_class.csv": lambda p: per_class.to_csv(p, index=False)}
     if oof is not None:
