@@ -121,7 +121,7 @@ class MILHead(MLPHead):
                     seg = torch.from_numpy(np.repeat(np.arange(len(chosen)), [len(b) for b in chosen])).to(
                         device
                     )
-                    z, y, w = model(Xt[idx]), Yt[idx], Wt[idx]
+                    z, y, w = model(self._standardise(Xt[idx])), Yt[idx], Wt[idx]
                     inst = (F.binary_cross_entropy_with_logits(z, y, reduction="none").mean(1) * w).mean()
                     loss = (1 - self.bag_weight) * inst
                     if self.bag_weight > 0:

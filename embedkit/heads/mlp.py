@@ -113,6 +113,15 @@ class MLPHead(Head):
         finally:
             torch.set_num_threads(old)
 
+    standardize_inside = True  # each batch is standardised as it is used: no standardised copy of X
+
+    def _standardise(self, xb):
+        """``(xb - mean_) / scale_`` for a torch batch ``[B, D]`` (float32, on its device)."""
+        import torch
+
+        mu = torch.from_numpy(self.mean_).to(xb.device)
+        return (xb - mu) / torch.from_numpy(self.scale_).to(xb.device)
+
     def _fit(self, X, Y, sample_weight):
         with self._threads():
             self._fit_torch(X, Y, sample_weight)
@@ -148,7 +157,7 @@ class MLPHead(Head):
                 total, seen = 0.0, 0
                 for start in range(0, len(order), self.batch_size):
                     b = order[start : start + self.batch_size]
-                    loss = self._loss(model(Xt[b]), Yt[b], Wt[b])
+                    loss = self._loss(model(self._standardise(Xt[b])), Yt[b], Wt[b])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -186,7 +195,7 @@ class MLPHead(Head):
         with torch.no_grad():
             for start in range(0, len(idx), 8192):
                 b = idx[start : start + 8192]
-                total += float(self._loss(model(X[b]), Y[b], W[b])) * len(b)
+                total += float(self._loss(model(self._standardise(X[b])), Y[b], W[b])) * len(b)
                 wsum += float(W[b].sum())
         return total / max(wsum, 1e-12)
 
@@ -202,7 +211,7 @@ class MLPHead(Head):
         out = np.empty((X.shape[0], self.n_classes_), np.float32)
         with torch.no_grad():
             for start in range(0, X.shape[0], 8192):
-                xb = torch.from_numpy(X[start : start + 8192]).to(device)
+                xb = self._standardise(torch.from_numpy(X[start : start + 8192]).to(device))
                 out[start : start + 8192] = torch.sigmoid(model(xb)).float().cpu().numpy()
         self.model_ = model.cpu()
         out[:, ~self.trained_] = 0.0
