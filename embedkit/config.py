@@ -127,6 +127,12 @@ class FitConfig:
     extra_labels: str | None = opt(
         None, "labelled windows (CSV of embedkit search / label): positives and explicit negatives per window"
     )
+    augmented: str = opt(
+        "clean",
+        "shards with augmented variants (extract.py --augment-background): clean+mixed = also train on the "
+        "mixed rows (CV scores clean rows only) | clean = ignore them",
+        choices=["clean+mixed", "clean"],
+    )
 
 
 @dataclass
