@@ -10,8 +10,12 @@ a clean fit. The final refit uses every row.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
+from embedkit.errors import UsageError
 from embedkit.predict.apply import Windows
 
 MODES = ("clean+mixed", "clean")
@@ -46,4 +50,40 @@ def training_rows(train: Windows, augmented, k: int | None) -> Windows:
     return concat(train, w if k is None else w.take(fold != k))
 
 
-__all__ = ["MODES", "concat", "fold_of", "training_rows"]
+def read_augmented(cfg, labels: list[str], train, inputs: dict) -> Windows | None:
+    """The augmented rows (``variant`` >= 1) of the training dataset, or None.
+
+    None when ``cfg.augmented == "clean"`` or the shards hold no variants (then the fit is exactly a clean
+    fit). Targets as for the clean rows (:func:`embedkit.birdclef.build_targets`), zero-shot logits when the
+    fit uses them.
+
+    Raises:
+        UsageError: augmented rows together with ``--fuse`` (the fused backbones have no variants).
+    """
+    from embedkit.birdclef import build_targets
+    from embedkit.store import read_embeddings, read_provenance
+    from embedkit.zeroshot import class_logits
+
+    dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
+    if cfg.augmented == "clean" or read_provenance(dataset).get("augment") is None:
+        return None
+    if cfg.fuse:
+        raise UsageError("--augmented clean+mixed cannot be fused (--fuse): use --augmented clean")
+    want_z = inputs["index"] is not None
+    out = read_embeddings(dataset, logits=want_z, variants=True)
+    keys, X = out[0], out[1]
+    mixed = keys["variant"].to_numpy() > 0
+    keys = keys[mixed].reset_index(drop=True)
+    Y, keep, _ = build_targets(keys, train, labels, cfg.secondary_weight)
+    z = class_logits(out[2][mixed][keep], inputs["index"]) if want_z else None
+    files = keys["file"].astype(str).to_numpy()[keep]
+    aug = read_provenance(dataset)["augment"]
+    print(
+        f"[fit] augmented: {int(keep.sum())} mixed rows ({aug.get('variants')} per window, SNR "
+        f"{aug.get('snr_db')} dB) added to each fold's training rows; CV scores clean rows only",
+        file=sys.stderr,
+    )
+    return Windows(X[mixed][keep], files, z, Y)
+
+
+__all__ = ["MODES", "concat", "fold_of", "read_augmented", "training_rows"]
