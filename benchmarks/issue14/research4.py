@@ -22,9 +22,10 @@ post = {"smooth": 0.5, "file_max": 0.0}
 t = time.time()
 aug = _load_augmented(clips, BG, K, mixup, cache, 2)
 print(f"augmented set K={K} mixup={mixup}: {len(aug.X)} rows, {int((aug.mix >= 0).sum())} mixed, {time.time() - t:.0f} s", flush=True)
-for head in heads:
+for spec in heads:  # HEAD or HEAD:noneg (weak negatives off)
+    head, _, opt = spec.partition(":")
     for mode in ("clean", "clean+mixed"):
-        cfg = replace(fit, head=head, augmented=mode)
+        cfg = replace(fit, head=head, augmented=mode, weak_negatives=0.0 if opt == "noneg" else fit.weak_negatives)
         r = run_config(cfg, post, clips, tests, None, aug)
         ps = " ".join(f"{k[0]}{k[1]} {v[0]:.4f}/{v[1]:.4f}" for k, v in r["per_seed"].items())
-        print(f"{head:7s} {mode:12s} K={K} mix={mixup}: CV {r['cv']:.4f}/{r['cv_mapped']:.4f} real {r['fd']:.4f}/{r['fd_mapped']:.4f} synth {r['sc']:.4f}/{r['sc_mapped']:.4f} [{ps}] {r['seconds']:.0f}s", flush=True)
+        print(f"{spec:12s} {mode:12s} K={K} mix={mixup}: CV {r['cv']:.4f}/{r['cv_mapped']:.4f} real {r['fd']:.4f}/{r['fd_mapped']:.4f} synth {r['sc']:.4f}/{r['sc_mapped']:.4f} [{ps}] {r['seconds']:.0f}s", flush=True)
