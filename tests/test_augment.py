@@ -221,3 +221,18 @@ def test_evaluate_augmented_rows_use_own_fold_backgrounds(aug_ds, tmp_path):
     Y = s.targets(clips.targets(0.0))
     assert (Y[m].sum(1) == 2).all()  # mixup: labels united
     assert {"default, augmented K=2"} <= {v[0] for v in VARIANTS}
+
+
+def test_cli_flags_and_one_line_errors(toy_split, tmp_path, capsys):
+    from embedkit.cli import main
+
+    bg = _bg_folder(tmp_path / "bg")
+    base = ["extract", "--backbone", "toy", "--data", str(toy_split), "--no-progress", "--augment-background",
+            str(bg), "--variants", "1"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "e"), "--snr-db", "-5", "10", "--gain-db", "-3", "0"]) == 0
+    aug = read_provenance(tmp_path / "e" / "toy" / "train_audio")["augment"]
+    assert aug["snr_db"] == [-5.0, 10.0] and aug["gain_db"] == [-3.0, 0.0] and aug["variants"] == 1
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "f"), "--snr-db", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--snr-db" in err and len(err.splitlines()) == 1
