@@ -168,4 +168,26 @@ def augmented_set(
     )
 
 
-__all__ = ["EVAL_AUGMENT", "AugmentedSet", "augmented_set"]
+def training_copies(cfg, augmented: AugmentedSet | None, clips, data):
+    """``(Windows [M], fold [M])`` of the augmented copies for ``cross_validate``, or None.
+
+    None unless ``cfg.augmented == "clean+mixed"``. Targets: the clip rows' (``data.Y``), united with the
+    mixed-in rows'; zero-shot logits when the clean rows have them.
+
+    Raises:
+        UsageError: ``clean+mixed`` without an augmented set (evaluate without ``--backgrounds``).
+    """
+    from embedkit.errors import UsageError
+    from embedkit.predict.apply import Windows
+    from embedkit.zeroshot import class_logits
+
+    if cfg.augmented != "clean+mixed":
+        return None
+    if augmented is None:
+        raise UsageError("augmented rows need the augmented set (embedkit evaluate --backgrounds DIR)")
+    z = None if data.z is None or augmented.L is None else class_logits(augmented.L, clips.index)
+    Y = augmented.targets(data.Y)
+    return Windows(augmented.X, clips.files[augmented.row], z, Y), augmented.fold
+
+
+__all__ = ["EVAL_AUGMENT", "AugmentedSet", "augmented_set", "training_copies"]

@@ -16,7 +16,9 @@ switched); otherwise only the configuration given (``configs/fit.toml`` + ``--se
 The unlabelled set of weak negatives and self-training (``fit.py --unlabelled``) is, with ``--backgrounds``,
 the windows of the other folds' background files for fold k (fold k's soundscapes are composed over fold
 k's files only); without it, weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and
-self-training uses the soundscapes of the other folds.
+self-training uses the soundscapes of the other folds. Rows with ``augmented = "clean+mixed"`` (and the
+evaluate-only keys :data:`AUG_KEYS`) add fold-honest augmented copies of the training windows
+(:mod:`embedkit.evaluate.augmented`; needs ``--backgrounds``, else the row is skipped).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
         ``augmented`` (an :class:`~embedkit.evaluate.augmented.AugmentedSet`) is used when
         ``cfg.augmented == "clean+mixed"``.
     """
+    from embedkit.evaluate.augmented import training_copies
     from embedkit.evaluate.testsets import score_sets
     from embedkit.predict.apply import Windows
     from embedkit.train.cv import cross_validate
@@ -124,7 +127,7 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
         def pool(k):
             return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
-    aug = _augmented_rows(cfg, augmented, clips, data)
+    aug = training_copies(cfg, augmented, clips, data)
     key = repr(cfg) + ("" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}")
     if memo is not None and key in memo:
         oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
@@ -147,20 +150,6 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
         "seconds": el,
         "post": post_label(post),
     }
-
-
-def _augmented_rows(cfg, augmented, clips, data):
-    """``(Windows, fold)`` of the augmented copies for ``cross_validate``, or None (``cfg.augmented``)."""
-    from embedkit.predict.apply import Windows
-    from embedkit.zeroshot import class_logits
-
-    if cfg.augmented != "clean+mixed":
-        return None
-    if augmented is None:
-        raise UsageError("augmented rows need the augmented set (embedkit evaluate --backgrounds DIR)")
-    z = None if data.z is None or augmented.L is None else class_logits(augmented.L, clips.index)
-    Y = augmented.targets(data.Y)
-    return Windows(augmented.X, clips.files[augmented.row], z, Y), augmented.fold
 
 
 def zero_shot_row(clips, tests, post: dict) -> dict:
@@ -215,14 +204,6 @@ def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> l
     return head + body
 
 
-def _load_augmented(clips, backgrounds, k: int, mixup: float, cache, threads):
-    from dataclasses import replace as dc_replace
-
-    from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
-
-    return augmented_set(clips, backgrounds, k, dc_replace(EVAL_AUGMENT, mixup=mixup), 0, cache, threads)
-
-
 def run_evaluate(
     fit: FitConfig,
     infer: InferConfig,
@@ -240,10 +221,11 @@ def run_evaluate(
     ``backgrounds`` (a folder of field recordings) adds the real-background test beside the synthetic one.
     ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them.
     """
-    fit_aug = fit_aug or {}
+    from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
     from embedkit.evaluate.data import load_clips
     from embedkit.evaluate.testsets import load_testsets
 
+    fit_aug = fit_aug or {}
     clips = load_clips(fit)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
@@ -265,7 +247,8 @@ def run_evaluate(
         if cfg.augmented == "clean+mixed":
             k, mixup = (change.get(a, fit_aug.get(a, d)) for a, d in AUG_KEYS.items())
             if (k, mixup) not in augs:
-                augs[(k, mixup)] = _load_augmented(clips, backgrounds, k, mixup, cache, threads)
+                augs[(k, mixup)] = augmented_set(clips, backgrounds, k, replace(EVAL_AUGMENT, mixup=mixup),
+                                                 0, cache, threads)  # fmt: skip
             aug = augs[(k, mixup)]
         res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
         rows.append((name, res))
@@ -302,7 +285,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embeddings", help="embeddings root holding <backbone>/<split> (default: fit.toml's)")
     p.add_argument("--config", help="fit config TOML (default: configs/fit.toml)")
     p.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
         help="fit config changes, e.g. head=mlp; with augmented=clean+mixed also augment_variants=K and "
         "augment_mixup=P (the augmented copies evaluate makes)",
     )
@@ -335,7 +321,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
     )
     lines, res, clips, _ = run_evaluate(
-        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds,
+        fit,
+        infer,
+        args.table,
+        args.soundscapes,
+        args.seed,
+        args.cache,
+        args.threads,
+        args.backgrounds,
         fit_aug,
     )
     if not args.table:
@@ -347,4 +340,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         Path(args.out).write_text(text)
     return 0
-
