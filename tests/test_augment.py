@@ -186,6 +186,17 @@ def test_fit_clean_plus_mixed_scores_clean_rows_and_keeps_variants_in_fold(aug_d
     meta = json.loads((r.folder / "model.json").read_text())
     assert meta["n_augmented"] == 2 * n_clean and meta["config"]["augmented"] == "clean+mixed"
     assert r.scores["roc_auc"] > 0.8
+    # the model records the augmentation, and still applies to clean test audio (infer's provenance check)
+    from embedkit.predict.infer import run_infer
+    from embedkit.predict.model import load_model
+
+    model = load_model(r.folder)
+    assert model.provenance["augment"]["variants"] == 2
+    model.check(read_provenance(clean / "toy" / "train_audio"))
+    write_audio(tmp_path / "sc" / "S1.ogg", 10.0, sr=32000, freq=1500.0, seed=9)
+    res = run_infer(InferConfig(data=str(root), soundscapes=str(tmp_path / "sc"), models=[str(r.folder)],
+                                out=str(tmp_path / "sub.csv"), progress=False))  # fmt: skip
+    assert not res.problems and res.probs.shape == (2, 4)
     with pytest.raises(UsageError, match="--fuse"):
         _fit(root, aug, tmp_path / "m", name="f", augmented="clean+mixed", fuse=["toy"])
 
