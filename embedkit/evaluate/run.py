@@ -321,16 +321,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
     )
     lines, res, clips, _ = run_evaluate(
-        fit,
-        infer,
-        args.table,
-        args.soundscapes,
-        args.seed,
-        args.cache,
-        args.threads,
-        args.backgrounds,
+        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds,
         fit_aug,
-    )
+    )  # fmt: skip
     if not args.table:
         lines += ["", *per_class_lines(clips, res["configuration"], res.get("BirdNET zero-shot"))]
     text = "\n".join(lines) + "\n"

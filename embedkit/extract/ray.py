@@ -67,9 +67,8 @@ class _Embedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         ns = [int(n) for n in batch["n"]]
-        waves = [
-            np.frombuffer(b, np.float32).reshape(n, -1) for b, n in zip(batch["wave"], ns, strict=True) if n
-        ]
+        waves = [np.frombuffer(b, np.float32).reshape(n, -1) for b, n in zip(batch["wave"], ns, strict=True)
+                 if n]
         embs, lgs = [], []
         if waves:
             X = np.concatenate(waves)
@@ -91,18 +90,8 @@ class _Embedder:
             if bad:  # never store NaN: the file fails with a reason, as in the local engine
                 err = f"backbone returned NaN/inf for {bad} of {n} windows"
             ok = n and not err
-            for k, v in zip(
-                out,
-                (
-                    str(rel),
-                    n if ok else 0,
-                    float(dur),
-                    str(err),
-                    e.tobytes() if ok else b"",
-                    lg.tobytes() if ok and lg is not None else b"",
-                ),
-                strict=True,
-            ):
+            for k, v in zip(out, (str(rel), n if ok else 0, float(dur), str(err), e.tobytes() if ok else b"",
+                                  lg.tobytes() if ok and lg is not None else b""), strict=True):
                 out[k].append(v)
         return {k: np.array(v, dtype=object if k in ("emb", "logits") else None) for k, v in out.items()}
 
@@ -123,9 +112,8 @@ def _write(batch: dict[str, np.ndarray], out: str, prov: dict, cfg: ExtractConfi
     writer = _BatchWriter(out, prov, cfg.dtype, tag="ray", row_group_size=cfg.shard_rows)
     writer.key = hashlib.sha1("\n".join(sorted(map(str, batch["rel"]))).encode()).hexdigest()[:20]
     buf = _ShardBuffer(writer, cfg)
-    for rel, n, err, emb, lg in zip(
-        batch["rel"], batch["n"], batch["error"], batch["emb"], batch["logits"], strict=True
-    ):
+    for rel, n, err, emb, lg in zip(batch["rel"], batch["n"], batch["error"], batch["emb"], batch["logits"],
+                                    strict=True):
         if err:
             buf.failures.append((str(rel), str(err)))
         else:
@@ -224,10 +212,8 @@ def _run(ray, cfg, todo, sr, w, factory, out: Path, prov, files_per_shard, s: Ex
         num_cpus=1,
     )
     ds = ds.map_batches(
-        _write,
-        batch_size=files_per_shard or max(1, cfg.shard_rows // 12),
-        fn_kwargs={"out": str(out), "prov": prov, "cfg": cfg},
-        num_cpus=1,
+        _write, batch_size=files_per_shard or max(1, cfg.shard_rows // 12),
+        fn_kwargs={"out": str(out), "prov": prov, "cfg": cfg}, num_cpus=1,
     )
     for row in ds.iter_rows():
         rel, nw, dur, err = str(row["rel"]), int(row["n"]), float(row["audio_s"]), str(row["error"])
