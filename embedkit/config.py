@@ -69,6 +69,15 @@ class ExtractConfig:
         "max", "birdnet: pooling of the stored logits over chunks: mean | max (max: the loudest chunk)"
     )
     save_logits: bool = opt(False, "also store the backbone's own class logits (birdnet, perch, onnx/tflite)")
+    augment_background: str | None = opt(
+        None, "folder of background recordings: also store --variants embeddings per window mixed with them"
+    )
+    variants: int = opt(2, "--augment-background: augmented copies per window (extra rows, variant 1..K)")
+    snr_db: list[float] = opt([-5.0, 10.0], "--augment-background: window-to-background SNR range LO HI (dB)")
+    gain_db: list[float] = opt([0.0, 0.0], "--augment-background: gain range LO HI (dB) after mixing")
+    shift_s: float = opt(0.0, "--augment-background: largest time shift of the window content (s)")
+    augment_seed: int = opt(0, "--augment-background: seed (variants are the same on reruns and parts)")
+    augment_pool: int = opt(64, "--augment-background: at most this many background files (a seeded subset)")
     part: str | None = opt(
         None,
         "i/N: take a stable 1/N share of the files (0-based i); auto: i and N from a Slurm job array or a "
@@ -133,6 +142,12 @@ class FitConfig:
     )
     tune_truth: str | None = opt(
         None, "truth CSV of the --tune-on soundscapes (wide or long, as embedkit score --truth reads)"
+    )
+    augmented: str = opt(
+        "clean",
+        "shards with augmented variants (extract.py --augment-background): clean+mixed = also train on the "
+        "mixed rows (CV scores clean rows only) | clean = ignore them",
+        choices=["clean+mixed", "clean"],
     )
 
 

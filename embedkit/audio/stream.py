@@ -108,8 +108,10 @@ class _Assembler:
     Finished files collect in ``ready`` (the caller yields and clears it).
     """
 
-    def __init__(self, backbone, batch_size: int, logits: bool, bar) -> None:
+    def __init__(self, backbone, batch_size: int, logits: bool, bar, augment=None) -> None:
         self.backbone, self.batch_size, self.logits, self.bar = backbone, batch_size, logits, bar
+        self.augment = augment  # (file, window, samples) -> K variants; rows k * (1 + K) + v
+        self.m = 1 + (augment.variants if augment is not None else 0)
         self.got: dict[int, dict[int, tuple]] = {}  # file -> window index -> (emb [D], logits [K] | None)
         self.expected: dict[int, tuple[int, float]] = {}  # file -> (windows, seconds), once decoded
         self.batch: list[tuple[int, int, np.ndarray]] = []  # (file, window index, samples [S])
@@ -119,13 +121,16 @@ class _Assembler:
     def add_piece(self, idx: int, first: int, piece: np.ndarray) -> None:
         """Queue windows ``first..`` of file ``idx`` (piece: [n, S]), running full batches."""
         for j, win in enumerate(piece):
-            self.batch.append((idx, first + j, win))
-            if len(self.batch) >= self.batch_size:
-                self.run_batch()
+            k = first + j
+            more = self.augment(idx, k, win) if self.augment is not None else []
+            for v, x in enumerate([win, *more]):
+                self.batch.append((idx, k * self.m + v, x))
+                if len(self.batch) >= self.batch_size:
+                    self.run_batch()
 
     def end(self, idx: int, n: int, dur: float) -> None:
         """File ``idx`` is fully decoded: ``n`` windows covering ``dur`` seconds."""
-        self.expected[idx] = (n, dur)
+        self.expected[idx] = (n * self.m, dur)
         self.complete(idx)
 
     def fail(self, idx: int, reason: str) -> None:
@@ -183,6 +188,7 @@ def embed_files(
     logits: bool = False,
     progress: bool = True,
     desc: str = "embed",
+    augment=None,
 ) -> Iterator[FileEmbedding]:
     """Embed every window of every file, yielding files as they finish (not necessarily in input order).
 
@@ -195,6 +201,9 @@ def embed_files(
         logits: also return the backbone's class logits.
         progress: show a tqdm bar (files; windows/s and x realtime in the postfix).
         desc: bar label.
+        augment: optional callable ``(file index, window index, window [S]) -> K windows [S]`` with an
+            attribute ``variants`` (K): each window is embedded clean and as its K variants, and a file's
+            ``emb`` has ``W * (1 + K)`` rows, row ``k * (1 + K) + v`` = window k, variant v (0 = clean).
 
     Yields:
         :class:`FileEmbedding` per file, failures included.
@@ -208,7 +217,7 @@ def embed_files(
         total=len(paths), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True
     )
     q, stop, workers = _decoders(paths, backbone.sample_rate, w, batch_size, decode_workers)
-    asm = _Assembler(backbone, batch_size, logits, bar)
+    asm = _Assembler(backbone, batch_size, logits, bar, augment)
     try:
         for t in workers:
             t.start()

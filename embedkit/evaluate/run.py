@@ -16,7 +16,9 @@ switched); otherwise only the configuration given (``configs/fit.toml`` + ``--se
 The unlabelled set of weak negatives and self-training (``fit.py --unlabelled``) is, with ``--backgrounds``,
 the windows of the other folds' background files for fold k (fold k's soundscapes are composed over fold
 k's files only); without it, weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and
-self-training uses the soundscapes of the other folds.
+self-training uses the soundscapes of the other folds. Rows with ``augmented = "clean+mixed"`` (and the
+evaluate-only keys :data:`AUG_KEYS`) add fold-honest augmented copies of the training windows
+(:mod:`embedkit.evaluate.augmented`; needs ``--backgrounds``, else the row is skipped).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ PLAIN = {
 }
 NO_POST = {"smooth": 0.0, "file_max": 0.0}
 WEAK_LOGREG = {"C": 1.0, "class_weight": None}
+#: evaluate-only row keys (not FitConfig fields): augmented copies per window and their mixup probability
+AUG_KEYS = {"augment_variants": 2, "augment_mixup": 0.0}
+AUGMENTED = {"augmented": "clean+mixed"}
+MIXUP = {"augment_mixup": 0.5}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
@@ -56,6 +62,8 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
     ("default, prior & smoothing learned on soundscapes", {}, {"tune": True}),
+    ("default, augmented K=2", AUGMENTED, {}),
+    ("default, head mil, augmented K=2 + mixup 0.5", {"head": "mil", **AUGMENTED, **MIXUP}, {}),
 ]
 
 
@@ -82,14 +90,17 @@ def _scores(truth, P, mapped) -> tuple[float, float]:
     return all_, (birdclef_score(truth[:, m], P[:, m]) if m.any() else float("nan"))
 
 
-def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = None) -> dict:
+def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = None, augmented=None) -> dict:
     """Fit ``cfg`` per fold; score CV windows and soundscapes (:class:`~embedkit.evaluate.testsets.TestSets`).
 
     Returns:
         scores (``cv``, ``cv_mapped``, ``sc``, ``sc_mapped``, with field sets ``fd``, ``fd_mapped``), the
         probabilities (``oof``, ``test``), ``seconds``, ``post``. ``memo`` (a dict kept across calls) reuses
         the fits of an equal fit config, so rows that change only the post-processing fit nothing.
+        ``augmented`` (an :class:`~embedkit.evaluate.augmented.AugmentedSet`) is used when
+        ``cfg.augmented == "clean+mixed"``.
     """
+    from embedkit.evaluate.augmented import training_copies
     from embedkit.evaluate.testsets import score_sets
     from embedkit.predict.apply import Windows
     from embedkit.train.cv import cross_validate
@@ -121,11 +132,12 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
         def pool(k):
             return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
-    key = repr(cfg)
+    aug = training_copies(cfg, augmented, clips, data)
+    key = repr(cfg) + ("" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}")
     if memo is not None and key in memo:
         oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
     else:
-        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test, aug)
         if memo is not None:
             memo[key] = (oof, tp, time.monotonic() - t0)
     smooth, fmax = post["smooth"], post["file_max"]
@@ -206,15 +218,19 @@ def run_evaluate(
     cache=None,
     threads=None,
     backgrounds=None,
+    fit_aug: dict | None = None,
 ):
     """Run the evaluation; returns (markdown lines, {row name: result}, clips, all soundscape windows).
 
     ``seed`` may be a list: every soundscape test is composed once per seed and scores are averaged.
     ``backgrounds`` (a folder of field recordings) adds the real-background test beside the synthetic one.
+    ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them.
     """
+    from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
     from embedkit.evaluate.data import load_clips
     from embedkit.evaluate.testsets import load_testsets
 
+    fit_aug = fit_aug or {}
     clips = load_clips(fit)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
@@ -228,8 +244,21 @@ def run_evaluate(
         rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, post)))
     variants = VARIANTS if table else [("configuration", {}, {})]
     memo: dict = {}
+    augs: dict = {}
     for name, change, pchange in variants:
-        res = run_config(replace(fit, **change), {**post, **pchange}, clips, scapes, memo)
+        fit_change = {k: v for k, v in change.items() if k not in AUG_KEYS}
+        cfg = replace(fit, **fit_change)
+        if cfg.augmented == "clean+mixed" and not backgrounds:
+            print(f"[evaluate] {name}: skipped (augmented rows need --backgrounds)", file=sys.stderr)
+            continue
+        aug = None
+        if cfg.augmented == "clean+mixed":
+            k, mixup = (change.get(a, fit_aug.get(a, d)) for a, d in AUG_KEYS.items())
+            if (k, mixup) not in augs:
+                augs[(k, mixup)] = augmented_set(clips, backgrounds, k, replace(EVAL_AUGMENT, mixup=mixup),
+                                                 0, cache, threads)  # fmt: skip
+            aug = augs[(k, mixup)]
+        res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
         rows.append((name, res))
         field = f"  real bg {res['fd']:.4f} / {res['fd_mapped']:.4f}" if "fd" in res else ""
         print(
@@ -264,7 +293,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embeddings", help="embeddings root holding <backbone>/<split> (default: fit.toml's)")
     p.add_argument("--config", help="fit config TOML (default: configs/fit.toml)")
     p.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="fit config changes, e.g. head=mlp"
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fit config changes, e.g. head=mlp; with augmented=clean+mixed also augment_variants=K and "
+        "augment_mixup=P (the augmented copies evaluate makes)",
     )
     p.add_argument("--smooth", type=float, help="soundscape test smoothing (default: infer.toml's, else 0.5)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
@@ -288,14 +322,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     fit_path = args.config or (C.CONFIG_DIR / "fit.toml" if (C.CONFIG_DIR / "fit.toml").is_file() else None)
     sets = dict(parse_key_value(kv) for kv in args.set)
+    fit_aug = {k: sets.pop(k) for k in AUG_KEYS if k in sets}  # evaluate-only: augmented set settings
     fit = C.load(FitConfig, fit_path, data=args.data, embeddings=args.embeddings, **sets)
     inf_path = C.CONFIG_DIR / "infer.toml"
     infer = C.load(
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
     )
     lines, res, clips, _ = run_evaluate(
-        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds
-    )
+        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds,
+        fit_aug,
+    )  # fmt: skip
     if not args.table:
         lines += ["", *per_class_lines(clips, res["configuration"], res.get("BirdNET zero-shot"))]
     text = "\n".join(lines) + "\n"
@@ -305,4 +341,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         Path(args.out).write_text(text)
     return 0
-

@@ -162,6 +162,8 @@ def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: 
     from embedkit.backbones import backbone_class, get_backbone
 
     t0 = time.monotonic()
+    if getattr(cfg, "augment_background", None):
+        raise UsageError("--augment-background runs with --engine local only (drop --engine ray)")
     ray = _ray()
     if backbone_factory is None:
         backbone_class(cfg.backbone)

@@ -179,13 +179,21 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         out = Path(cfg.out) / backbone.name / name
         held.enter_context(extract_lock(out, (i, n)))  # a second run on the same files is refused
         prov = provenance(backbone, cfg, root, name)
+        augment = None
+        if cfg.augment_background:  # K mixed variants per window, extra rows (extract/augment.py)
+            from embedkit.extract.augment import Augmenter
+
+            augment = Augmenter(cfg, backbone.sample_rate)
+            prov["augment"] = augment.provenance
         writer = ShardWriter(out, prov, cfg.dtype, tag=f"p{i}of{n}", row_group_size=cfg.shard_rows)
         rels_all = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
         mine = [(r, p) for r, p in zip(rels_all, files, strict=True) if in_part(r, i, n)]
         done = done_files(out)
         todo = [(r, p) for r, p in mine if r not in done]
+        if augment is not None:
+            augment.names = [r for r, _ in todo]
         s = ExtractSummary(dataset=out, files_total=len(mine), files_skipped_done=len(mine) - len(todo))
-        buf = _ShardBuffer(writer, cfg)
+        buf = _ShardBuffer(writer, cfg, 1 + (augment.variants if augment is not None else 0))
     except BaseException as e:
         held.close()
         if isinstance(e, KeyboardInterrupt):
@@ -202,6 +210,7 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
             logits=cfg.save_logits,
             progress=cfg.progress,
             desc=f"{backbone.name} {name}",
+            augment=augment,
         ):
             rel = todo[fe.index][0]
             if fe.error is not None:
@@ -212,7 +221,7 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
                 buf.add(rel, fe.emb, fe.logits)
                 s.files_done, s.windows, s.audio_s = (
                     s.files_done + 1,
-                    s.windows + len(fe.emb),
+                    s.windows + len(fe.emb) // buf.m,
                     s.audio_s + fe.audio_s,
                 )
             buf.maybe_flush()
@@ -239,8 +248,8 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
 class _ShardBuffer:
     """Completed files waiting to be written as one shard (plus their failures)."""
 
-    def __init__(self, writer: ShardWriter, cfg: ExtractConfig):
-        self.writer, self.cfg = writer, cfg
+    def __init__(self, writer: ShardWriter, cfg: ExtractConfig, m: int = 1):
+        self.writer, self.cfg, self.m = writer, cfg, m  # m = 1 + K rows per window (augmented variants)
         self.keys: list[tuple] = []
         self.emb: list[np.ndarray] = []
         self.logits: list[np.ndarray] = []
@@ -249,10 +258,11 @@ class _ShardBuffer:
 
     def add(self, rel: str, emb: np.ndarray, logits: np.ndarray | None) -> None:
         stem = Path(rel).stem
-        for k in range(len(emb)):
+        for r in range(len(emb)):
+            k, v = divmod(r, self.m)
             start = k * self.cfg.hop_s
             end = start + self.cfg.window_s
-            self.keys.append((rel, k, start, end, row_id(stem, end)))
+            self.keys.append((rel, k, start, end, row_id(stem, end), v))
         self.emb.append(emb)
         if logits is not None:
             self.logits.append(logits)
@@ -264,7 +274,10 @@ class _ShardBuffer:
     def flush(self) -> None:
         with _interrupts_held():  # a shard on disk and an emptied buffer, or neither: never written twice
             if self.keys:
-                df = pd.DataFrame(self.keys, columns=["file", "window", "start_s", "end_s", "row_id"])
+                cols = ["file", "window", "start_s", "end_s", "row_id", "variant"]
+                df = pd.DataFrame(self.keys, columns=cols)
+                if self.m == 1:
+                    df = df.drop(columns="variant")  # clean extraction: shards exactly as before
                 self.writer.write(
                     df, np.concatenate(self.emb), np.concatenate(self.logits) if self.logits else None
                 )

@@ -13,9 +13,14 @@ META_KEY = b"embedkit"
 KEY_COLUMNS = ["file", "window", "start_s", "end_s", "row_id"]
 #: provenance fields that are informational only (never a reason to refuse a mix)
 #: ``model_file`` / ``classes``: where a described (onnx/tflite/perch) model and its class list were
+#: ``augment``: how the ``variant`` rows were made (``extract.py --augment-background``); compared only
+#: between the shards of one dataset (:func:`check_augment`), so clean test windows still match the model
 INFO_FIELDS = frozenset(
     {"embedkit_version", "created", "split", "source", "precision", "layout", "model_file", "classes"}
+    | {"augment"}
 )
+#: optional key column of augmented datasets: 0 = the clean window, 1..K = its augmented variants
+VARIANT = "variant"
 #: how ``emb``/``logits`` are stored (recorded in every shard; informational: the reader handles both)
 LAYOUT = "fixed-binary-le"
 
@@ -68,4 +73,14 @@ def check_provenance(
             f"{what}{' in ' + where if where else ''} do not match: {k}={_norm(found.get(k))!r} "
             f"but {_norm(expected.get(k))!r} was expected"
             + (f" (also differ: {', '.join(diff[1:])})" if len(diff) > 1 else "")
+        )
+
+
+def check_augment(expected: dict[str, Any], found: dict[str, Any], *, where: str = "") -> None:
+    """Refuse shards of one dataset made with different augmentation (``provenance["augment"]``)."""
+    a, b = _norm(expected.get("augment")), _norm(found.get("augment"))
+    if a != b:
+        raise StoreError(
+            f"shards{' in ' + where if where else ''} mix augmentation settings: augment={b!r} but {a!r} was "
+            f"expected (extract augmented and clean windows into different --out/--name folders)"
         )

@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 
 from embedkit.store.provenance import (
+    VARIANT,
     StoreError,
+    check_augment,
     check_provenance,
     failure_paths,
     read_meta,
     shard_paths,
 )
-from embedkit.store.scan import key_columns, read_table, resolve_shards, row_filter
+from embedkit.store.scan import clean_only, key_columns, read_table, resolve_shards, row_filter
 
 
 def _vectors(arr, dtype: np.dtype) -> np.ndarray:
@@ -99,6 +101,7 @@ def read_embeddings(
     files: Iterable[str] | None = None,
     filters: Any = None,
     columns: Iterable[str] | None = None,
+    variants: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Read every shard of a dataset (or the rows a filter selects; see :mod:`embedkit.store.scan`).
 
@@ -109,10 +112,13 @@ def read_embeddings(
         files: only the rows of these audio files (relative paths); pushed down to Parquet.
         filters: row filter, a pyarrow expression or a DNF list (``[("window", "<", 12)]``); pushed down.
         columns: key columns to return besides ``file`` and ``window`` (default: all key columns).
+        variants: also the augmented rows of a dataset extracted with ``--augment-background`` (keys get a
+            ``variant`` column, 0 = clean; a dataset without variants gives all 0). Default: clean rows only.
 
     Returns:
         ``(keys, X)`` — keys DataFrame [N] with :data:`KEY_COLUMNS`, X float32 [N, D] — plus logits
-        float32 [N, K] when ``logits=True``. Rows are ordered by (file, window); duplicate keys are dropped.
+        float32 [N, K] when ``logits=True``. Rows are ordered by (file, window[, variant]); duplicate keys
+        are dropped.
 
     Raises:
         StoreError: no shards, unreadable shards, or provenance differing between shards or from ``expect``.
@@ -121,18 +127,23 @@ def read_embeddings(
     prov = read_meta(paths[0])
     if expect is not None:
         check_provenance(expect, prov, what="embeddings", where=str(folder))
-    kcols = key_columns(columns)
+    augmented = prov.get("augment") is not None
+    kcols = key_columns(columns) + ([VARIANT] if variants and augmented else [])
     cols = kcols + ["emb"] + (["logits"] if logits else [])
-    expr = row_filter(files, filters)
+    expr = row_filter(files, filters) if variants else clean_only(prov, row_filter(files, filters))
     tables = []
     for sp in paths:
         check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
+        check_augment(prov, read_meta(sp), where=f"{sp.name} vs {paths[0].name}")
         tables.append(read_table(sp, cols, expr))
     keys = pd.concat([t.select(kcols).to_pandas() for t in tables], ignore_index=True)
-    order = np.lexsort((keys["window"].to_numpy(), keys["file"].to_numpy()))
+    by = ["file", "window"] + ([VARIANT] if VARIANT in kcols else [])
+    order = np.lexsort(tuple(keys[c].to_numpy() for c in reversed(by)))
     sorted_keys = keys.iloc[order]
-    dup = sorted_keys.duplicated(["file", "window"]).to_numpy()
+    dup = sorted_keys.duplicated(by).to_numpy()
     keys = sorted_keys[~dup].reset_index(drop=True)
+    if variants and not augmented:
+        keys[VARIANT] = np.zeros(len(keys), np.int16)
     dest = np.full(len(order), -1, np.int64)  # input row → output row (-1: a dropped duplicate)
     dest[order[~dup]] = np.arange(len(keys))
     dtype = np.dtype(prov.get("dtype", "float32")).newbyteorder("<")

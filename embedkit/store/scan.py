@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from embedkit.store.provenance import KEY_COLUMNS, StoreError, check_provenance, read_meta, shard_paths
+from embedkit.store.provenance import (
+    KEY_COLUMNS,
+    VARIANT,
+    StoreError,
+    check_augment,
+    check_provenance,
+    read_meta,
+    shard_paths,
+)
 
 
 def resolve_shards(folder: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -82,6 +90,16 @@ def row_filter(files: Iterable[str] | None = None, filters: Any = None):
     return expr
 
 
+def clean_only(prov: dict[str, Any], expr=None):
+    """``expr`` AND ``variant == 0`` for an augmented dataset (``prov["augment"]`` set), else ``expr``."""
+    import pyarrow.compute as pc
+
+    if prov.get("augment") is None:
+        return expr
+    clean = pc.field(VARIANT) == 0
+    return clean if expr is None else expr & clean
+
+
 def read_table(path: Path, columns: list[str], expr=None):
     """Read ``columns`` of one shard, rows matching ``expr`` only (pushed down to the Parquet reader)."""
     import pyarrow.parquet as pq
@@ -124,10 +142,11 @@ def iter_embeddings(
         check_provenance(expect, prov, what="embeddings", where=str(folder))
     dtype = np.dtype(prov.get("dtype", "float32")).newbyteorder("<")
     kcols = key_columns(columns)
-    expr = row_filter(files, filters)
+    expr = clean_only(prov, row_filter(files, filters))  # augmented variants are for fits only
     seen: dict[str, int] = {}  # file → bit mask of the windows already yielded
     for sp in paths:
         check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
+        check_augment(prov, read_meta(sp), where=f"{sp.name} vs {paths[0].name}")
         table = _unseen(read_table(sp, kcols + ["emb"], expr), seen)
         for start in range(0, table.num_rows, batch_rows):
             part = table.slice(start, batch_rows)

@@ -17,7 +17,16 @@ import pandas as pd
 from embedkit.files import fsync_dir as _fsync_dir
 from embedkit.store.atomic import host as _host
 from embedkit.store.atomic import writer_gone
-from embedkit.store.provenance import LAYOUT, META_KEY, StoreError, check_provenance, read_meta, shard_paths
+from embedkit.store.provenance import (
+    LAYOUT,
+    META_KEY,
+    VARIANT,
+    StoreError,
+    check_augment,
+    check_provenance,
+    read_meta,
+    shard_paths,
+)
 
 
 def atomic_write_table(table, path: Path, **kwargs) -> Path:
@@ -125,6 +134,7 @@ class ShardWriter:
                 what="this run's embeddings",
                 where=str(self.folder) + " (use another --out/--name, or delete the folder)",
             )
+            check_augment(read_meta(existing[0]), self.provenance, where=str(self.folder))
         clean_stale_temps(self.folder)
 
     def _name(self, prefix: str) -> Path:
@@ -156,6 +166,8 @@ class ShardWriter:
         }
         if logits is not None:
             cols["logits"] = _fixed_binary(logits, self.dtype)
+        if VARIANT in keys.columns:  # augmented datasets: 0 = clean window, 1..K its variants
+            cols[VARIANT] = pa.array(keys[VARIANT].to_numpy(np.int16))
         meta = {**self.provenance, "layout": LAYOUT, "embedkit_version": _version()}
         table = pa.table(cols).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
         return atomic_write_table(

@@ -72,7 +72,9 @@ def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray 
     return w, offset
 
 
-def _folds(cfg, data, fold, unlabelled, prior, t0, test=None) -> tuple[np.ndarray, np.ndarray | None]:
+def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
+    from embedkit.train.augmented import training_rows
+
     feats = uses_features(cfg)
     oof = np.zeros(data.Y.shape, np.float32)
     out = None if test is None else np.zeros((len(test[0].X), data.Y.shape[1]), np.float32)
@@ -80,7 +82,7 @@ def _folds(cfg, data, fold, unlabelled, prior, t0, test=None) -> tuple[np.ndarra
     for k in range(n):
         tr, va = fold != k, fold == k
         pool = unlabelled(k) if callable(unlabelled) else unlabelled
-        head = fit_pipeline(cfg, data.take(tr), pool, prior)
+        head = fit_pipeline(cfg, training_rows(data.take(tr), augmented, k), pool, prior)
         oof[va] = predict_pipeline(head, data.take(va), feats)
         if test is not None and (test[1] == k).any():
             out[test[1] == k] = predict_pipeline(head, test[0].take(test[1] == k), feats)
@@ -109,7 +111,9 @@ def cross_fit_prior(cfg, data: Windows, fold: np.ndarray, oof: np.ndarray, test=
     return out, tout
 
 
-def cross_validate(cfg, data: Windows, fold: np.ndarray, unlabelled=None, t0: float = 0.0, test=None):
+def cross_validate(
+    cfg, data: Windows, fold: np.ndarray, unlabelled=None, t0: float = 0.0, test=None, augmented=None
+):
     """Out-of-fold probabilities [N, C] (prior blended, cross-fitted) and the prior learned on all of them.
 
     Args:
@@ -119,6 +123,8 @@ def cross_validate(cfg, data: Windows, fold: np.ndarray, unlabelled=None, t0: fl
         unlabelled: windows for weak negatives / self-training, or a function fold → windows (or None).
         t0: start time for the progress lines.
         test: optional ``(windows, fold [M])`` also predicted by each fold's head (e.g. soundscapes).
+        augmented: optional ``(windows, fold [M])`` of augmented copies (:mod:`embedkit.train.augmented`):
+            fold k's head also trains on those of the other folds; only ``data`` is scored.
 
     Returns:
         ``(oof, prior)``, plus the test probabilities [M, C] as a third item when ``test`` is given;
@@ -127,13 +133,14 @@ def cross_validate(cfg, data: Windows, fold: np.ndarray, unlabelled=None, t0: fl
     t0 = t0 or time.monotonic()
     prior = None
     if not uses_prior(cfg):
-        oof, tp = _folds(cfg, data, fold, unlabelled, None, t0, test)
+        oof, tp = _folds(cfg, data, fold, unlabelled, None, t0, test, augmented)
     else:
         selftrain = cfg.pseudo > 0 and unlabelled is not None
-        oof, tp = _folds(replace(cfg, pseudo=0) if selftrain else cfg, data, fold, unlabelled, None, t0, test)
+        first = replace(cfg, pseudo=0) if selftrain else cfg
+        oof, tp = _folds(first, data, fold, unlabelled, None, t0, test, augmented)
         prior = prior_from_oof(cfg, data, oof, None)
         if selftrain:
-            oof, tp = _folds(cfg, data, fold, unlabelled, prior, t0, test)
+            oof, tp = _folds(cfg, data, fold, unlabelled, prior, t0, test, augmented)
         shared = prior[0][prior[0] > 0]
         print(
             f"[fit] zero-shot prior weight {float(np.median(shared)) if shared.size else 0.0:g}",

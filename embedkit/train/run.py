@@ -140,6 +140,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.heads import head_class
     from embedkit.predict.apply import Windows, uses_prior
     from embedkit.predict.model import save_model
+    from embedkit.train.augmented import fold_of, read_augmented, training_rows
     from embedkit.train.cv import cross_validate, load_unlabelled, model_extras, prior_from_oof
     from embedkit.train.recipe import fit_pipeline
 
@@ -157,6 +158,8 @@ def run_fit(cfg: FitConfig) -> FitResult:
     files = keys["file"].astype(str).to_numpy()
     cfg = replace(cfg, zero_shot=inputs["zero_shot"])
     data = Windows(X, files, inputs["z"], Y)
+    mixed = read_augmented(cfg, labels, train, inputs)  # None: clean shards or --augmented clean
+    aug = None if mixed is None else (mixed, np.zeros(len(mixed.X), np.int64))
     unlabelled = load_unlabelled(cfg, inputs)
     for line in report.lines():
         print(f"[fit] {line}", file=sys.stderr)
@@ -168,7 +171,9 @@ def run_fit(cfg: FitConfig) -> FitResult:
             author = dict(zip(train["filename"], train["author"], strict=True))
             groups = np.array([author.get(f, f) for f in files])
         fold = make_folds(groups, Y.argmax(1), cfg.folds, cfg.seed)
-        oof, prior = cross_validate(cfg, data, fold, unlabelled, t0)
+        if mixed is not None:  # a recording's variants go to its fold
+            aug = (mixed, fold_of(mixed.files, files, fold))
+        oof, prior = cross_validate(cfg, data, fold, unlabelled, t0, augmented=aug)
         scores = score_all(Y, oof)
         per_class = per_class_table(labels, Y, files, oof)
         print(
@@ -177,7 +182,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         )
     if uses_prior(cfg) and prior is None:  # no CV: the prior's weight cannot be learned
         prior = prior_from_oof(cfg, data, None, None)
-    head = fit_pipeline(cfg, data, unlabelled, prior)
+    head = fit_pipeline(cfg, training_rows(data, aug, None), unlabelled, prior)
     tuned = {}
     if cfg.tune_on:  # prior weight and smoothing learned on labelled soundscapes
         from embedkit.train.tune import tune_model
@@ -192,6 +197,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         "priors": Y.mean(0),
         "report": vars(report),
         "n_windows": len(X),
+        "n_augmented": 0 if mixed is None else len(mixed.X),
         "fit_seconds": time.monotonic() - t0,
         **model_extras(cfg, inputs, prior),
         **tuned,
