@@ -123,6 +123,14 @@ class FitConfig:
     pseudo_threshold: float = opt(0.99, "self-training: keep windows whose top probability reaches this")
     pseudo_power: float = opt(3.0, "self-training: soft target = probability ** power")
     pseudo_weight: float = opt(0.5, "self-training: row weight of the kept windows")
+    pseudo_gate: float = opt(
+        0.0,
+        "self-training: a pseudo-positive of a label the backbone's own classifier knows also needs "
+        "sigmoid(its logit) >= this (0 = no gate); labels it does not know keep --pseudo-threshold",
+    )
+    pseudo_gated_threshold: float = opt(
+        0.9, "self-training with --pseudo-gate: probability threshold of the gated (known) labels"
+    )
     fuse: list[str] = opt([], "more backbones whose embeddings of the same windows are concatenated")
     extra_labels: str | None = opt(
         None, "labelled windows (CSV of embedkit search / label): positives and explicit negatives per window"
@@ -141,6 +149,10 @@ class InferConfig:
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
     smooth: float = opt(0.5, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")
+    tta: list[float] = opt(
+        [], "test-time augmentation: also predict each window shifted by -S and +S seconds per value S "
+        "(e.g. --tta 1.25) and average the probabilities (empty or 0 = off; ~1 + 2x the backbone time)"
+    )
     out: str = opt("submission.csv", "output CSV")
     sample: str | None = opt(
         None, "sample_submission.csv for the column order (default: DATA/sample_submission.csv)"

@@ -40,6 +40,7 @@ PLAIN = {
 }
 NO_POST = {"smooth": 0.0, "file_max": 0.0}
 WEAK_LOGREG = {"C": 1.0, "class_weight": None}
+GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
@@ -52,6 +53,8 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
     ("default, head lgbm", {"head": "lgbm"}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
+    ("default, self-training 1 round, BirdNET-gated", GATED, {}),
+    ("default, TTA ±1.25 s", {}, {"tta": (1.25,)}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
@@ -116,11 +119,16 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
         def pool(k):
             return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
-    key = repr(cfg)
+    from embedkit.audio.tta import tta_offsets
+    from embedkit.evaluate.tta import reduce_shifted, with_shifted
+
+    offsets = tta_offsets(post.get("tta"))
+    key = repr((cfg, offsets))
     if memo is not None and key in memo:
         oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
     else:
-        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test)
+        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, with_shifted(tests, test, offsets))
+        tp = reduce_shifted(tp, len(offsets))
         if memo is not None:
             memo[key] = (oof, tp, time.monotonic() - t0)
     smooth, fmax = post["smooth"], post["file_max"]
@@ -165,6 +173,7 @@ def post_label(post: dict) -> str:
     """Short text for the post-processing column: ``smooth 0.5``, ``file-max 0.25``, ``none``."""
     parts = [f"smooth {post['smooth']:g}" if post["smooth"] > 0 else ""]
     parts.append(f"file-max {post['file_max']:g}" if post["file_max"] > 0 else "")
+    parts.append("TTA ±" + "/".join(f"{abs(s):g}" for s in post["tta"]) + " s" if post.get("tta") else "")
     return ", ".join(p for p in parts if p) or "none"
 
 
@@ -213,7 +222,7 @@ def run_evaluate(
     clips = load_clips(fit)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
-    post = {"smooth": infer.smooth, "file_max": infer.file_max}
+    post = {"smooth": infer.smooth, "file_max": infer.file_max, "tta": tuple(infer.tta)}
     rows: list[tuple[str, dict]] = []
     if clips.index is not None:
         rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
@@ -260,6 +269,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--smooth", type=float, help="smoothing of the soundscape test (default: infer.toml's)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
+    p.add_argument("--tta", type=float, nargs="*", help="test-time augmentation shifts in s (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
                    help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
@@ -283,7 +293,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fit = C.load(FitConfig, fit_path, data=args.data, embeddings=args.embeddings, **sets)
     inf_path = C.CONFIG_DIR / "infer.toml"
     infer = C.load(
-        InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
+        InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max,
+        tta=args.tta,
     )
     lines, res, clips, _ = run_evaluate(
         fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds
