@@ -217,7 +217,7 @@ def embed_files(
         progress: show a tqdm bar (files; windows/s and x realtime in the postfix).
         desc: bar label.
         offsets: TTA offsets in seconds (:func:`embedkit.audio.tta.tta_offsets`): each window is also
-            embedded shifted by each (``FileEmbedding.shifted``); the speed shown counts the unshifted windows.
+            embedded shifted by each (``FileEmbedding.shifted``); the speed shown counts unshifted windows.
 
     Yields:
         :class:`FileEmbedding` per file, failures included.

@@ -60,7 +60,7 @@ def shifted_starts(starts: np.ndarray, n: int, win: int, offsets: Sequence[int])
 
 
 def _cut(buf: np.ndarray, offset: int, starts: np.ndarray, win: int) -> np.ndarray:
-    """Windows [..., win] starting at absolute samples ``starts`` from ``buf`` (buf[0] = sample ``offset``)."""
+    """Windows [..., win] from absolute sample ``starts``, cut from ``buf`` (buf[0] = sample ``offset``)."""
     out = np.zeros((*starts.shape, win), np.float32)
     for idx, s in np.ndenumerate(starts):
         piece = buf[s - offset : s - offset + win]
@@ -69,7 +69,7 @@ def _cut(buf: np.ndarray, offset: int, starts: np.ndarray, win: int) -> np.ndarr
 
 
 def shifted_windows(
-    audio: np.ndarray, sample_rate: int, offsets_s: Sequence[float], w: Windowing = Windowing()
+    audio: np.ndarray, sample_rate: int, offsets_s: Sequence[float], w: Windowing | None = None
 ) -> np.ndarray:
     """Every window of a decoded signal with its shifted variants.
 
@@ -82,6 +82,7 @@ def shifted_windows(
     Returns:
         float32 [W, 1 + S, window samples]; ``[:, 0]`` are the windows ``iter_windows`` gives.
     """
+    w = w or Windowing()
     win, hop = _samples(w.window_s, sample_rate), _samples(w.hop_s, sample_rate)
     n_full, tail = _counts(len(audio), win, hop, _samples(w.min_tail_s, sample_rate))
     count = min(n_full + int(tail), w.max_windows or math.inf)
@@ -94,7 +95,7 @@ def iter_shifted_windows(
     path: str | os.PathLike,
     sample_rate: int,
     offsets_s: Sequence[float],
-    w: Windowing = Windowing(),
+    w: Windowing | None = None,
     block_s: float = 30.0,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Like :func:`embedkit.audio.iter_windows`, each window with its shifted variants, while decoding.
@@ -106,6 +107,7 @@ def iter_shifted_windows(
     Raises:
         AudioError: unreadable file, or a file with no samples.
     """
+    w = w or Windowing()
     win, hop = _samples(w.window_s, sample_rate), _samples(w.hop_s, sample_rate)
     offs = [_samples(o, sample_rate) for o in offsets_s]
     ahead, behind = max([0, *offs]), min([0, *offs])

@@ -269,7 +269,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--smooth", type=float, help="smoothing of the soundscape test (default: infer.toml's)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
-    p.add_argument("--tta", type=float, nargs="*", help="test-time augmentation shifts in s (default: infer.toml's)")
+    p.add_argument("--tta", type=float, nargs="*", help="TTA shifts in s, e.g. 1.25 (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
                    help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip

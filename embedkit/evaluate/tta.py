@@ -1,11 +1,12 @@
 """Test-time augmentation in ``embedkit evaluate``: the soundscape tests' windows shifted, embedded, cached.
 
-A row with ``tta`` (e.g. ``"default, TTA ±1.25 s"``) predicts every soundscape window also shifted by each
-offset (:mod:`embedkit.audio.tta`, clipped at the soundscape's ends as in ``infer.py --tta``) and averages the
-probabilities after the head and the prior (:mod:`embedkit.predict.tta`), before post-processing. The
-shifted windows are cut from the same seeded soundscapes (recomposed: :func:`embedkit.evaluate.data.compose_fold`)
-and cached beside them, one ``.npz`` per (kind, seed, offsets). The CV columns stay on the clips' stored
-windows (no shifted clip windows are stored): TTA changes the soundscape columns only.
+A row with ``tta`` (e.g. ``"default, TTA ±1.25 s"``) predicts every soundscape window also shifted by
+each offset (:mod:`embedkit.audio.tta`, clipped at the soundscape's ends as in ``infer.py --tta``) and
+averages the probabilities after the head and the prior (:mod:`embedkit.predict.tta`), before the
+post-processing. The shifted windows are cut from the same seeded soundscapes (recomposed:
+:func:`embedkit.evaluate.data.compose_fold`) and cached beside them, one ``.npz`` per (kind, seed,
+offsets). The CV columns stay on the clips' stored windows (no shifted clip windows are stored): TTA
+changes the soundscape columns only.
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def _embed_shifted(clips, n, seed, offsets, threads, backgrounds):
 
 
 def tta_windows(tests, offsets: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Shifted embeddings [S, M, D] and logits [S, M, K] of all of ``tests``' soundscape windows (row order
-    of :class:`~embedkit.evaluate.testsets.TestSets`)."""
+    """Shifted embeddings [S, M, D] and logits [S, M, K] of all of ``tests``' soundscape windows.
+
+    Rows in the order of :class:`~embedkit.evaluate.testsets.TestSets`.
+    """
     if tests.source is None:
         raise ValueError("these test sets were not loaded by load_testsets: no shifted windows")
     clips, n, cache, threads, backgrounds = tests.source
@@ -86,9 +89,6 @@ def tta_windows(tests, offsets: tuple[float, ...]) -> tuple[np.ndarray, np.ndarr
         Ls.append(lg)
     L = None if any(v is None for v in Ls) else np.concatenate(Ls, axis=1)
     return np.concatenate(Xs, axis=1), L
-
-
-
 
 
 def with_shifted(tests, test, offsets: tuple[float, ...]):
@@ -117,5 +117,6 @@ def reduce_shifted(tp: np.ndarray, n_offsets: int, reduce: str = "mean") -> np.n
     if not n_offsets:
         return tp
     return reduce_variants(tp.reshape(1 + n_offsets, -1, tp.shape[1]), reduce)
+
 
 __all__ = ["reduce_shifted", "shifted_set", "tta_windows", "with_shifted"]

@@ -37,7 +37,8 @@ def predict_variants(
         predict: ``(emb [W, D], logits [W, K] | None) → probabilities [W, C]`` (or None when a fused model
             is still waiting for its other parts; then None is returned). Called once per variant, in order
             (unshifted first), also when an earlier one gave None.
-        emb: unshifted embeddings [W, D]; logits: their logits [W, K] or None.
+        emb: unshifted embeddings [W, D].
+        logits: their logits [W, K] or None.
         shifted: [S, W, D] embeddings of the shifted windows, or None (no TTA: ``predict(emb, logits)``).
         shifted_logits: [S, W, K] or None.
         reduce: ``mean`` or ``max`` over the 1 + S variants.

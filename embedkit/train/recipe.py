@@ -101,9 +101,7 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
         wu = np.full(len(Xu), max(cfg.weak_negatives, 0.0), np.float32)
         if r > 0:
             P = predict_pipeline(head, unlabelled, feats, prior)
-            keep, soft = pseudo_labels(
-                P, cfg.pseudo_threshold, cfg.pseudo_power, *_gate(cfg, unlabelled)
-            )
+            keep, soft = pseudo_labels(P, cfg.pseudo_threshold, cfg.pseudo_power, *_gate(cfg, unlabelled))
             T[keep] = soft
             wu[keep] = cfg.pseudo_weight
         use = wu > 0
