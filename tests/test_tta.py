@@ -21,7 +21,7 @@ from embedkit.predict.tta import predict_variants, reduce_variants
 from embedkit.train.recipe import pseudo_labels
 from embedkit.train.run import run_fit
 
-# -- windows -------------------------------------------------------------------------------------------------
+# -- windows ---------------------------------------------------------------------------------------------
 
 
 def test_tta_offsets_from_the_flag():
@@ -87,7 +87,7 @@ def test_embed_files_with_offsets_adds_the_shifted_embeddings(tmp_path):
             np.testing.assert_allclose(b.shifted[s], bb.embed(V[:, s + 1]), rtol=1e-6)
 
 
-# -- averaging -------------------------------------------------------------------------------------------------
+# -- averaging -------------------------------------------------------------------------------------------
 
 
 def test_predict_variants_mean_max_and_no_tta():
@@ -109,7 +109,7 @@ def test_predict_variants_mean_max_and_no_tta():
     assert len(seen) == 3
 
 
-# -- inference -------------------------------------------------------------------------------------------------
+# -- inference -------------------------------------------------------------------------------------------
 
 FREQ = {"aaa": 600.0, "bbb": 1800.0, "ccc": 3200.0}
 
@@ -137,8 +137,9 @@ def model(tmp_path_factory):
 
 
 def _infer(model, name, **kw):
-    cfg = InferConfig(data=str(model["root"]), soundscapes=str(model["scapes"]), models=[str(model["folder"])],
-                      out=str(model["base"] / name), smooth=0.0, progress=False, **kw)  # fmt: skip
+    cfg = InferConfig(data=str(model["root"]), soundscapes=str(model["scapes"]),
+                      models=[str(model["folder"])], out=str(model["base"] / name), smooth=0.0,
+                      progress=False, **kw)  # fmt: skip
     return run_infer(cfg)
 
 
@@ -199,7 +200,7 @@ def test_self_training_with_the_gate_uses_only_agreeing_windows():
     assert not np.allclose(predict_pipeline(both, pool, False), alone, atol=1e-4)  # BirdNET agrees: used
 
 
-# -- embedkit evaluate ----------------------------------------------------------------------------------------
+# -- embedkit evaluate -----------------------------------------------------------------------------------
 
 
 def test_evaluate_tta_row_scores_the_shifted_soundscape_windows(tmp_path):
