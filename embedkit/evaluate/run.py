@@ -123,12 +123,12 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
     from embedkit.evaluate.tta import reduce_shifted, with_shifted
 
     offsets = tta_offsets(post.get("tta"))
-    key = repr((cfg, offsets))
+    key = repr((cfg, offsets, post.get("tta_reduce")))
     if memo is not None and key in memo:
         oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
     else:
         oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, with_shifted(tests, test, offsets))
-        tp = reduce_shifted(tp, len(offsets))
+        tp = reduce_shifted(tp, len(offsets), post.get("tta_reduce", "mean"))
         if memo is not None:
             memo[key] = (oof, tp, time.monotonic() - t0)
     smooth, fmax = post["smooth"], post["file_max"]

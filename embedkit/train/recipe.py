@@ -27,6 +27,7 @@ One function, :func:`fit_pipeline`, fits a head on labelled windows with every s
 from __future__ import annotations
 
 import inspect
+import sys
 
 import numpy as np
 
@@ -103,6 +104,8 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
             P = predict_pipeline(head, unlabelled, feats, prior)
             keep, soft = pseudo_labels(P, cfg.pseudo_threshold, cfg.pseudo_power, *_gate(cfg, unlabelled))
             T[keep] = soft
+            print(f"[fit] self-training round {r}: {int(keep.sum())} of {len(keep)} unlabelled windows "
+                  "pseudo-labelled", file=sys.stderr)  # fmt: skip
             wu[keep] = cfg.pseudo_weight
         use = wu > 0
         head = _fit_head(
