@@ -78,7 +78,8 @@ def _tta_line(bb, args, model, one, scapes, work, extra_i, res, base_min) -> str
     for what, folder in (("one", one), ("all", scapes)):
         tta[what] = run_child(cli(
             "infer", "--models", str(model), "--soundscapes", str(folder), "--sample", str(SAMPLE), "--out",
-            str(work / f"sub-{bb}-tta.csv"), "--threads", "2", "--no-progress", "--tta", *shifts, *extra_i))
+            str(work / f"sub-{bb}-tta.csv"), "--threads", "2", "--no-progress", "--allow-label-mismatch",
+            "--tta", *shifts, *extra_i))
     t1, tn = tta["one"].wall_s, tta["all"].wall_s
     mins = (t1 + 699 * max(tn - t1, 1e-9) / (args.files - 1)) / 60
     rt = (args.files - 1) * 60 / max(tn - t1, 1e-9)
@@ -134,7 +135,7 @@ def main(argv=None) -> None:
                     res[threads, what] = run_child(cli(
                         "infer", "--models", str(model), "--soundscapes", str(folder), "--sample",
                         str(SAMPLE), "--out", str(work / f"sub-{bb}.csv"), "--threads", str(threads),
-                        "--no-progress", *extra_i))
+                        "--no-progress", "--allow-label-mismatch", *extra_i))
             proj, ideal = {}, {}
             for threads in (2, 1):
                 t1, tn = res[threads, "one"].wall_s, res[threads, "all"].wall_s
