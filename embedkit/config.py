@@ -150,9 +150,9 @@ class InferConfig:
     smooth: float = opt(0.5, "temporal smoothing: weight given to the two neighbouring windows (0 = off)")
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")
     tta: list[float] = opt(
-        [],
-        "test-time augmentation: also predict each window shifted by -S and +S seconds per value S "
-        "(e.g. --tta 1.25) and average the probabilities (empty or 0 = off; ~1 + 2x the backbone time)",
+        [1.25],
+        "test-time augmentation: also predict each window shifted by -S and +S seconds per value S and "
+        "average the probabilities (--tta 0 = off; 1 + 2 backbone passes per value)",
     )
     out: str = opt("submission.csv", "output CSV")
     sample: str | None = opt(

@@ -144,9 +144,10 @@ def _infer(model, name, **kw):
 
 
 def test_infer_with_tta_writes_a_valid_submission(model):
-    off = _infer(model, "off.csv")
+    off = _infer(model, "off.csv", tta=[])
     zero = _infer(model, "zero.csv", tta=[0.0])
-    on = _infer(model, "on.csv", tta=[1.25])
+    on = _infer(model, "on.csv")  # on by default: ±1.25 s
+    assert np.array_equal(_infer(model, "on2.csv", tta=[1.25]).probs, on.probs)
     assert np.array_equal(zero.probs, off.probs)  # --tta 0 is no TTA
     assert on.problems == [] and on.row_ids == off.row_ids == expected_row_ids(model["scapes"])
     assert on.probs.shape == off.probs.shape == (12 + 3, len(FREQ))
@@ -213,7 +214,7 @@ def test_evaluate_tta_row_scores_the_shifted_soundscape_windows(tmp_path):
     run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(tmp_path / "emb"), progress=False))
     fit = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(tmp_path / "emb"), folds=3)
     cache = tmp_path / "cache"
-    off = run_evaluate(fit, InferConfig(smooth=0.3), False, 2, 0, cache)[1]["configuration"]
+    off = run_evaluate(fit, InferConfig(smooth=0.3, tta=[]), False, 2, 0, cache)[1]["configuration"]
     on = run_evaluate(fit, InferConfig(smooth=0.3, tta=[1.25]), False, 2, 0, cache)[1]["configuration"]
     assert len(list(cache.glob("soundscapes-*-tta-1.25_+1.25.npz"))) == 1
     assert on["cv"] == off["cv"]  # CV stays on the clips' own windows
@@ -224,4 +225,4 @@ def test_evaluate_tta_row_scores_the_shifted_soundscape_windows(tmp_path):
     assert post_label({"smooth": 0.0, "file_max": 0.0, "tta": ()}) == "none"
     assert np.array_equal(reduce_shifted(np.arange(12.0).reshape(6, 2), 2), [[4.0, 5.0], [6.0, 7.0]])
     names = {v[0] for v in VARIANTS}
-    assert {"default, TTA ±1.25 s", "default, self-training 1 round, BirdNET-gated"} <= names
+    assert {"default, TTA off", "default, self-training 1 round, BirdNET-gated"} <= names

@@ -54,7 +54,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, head lgbm", {"head": "lgbm"}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, self-training 1 round, BirdNET-gated", GATED, {}),
-    ("default, TTA ±1.25 s", {}, {"tta": (1.25,)}),
+    ("default, TTA off", {}, {"tta": ()}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
