@@ -16,7 +16,7 @@ from embedkit.evaluate.testsets import load_testsets
 
 DATA, EMB, BG = "/work/shared/data/xc-pr-birds", "/work/cache14/emb_max", "/work/shared/data/backgrounds"
 ROWS = {
-    "default": ({}, {}),
+    "no TTA (the default before)": ({}, {}),
     "tta mean": ({}, {"tta": (1.25,)}),
     "tta max": ({}, {"tta": (1.25,), "tta_reduce": "max"}),
     "tta 2.5 mean": ({}, {"tta": (2.5,)}),
