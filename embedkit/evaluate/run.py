@@ -38,7 +38,7 @@ PLAIN = {
     "weak_negatives": 0.0,
     "pseudo": 0,
 }
-NO_POST = {"smooth": 0.0, "file_max": 0.0}
+NO_POST = {"smooth": 0.0, "file_max": 0.0, "tta": ()}  # the head alone: no TTA either
 WEAK_LOGREG = {"C": 1.0, "class_weight": None}
 GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
