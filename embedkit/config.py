@@ -132,6 +132,14 @@ class FitConfig:
     pseudo_threshold: float = opt(0.99, "self-training: keep windows whose top probability reaches this")
     pseudo_power: float = opt(3.0, "self-training: soft target = probability ** power")
     pseudo_weight: float = opt(0.5, "self-training: row weight of the kept windows")
+    pseudo_gate: float = opt(
+        0.0,
+        "self-training: a pseudo-positive of a label the backbone's own classifier knows also needs "
+        "sigmoid(its logit) >= this (0 = no gate); labels it does not know keep --pseudo-threshold",
+    )
+    pseudo_gated_threshold: float = opt(
+        0.9, "self-training with --pseudo-gate: probability threshold of the gated (known) labels"
+    )
     fuse: list[str] = opt([], "more backbones whose embeddings of the same windows are concatenated")
     extra_labels: str | None = opt(
         None, "labelled windows (CSV of embedkit search / label): positives and explicit negatives per window"
@@ -166,6 +174,11 @@ class InferConfig:
         "model's own, learned by fit.py --tune-on, else 0.5"
     )
     file_max: float = opt(0.0, "blend each window with the file's maximum per class: weight of the maximum")
+    tta: list[float] = opt(
+        [1.25],
+        "test-time augmentation: also predict each window shifted by -S and +S seconds per value S and "
+        "average the probabilities (--tta 0 = off; 1 + 2 backbone passes per value)",
+    )
     out: str = opt("submission.csv", "output CSV")
     sample: str | None = opt(
         None, "sample_submission.csv for the column order (default: DATA/sample_submission.csv)"

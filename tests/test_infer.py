@@ -144,6 +144,7 @@ def env(tmp_path_factory):
 def infer(env, out: Path, **kw):
     base = dict(data=str(env["root"]), soundscapes=str(env["scapes"]), models=[str(env["m1"])], out=str(out))
     base["smooth"] = 0.0  # the heads' own output unless a test asks (InferConfig smooths by default)
+    base["tta"] = []  # the unshifted windows' own output unless a test asks (TTA is on by default)
     return run_infer(InferConfig(**{**base, "progress": False, **kw}))
 
 
@@ -311,7 +312,8 @@ def _sample(path: Path, cols: list[str]) -> Path:
 
 
 def _cli_infer(env, out: Path, *extra: str) -> list[str]:
-    args = ["infer", "--data", str(env["root"]), "--soundscapes", str(env["scapes"]), "--no-progress"]
+    args = ["infer", "--data", str(env["root"]), "--soundscapes", str(env["scapes"]), "--no-progress",
+            "--tta", "0"]  # the unshifted windows: compared with base_run
     return [*args, "--models", str(env["m1"]), "--out", str(out), *extra]
 
 

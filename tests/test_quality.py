@@ -189,7 +189,7 @@ def test_fusion_fit_and_infer(toy_ds, tmp_path):
         model.predict(np.zeros((2, 8), np.float32))
     write_audio(tmp_path / "sc" / "S1.ogg", 10.0, freq=800.0, seed=5)
     r = run_infer(InferConfig(data=str(root), soundscapes=str(tmp_path / "sc"), models=[str(model.folder)],
-                              out=str(tmp_path / "sub.csv"), progress=False, smooth=0.0))  # fmt: skip
+                              out=str(tmp_path / "sub.csv"), progress=False, smooth=0.0, tta=[]))  # fmt: skip
     from embedkit.audio import load_mono
 
     x = load_mono(tmp_path / "sc" / "S1.ogg", 16000)[: 2 * 80000].reshape(2, -1)
@@ -293,14 +293,15 @@ def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
     write_audio(bg / "rain.ogg", 7.0, freq=6000.0, seed=6)
     fit = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), folds=3)
     cache = tmp_path / "cache"
-    lines, res, clips, scapes = run_evaluate(fit, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)
+    inf = InferConfig(smooth=0.3, tta=[])
+    lines, res, clips, scapes = run_evaluate(fit, inf, False, 2, [0, 1], cache, None, bg)
     r = res["configuration"]
     assert {"sc", "sc_mapped", "fd", "fd_mapped"} <= set(r) and 0.0 <= r["fd"] <= 1.0
     assert set(r["per_seed"]) == {("synthetic", 0), ("synthetic", 1), ("field", 0), ("field", 1)}
     assert r["fd"] == pytest.approx(np.mean([r["per_seed"][("field", s)][0] for s in (0, 1)]))
     assert len(scapes.X) == 4 * 3 * 2 * 12 and "real bg, 3" in lines[0]
     assert len(list(cache.glob("soundscapes-*.npz"))) == 4
-    again = run_evaluate(fit, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)[1]["configuration"]
+    again = run_evaluate(fit, inf, False, 2, [0, 1], cache, None, bg)[1]["configuration"]
     assert again["fd"] == pytest.approx(r["fd"])  # cached sets, same seeds: same scores
     with pytest.raises(UsageError, match="no audio files"):
         run_evaluate(fit, InferConfig(), False, 2, [5], cache, None, tmp_path / "empty")
@@ -310,5 +311,5 @@ def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
     assert bgw.files.tolist() == ["rain.ogg", "wind.ogg", "wind.ogg"] and bgw.fold.tolist() == [0, 1, 1]
     # weak negatives (on by default) come from the other folds' background windows: off, another head
     neg = replace(fit, weak_negatives=0.0)
-    r2 = run_evaluate(neg, InferConfig(smooth=0.3), False, 2, [0, 1], cache, None, bg)[1]["configuration"]
+    r2 = run_evaluate(neg, inf, False, 2, [0, 1], cache, None, bg)[1]["configuration"]
     assert r2["fd"] != pytest.approx(r["fd"]) and len(list(cache.glob("backgrounds-*.npz"))) == 1

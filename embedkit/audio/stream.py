@@ -30,6 +30,9 @@ class FileEmbedding:
         emb: float32 [W, D] window embeddings, all finite (``None`` when the file failed, also when the
             backbone returned NaN or inf for one of its windows).
         logits: float32 [W, K] backbone class logits when asked for, else ``None``.
+        shifted: float32 [S, W, D] embeddings of the windows shifted by each TTA offset (``offsets`` of
+            :func:`embed_files`, :mod:`embedkit.audio.tta`), else ``None``.
+        shifted_logits: float32 [S, W, K] their logits when asked for, else ``None``.
         audio_s: seconds of audio covered.
         error: one-line reason when the file could not be used, else ``None``.
     """
@@ -39,9 +42,20 @@ class FileEmbedding:
     logits: np.ndarray | None = None
     audio_s: float = 0.0
     error: str | None = None
+    shifted: np.ndarray | None = None
+    shifted_logits: np.ndarray | None = None
 
 
-def _producer(jobs, lock, sr: int, w: Windowing, q: queue.Queue, stop: threading.Event) -> None:
+def _windows(path, sr: int, w: Windowing, offsets: tuple[float, ...]):
+    """Pieces [k, S] of a file, or [k, 1 + S, S] with each window's TTA variants when ``offsets``."""
+    if not offsets:
+        return iter_windows(path, sr, w)
+    from embedkit.audio.tta import iter_shifted_windows
+
+    return iter_shifted_windows(path, sr, offsets, w)
+
+
+def _producer(jobs, lock, sr: int, w: Windowing, q: queue.Queue, stop: threading.Event, offsets=()) -> None:
     def put(item) -> bool:
         while not stop.is_set():
             try:
@@ -59,7 +73,7 @@ def _producer(jobs, lock, sr: int, w: Windowing, q: queue.Queue, stop: threading
         idx, path = job
         n = 0
         try:
-            for first, piece in iter_windows(path, sr, w):
+            for first, piece in _windows(path, sr, w, offsets):
                 n = first + len(piece)
                 if not put(("piece", idx, first, piece)):
                     return
@@ -75,7 +89,7 @@ def _producer(jobs, lock, sr: int, w: Windowing, q: queue.Queue, stop: threading
     put(("done", None, None, None))
 
 
-def _decoders(paths, sr: int, w: Windowing, batch_size: int, decode_workers: int):
+def _decoders(paths, sr: int, w: Windowing, batch_size: int, decode_workers: int, offsets=()):
     """Make the decoder threads (not started) over a shared job list.
 
     Returns:
@@ -88,7 +102,7 @@ def _decoders(paths, sr: int, w: Windowing, batch_size: int, decode_workers: int
     stop = threading.Event()
     jobs, lock = iter(enumerate(paths)), threading.Lock()
     workers = [
-        threading.Thread(target=_producer, args=(jobs, lock, sr, w, q, stop), daemon=True)
+        threading.Thread(target=_producer, args=(jobs, lock, sr, w, q, stop, offsets), daemon=True)
         for _ in range(max(1, decode_workers))
     ]
     return q, stop, workers
@@ -108,29 +122,35 @@ class _Assembler:
     Finished files collect in ``ready`` (the caller yields and clears it).
     """
 
-    def __init__(self, backbone, batch_size: int, logits: bool, bar, augment=None) -> None:
+    def __init__(self, backbone, batch_size: int, logits: bool, bar, variants: int = 1, augment=None) -> None:
         self.backbone, self.batch_size, self.logits, self.bar = backbone, batch_size, logits, bar
-        self.augment = augment  # (file, window, samples) -> K variants; rows k * (1 + K) + v
-        self.m = 1 + (augment.variants if augment is not None else 0)
-        self.got: dict[int, dict[int, tuple]] = {}  # file -> window index -> (emb [D], logits [K] | None)
+        if augment is not None and variants > 1:
+            raise ValueError("training-time augmentation and TTA offsets cannot be combined in one run")
+        self.augment = augment  # (file, window, samples) -> K variants, embedded after the clean window
+        self.variants = variants if augment is None else 1 + augment.variants  # 1 + TTA offsets, or 1 + K
+        # file -> (window index, variant) -> (emb [D], logits [K] | None)
+        self.got: dict[int, dict[tuple[int, int], tuple]] = {}
         self.expected: dict[int, tuple[int, float]] = {}  # file -> (windows, seconds), once decoded
-        self.batch: list[tuple[int, int, np.ndarray]] = []  # (file, window index, samples [S])
+        self.batch: list[tuple[int, tuple[int, int], np.ndarray]] = []  # (file, (window, variant), [S])
         self.ready: list[FileEmbedding] = []
         self.t0, self.n_win, self.audio = time.monotonic(), 0, 0.0
 
     def add_piece(self, idx: int, first: int, piece: np.ndarray) -> None:
-        """Queue windows ``first..`` of file ``idx`` (piece: [n, S]), running full batches."""
+        """Queue windows ``first..`` of file ``idx`` (piece: [n, S] or [n, V, S]), running full batches."""
         for j, win in enumerate(piece):
             k = first + j
-            more = self.augment(idx, k, win) if self.augment is not None else []
-            for v, x in enumerate([win, *more]):
-                self.batch.append((idx, k * self.m + v, x))
+            if piece.ndim == 3:  # TTA: the decoder cut the shifted windows
+                xs = list(win)
+            else:
+                xs = [win, *(self.augment(idx, k, win) if self.augment is not None else [])]
+            for v, x in enumerate(xs):
+                self.batch.append((idx, (k, v), x))
                 if len(self.batch) >= self.batch_size:
                     self.run_batch()
 
     def end(self, idx: int, n: int, dur: float) -> None:
         """File ``idx`` is fully decoded: ``n`` windows covering ``dur`` seconds."""
-        self.expected[idx] = (n * self.m, dur)
+        self.expected[idx] = (n, dur)
         self.complete(idx)
 
     def fail(self, idx: int, reason: str) -> None:
@@ -156,18 +176,26 @@ class _Assembler:
 
     def complete(self, idx: int) -> None:
         """Assemble file ``idx`` into ``ready`` once it is decoded and all its windows are embedded."""
-        if idx not in self.expected or len(self.got.get(idx, ())) != self.expected[idx][0]:
+        V = self.variants
+        if idx not in self.expected or len(self.got.get(idx, ())) != self.expected[idx][0] * V:
             return
         n, dur = self.expected.pop(idx)
         rows = self.got.pop(idx, {})
-        emb = np.stack([rows[k][0] for k in range(n)])
-        lg = np.stack([rows[k][1] for k in range(n)]) if self.logits else None
-        bad = int((~np.isfinite(emb).all(axis=1)).sum())
+        E = np.stack([[rows[(k, v)][0] for k in range(n)] for v in range(V)])  # [V, W, D]
+        lg = np.stack([[rows[(k, v)][1] for k in range(n)] for v in range(V)]) if self.logits else None
+        emb = E[0]
+        bad = int((~np.isfinite(E).all(axis=2)).any(axis=0).sum())
         if bad:  # never store or score NaN: the file fails with a reason, like an unreadable one
             reason = f"backbone returned NaN/inf for {bad} of {n} windows"
             self.ready.append(FileEmbedding(idx, None, error=reason))
+        elif self.augment is not None:  # rows k * V + v: window k, variant v (0 = clean)
+            flat = E.transpose(1, 0, 2).reshape(n * V, -1)
+            lgf = None if lg is None else lg.transpose(1, 0, 2).reshape(n * V, -1)
+            self.ready.append(FileEmbedding(idx, flat, lgf, dur))
+            self.n_win, self.audio = self.n_win + n, self.audio + dur
         else:
-            self.ready.append(FileEmbedding(idx, emb, lg, dur))
+            sh, shl = (E[1:], None if lg is None else lg[1:]) if V > 1 else (None, None)
+            self.ready.append(FileEmbedding(idx, emb, None if lg is None else lg[0], dur, None, sh, shl))
             self.n_win, self.audio = self.n_win + n, self.audio + dur
         self.bar.update(1)
 
@@ -188,6 +216,7 @@ def embed_files(
     logits: bool = False,
     progress: bool = True,
     desc: str = "embed",
+    offsets: tuple[float, ...] = (),
     augment=None,
 ) -> Iterator[FileEmbedding]:
     """Embed every window of every file, yielding files as they finish (not necessarily in input order).
@@ -201,9 +230,12 @@ def embed_files(
         logits: also return the backbone's class logits.
         progress: show a tqdm bar (files; windows/s and x realtime in the postfix).
         desc: bar label.
+        offsets: TTA offsets in seconds (:func:`embedkit.audio.tta.tta_offsets`): each window is also
+            embedded shifted by each (``FileEmbedding.shifted``); the speed shown counts unshifted windows.
         augment: optional callable ``(file index, window index, window [S]) -> K windows [S]`` with an
             attribute ``variants`` (K): each window is embedded clean and as its K variants, and a file's
             ``emb`` has ``W * (1 + K)`` rows, row ``k * (1 + K) + v`` = window k, variant v (0 = clean).
+            Not together with ``offsets``.
 
     Yields:
         :class:`FileEmbedding` per file, failures included.
@@ -216,8 +248,8 @@ def embed_files(
     bar = tqdm(
         total=len(paths), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True
     )
-    q, stop, workers = _decoders(paths, backbone.sample_rate, w, batch_size, decode_workers)
-    asm = _Assembler(backbone, batch_size, logits, bar, augment)
+    q, stop, workers = _decoders(paths, backbone.sample_rate, w, batch_size, decode_workers, tuple(offsets))
+    asm = _Assembler(backbone, batch_size, logits, bar, 1 + len(offsets), augment)
     try:
         for t in workers:
             t.start()

@@ -182,39 +182,43 @@ def _load_backgrounds(folder, sample_rate: int) -> list[np.ndarray]:
     return [load_mono(p, sample_rate) for p in list_audio(folder)]
 
 
+def compose_fold(clips: ClipSet, k: int, n: int, seed: int, sample_rate: int, bgs=None) -> list:
+    """Fold ``k``'s ``n`` soundscapes (seeded: the same audio every call), over ``bgs`` if given."""
+    from embedkit.audio import load_mono
+    from embedkit.evaluate.compose import compose
+    from embedkit.evaluate.field import compose_field
+
+    n_folds = int(clips.fold.max()) + 1
+    prim = clips.truth.argmax(1)
+    root = Path(clips.data) / "train_audio"
+    recs = []
+    for f in sorted(set(clips.files[clips.fold == k].tolist())):
+        recs.append((load_mono(root / f, sample_rate), int(prim[clips.files == f][0]), f))
+    kw = {"sample_rate": sample_rate, "seed": seed * 1000 + k, "prefix": f"fold{k}",
+          "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
+    if bgs is None:
+        return compose(recs, len(clips.labels), n, **kw)
+    mine = [b for i, b in enumerate(bgs) if i % n_folds == k]
+    if not mine:
+        msg = f"fewer background files than folds: fold {k} composed over all of them, so its"
+        print(f"[evaluate] {msg} heads' background negatives overlap its test", file=sys.stderr)
+    return compose_field(recs, mine or bgs, len(clips.labels), n, **kw)
+
+
 def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=None) -> SoundscapeSet:
     import time
 
-    from embedkit.audio import load_mono
     from embedkit.backbones.build import build_backbone
-    from embedkit.evaluate.compose import compose
-    from embedkit.evaluate.field import compose_field
 
     bb = build_backbone(clips.provenance, threads=threads)
     with_logits = hasattr(bb, "embed_with_logits") and clips.L is not None
     win = int(round(clips.provenance.get("window_s", 5.0) * bb.sample_rate))
-    prim = clips.truth.argmax(1)
     out: dict[str, list] = {k: [] for k in ("X", "L", "truth", "fold", "files", "window")}
-    root = Path(clips.data) / "train_audio"
     bgs = _load_backgrounds(backgrounds, bb.sample_rate) if backgrounds else None
     t0 = time.monotonic()
     n_folds = int(clips.fold.max()) + 1
     for k in range(n_folds):
-        recs = []
-        for f in sorted(set(clips.files[clips.fold == k].tolist())):
-            recs.append((load_mono(root / f, bb.sample_rate), int(prim[clips.files == f][0]), f))
-        kw = {"sample_rate": bb.sample_rate, "seed": seed * 1000 + k, "prefix": f"fold{k}",
-              "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
-        if bgs is not None:
-            mine = [b for i, b in enumerate(bgs) if i % n_folds == k]
-            if not mine:
-                msg = f"fewer background files than folds: fold {k} composed over all of them, so its"
-                print(f"[evaluate] {msg} heads' background negatives overlap its test", file=sys.stderr)
-            mine = mine or bgs
-            scapes = compose_field(recs, mine, len(clips.labels), n, **kw)
-        else:
-            scapes = compose(recs, len(clips.labels), n, **kw)
-        for sc in scapes:
+        for sc in compose_fold(clips, k, n, seed, bb.sample_rate, bgs):
             batch = sc.audio[: len(sc.truth) * win].reshape(len(sc.truth), win)
             e, lg = bb.embed_with_logits(batch) if with_logits else (bb.embed(batch), None)
             out["X"].append(e)

@@ -32,39 +32,7 @@ import numpy as np
 
 from embedkit.config import FitConfig, InferConfig
 from embedkit.errors import UsageError
-
-PLAIN = {
-    "zero_shot": "off",
-    "class_weight": 0.0,
-    "confidence_weight": 0.0,
-    "weak_negatives": 0.0,
-    "pseudo": 0,
-}
-NO_POST = {"smooth": 0.0, "file_max": 0.0}
-WEAK_LOGREG = {"C": 1.0, "class_weight": None}
-#: evaluate-only row keys (not FitConfig fields): augmented copies per window and their mixup probability
-AUG_KEYS = {"augment_variants": 2, "augment_mixup": 0.0}
-AUGMENTED = {"augmented": "clean+mixed"}
-MIXUP = {"augment_mixup": 0.5}
-#: (row name, FitConfig changes, post-processing changes); None = the default configuration
-VARIANTS: list[tuple[str, dict, dict]] = [
-    ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
-    ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
-    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
-    ("**default**", {}, {}),
-    ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
-    ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
-    ("default, head mil", {"head": "mil"}, {}),
-    ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
-    ("default, head lgbm", {"head": "lgbm"}, {}),
-    ("default, self-training 1 round", {"pseudo": 1}, {}),
-    ("default, no smoothing", {}, {"smooth": 0.0}),
-    ("default, smoothing 0.25", {}, {"smooth": 0.25}),
-    ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
-    ("default, prior & smoothing learned on soundscapes", {}, {"tune": True}),
-    ("default, augmented K=2", AUGMENTED, {}),
-    ("default, head mil, augmented K=2 + mixup 0.5", {"head": "mil", **AUGMENTED, **MIXUP}, {}),
-]
+from embedkit.evaluate.variants import AUG_KEYS, NO_POST, VARIANTS  # noqa: F401 - the row table
 
 
 def postprocess(P: np.ndarray, files: np.ndarray, window: np.ndarray, smooth: float, file_max: float):
@@ -132,12 +100,18 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
         def pool(k):
             return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
 
+    from embedkit.audio.tta import tta_offsets
+    from embedkit.evaluate.tta import reduce_shifted, with_shifted
+
+    offsets = tta_offsets(post.get("tta"))
     aug = training_copies(cfg, augmented, clips, data)
-    key = repr(cfg) + ("" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}")
+    key = repr((cfg, offsets, post.get("tta_reduce")))
+    key += "" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}"
     if memo is not None and key in memo:
         oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
     else:
-        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, test, aug)
+        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, with_shifted(tests, test, offsets), aug)
+        tp = reduce_shifted(tp, len(offsets), post.get("tta_reduce", "mean"))
         if memo is not None:
             memo[key] = (oof, tp, time.monotonic() - t0)
     smooth, fmax = post["smooth"], post["file_max"]
@@ -167,9 +141,15 @@ def zero_shot_row(clips, tests, post: dict) -> dict:
     zc = postprocess(
         class_logits(clips.L, clips.index), clips.files, clips.window, post["smooth"], post["file_max"]
     )
-    zt = postprocess(
-        class_logits(scapes.L, clips.index), scapes.files, scapes.window, post["smooth"], post["file_max"]
-    )
+    zt = class_logits(scapes.L, clips.index)
+    if post.get("tta"):  # BirdNET's probabilities averaged over the shifted windows, as the heads' TTA
+        from embedkit.audio.tta import tta_offsets
+        from embedkit.evaluate.tta import tta_windows
+
+        _, Ls = tta_windows(tests, tta_offsets(post["tta"]))
+        zs = [zt, *(class_logits(L, clips.index) for L in Ls)]
+        zt = np.mean([1.0 / (1.0 + np.exp(-z)) for z in zs], axis=0)
+    zt = postprocess(zt, scapes.files, scapes.window, post["smooth"], post["file_max"])
     nan = float("nan")
     sc = score_sets(tests, zt, mapped, _scores)
     sc.update({k: nan for k in ("sc", "fd") if k in sc})
@@ -182,6 +162,7 @@ def post_label(post: dict) -> str:
     """Short text for the post-processing column: ``smooth 0.5``, ``file-max 0.25``, ``none``."""
     parts = [f"smooth {post['smooth']:g}" if post["smooth"] > 0 else ""]
     parts.append(f"file-max {post['file_max']:g}" if post["file_max"] > 0 else "")
+    parts.append("TTA ±" + "/".join(f"{abs(s):g}" for s in post["tta"]) + " s" if post.get("tta") else "")
     return ", ".join(p for p in parts if p) or "none"
 
 
@@ -237,11 +218,15 @@ def run_evaluate(
     from embedkit.predict.smoothing import DEFAULT_SMOOTH
 
     smooth = DEFAULT_SMOOTH if infer.smooth is None else infer.smooth
-    post = {"smooth": smooth, "file_max": infer.file_max}
+    post = {"smooth": smooth, "file_max": infer.file_max, "tta": tuple(infer.tta)}
     rows: list[tuple[str, dict]] = []
     if clips.index is not None:
         rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
-        rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, post)))
+        zpost = {**post, "tta": ()}  # BirdNET's logits of the unshifted windows
+        rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, zpost)))
+        if post["tta"]:
+            zs_tta = zero_shot_row(clips, scapes, post)
+            rows.append(("BirdNET zero-shot + default post-processing + TTA", zs_tta))
     variants = VARIANTS if table else [("configuration", {}, {})]
     memo: dict = {}
     augs: dict = {}
@@ -302,6 +287,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--smooth", type=float, help="soundscape test smoothing (default: infer.toml's, else 0.5)")
     p.add_argument("--file-max", type=float, help="file-max blend (default: infer.toml's)")
+    p.add_argument("--tta", type=float, nargs="*", help="TTA shifts in s, e.g. 1.25 (default: infer.toml's)")
     p.add_argument("--soundscapes", type=int, default=12, help="composed soundscapes per fold (default: 12)")
     p.add_argument("--seed", type=int, nargs="+", default=[0],
                    help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
@@ -326,7 +312,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fit = C.load(FitConfig, fit_path, data=args.data, embeddings=args.embeddings, **sets)
     inf_path = C.CONFIG_DIR / "infer.toml"
     infer = C.load(
-        InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max
+        InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max,
+        tta=args.tta,
     )
     lines, res, clips, _ = run_evaluate(
         fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds,

@@ -26,11 +26,14 @@ class TestSets:
         scapes: the concatenated sets.
         sets: (kind, seed, bool mask [M]) per set.
         background: the background files' own windows (fold = the file's fold), with ``--backgrounds``.
+        source: ``(clips, n, cache, threads, backgrounds)`` they were made from (for the shifted windows of
+            :func:`embedkit.evaluate.tta.tta_windows`).
     """
 
     scapes: SoundscapeSet
     sets: list[tuple[str, int, np.ndarray]]
     background: SoundscapeSet | None = None
+    source: tuple | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -63,7 +66,7 @@ def load_testsets(
     files = np.concatenate([np.char.add(f"{k}{sd}/", s.files.astype(str)) for k, sd, s in parts])
     merged = SoundscapeSet(cat("X"), cat("L"), cat("truth"), cat("fold"), files, cat("window"))
     bgw = background_windows(clips, backgrounds, cache, threads) if backgrounds else None
-    return TestSets(merged, sets, bgw)
+    return TestSets(merged, sets, bgw, (clips, n, cache, threads, backgrounds))
 
 
 def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> dict:

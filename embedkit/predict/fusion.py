@@ -28,8 +28,10 @@ class FusedParts:
         self.n = {i: len(model_parts(m)) for i, m in enumerate(models)}
         self.got: dict[tuple[int, int], dict[int, tuple]] = {}
 
-    def add(self, i: int, j: int, k: int, emb: np.ndarray, logits: np.ndarray | None) -> np.ndarray | None:
+    def add(self, i: int, j: int, k, emb: np.ndarray, logits: np.ndarray | None) -> np.ndarray | None:
         """Part ``j`` of model ``i`` for file ``k``; returns the model's probabilities [W, C] when complete.
+
+        ``k`` is any key of the file: its index, or (index, TTA variant) (:mod:`embedkit.predict.tta`).
 
         An unfused model predicts at once. Files whose parts disagree in window count use the common prefix.
         """

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.audio import AudioError, Windowing, duration_s, list_audio
+from embedkit.audio.tta import tta_offsets
 from embedkit.birdclef import (
     check_labels,
     expected_row_ids,
@@ -182,12 +183,13 @@ def _embed_all(cfg: InferConfig, run: _Run, t0: float) -> None:
             logits=any(run.models[i].meta.get("needs_logits") and j == 0 for i, j in idxs),
             progress=cfg.progress,
             desc=f"infer {bb.name}",
+            offsets=tta_offsets(cfg.tta),
         ):
             if fe.error is not None:
                 run.failed.setdefault(fe.index, fe.error)
                 continue
             for i, j in idxs:
-                q = fused.add(i, j, fe.index, fe.emb, fe.logits)
+                q = _predict_file(fused, i, j, fe)
                 if q is not None:
                     run.acc[fe.index] = run.acc.get(fe.index, 0) + run.wts[i] * remap(q, run.cmaps[i])
             audio_group += fe.audio_s
@@ -205,6 +207,18 @@ def _embed_all(cfg: InferConfig, run: _Run, t0: float) -> None:
                         file=sys.stderr,
                     )
         bb.close()
+
+
+def _predict_file(fused, i: int, j: int, fe) -> np.ndarray | None:
+    """Model ``i``'s probabilities [W, C] for a file (part ``j``), averaged over its TTA variants if any."""
+    from embedkit.predict.tta import predict_variants
+
+    variant = iter(range(1 + (0 if fe.shifted is None else len(fe.shifted))))
+
+    def one(emb, logits):  # each variant is its own "file" for the fused parts
+        return fused.add(i, j, (fe.index, next(variant)), emb, logits)
+
+    return predict_variants(one, fe.emb, fe.logits, fe.shifted, fe.shifted_logits)
 
 
 def _rows(cfg: InferConfig, run: _Run) -> tuple[list[str], np.ndarray]:

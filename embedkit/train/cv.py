@@ -49,7 +49,7 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
     from embedkit.train.data import read_unlabelled
     from embedkit.zeroshot import class_logits
 
-    want = inputs["index"] is not None and cfg.zero_shot != "off"
+    want = inputs["index"] is not None and (cfg.zero_shot != "off" or cfg.pseudo_gate > 0)
     keys, X, L = read_unlabelled(cfg, inputs["parts"], want)
     z = None if L is None else class_logits(L, inputs["index"])
     return Windows(X, keys["file"].astype(str).to_numpy(), z)

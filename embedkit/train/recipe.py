@@ -18,11 +18,16 @@ One function, :func:`fit_pipeline`, fits a head on labelled windows with every s
 * ``pseudo`` (rounds): self-training on the unlabelled set: each round labels its windows with the current
   head (and prior), keeps the confident ones with soft targets (:func:`pseudo_labels`) at
   row weight ``pseudo_weight``, and refits on labelled + kept windows (the rest stay weak negatives).
+  With ``pseudo_gate`` g > 0 the backbone's own classifier gates the pseudo-positives of the labels it knows
+  (:func:`pseudo_labels`): such a label is a pseudo-positive only when the head's probability reaches
+  ``pseudo_gated_threshold`` *and* sigmoid(the backbone's logit) reaches g; labels it does not know keep
+  ``pseudo_threshold``.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 
 import numpy as np
 
@@ -97,8 +102,10 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
         wu = np.full(len(Xu), max(cfg.weak_negatives, 0.0), np.float32)
         if r > 0:
             P = predict_pipeline(head, unlabelled, feats, prior)
-            keep, soft = pseudo_labels(P, cfg.pseudo_threshold, cfg.pseudo_power)
+            keep, soft = pseudo_labels(P, cfg.pseudo_threshold, cfg.pseudo_power, *_gate(cfg, unlabelled))
             T[keep] = soft
+            print(f"[fit] self-training round {r}: {int(keep.sum())} of {len(keep)} unlabelled windows "
+                  "pseudo-labelled", file=sys.stderr)  # fmt: skip
             wu[keep] = cfg.pseudo_weight
         use = wu > 0
         head = _fit_head(
@@ -111,13 +118,37 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
     return head
 
 
-def pseudo_labels(P: np.ndarray, threshold: float, power: float) -> tuple[np.ndarray, np.ndarray]:
+def _gate(cfg, unlabelled: Windows) -> tuple:
+    """``(z, gate, gated_threshold)`` for :func:`pseudo_labels` (no gate without logits or with g = 0)."""
+    gate = float(getattr(cfg, "pseudo_gate", 0.0))
+    if gate <= 0 or unlabelled.z is None:
+        return None, 0.0, None
+    return unlabelled.z, gate, float(cfg.pseudo_gated_threshold)
+
+
+def pseudo_labels(
+    P: np.ndarray,
+    threshold: float,
+    power: float,
+    z: np.ndarray | None = None,
+    gate: float = 0.0,
+    gated_threshold: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Confident windows and their soft targets.
+
+    Without a gate a window is kept when its largest probability reaches ``threshold``. With ``gate`` > 0
+    and the backbone's logits ``z``, a label the backbone knows (a column of ``z`` that is not all 0) is a
+    pseudo-positive of a window only when ``P >= gated_threshold`` and ``sigmoid(z) >= gate``; the other
+    labels need ``P >= threshold``; a window is kept when it has a pseudo-positive. A known label the
+    backbone rejects (``sigmoid(z) < gate``) gets target 0 in a kept window.
 
     Args:
         P: probabilities of the unlabelled windows [M, C].
-        threshold: a window is kept when its largest probability is at least this.
+        threshold: probability a pseudo-positive needs (of every label without a gate).
         power: soft target = ``P ** power`` (>= 1 sharpens).
+        z: the backbone's logits of the labels [M, C] (:func:`embedkit.zeroshot.class_logits`), or None.
+        gate: minimum sigmoid(z) of a gated pseudo-positive (0 = no gate).
+        gated_threshold: probability a gated pseudo-positive needs (default ``threshold``).
 
     Returns:
         ``(keep bool [M], targets float32 [K, C])`` with K = ``keep.sum()``.
@@ -125,8 +156,17 @@ def pseudo_labels(P: np.ndarray, threshold: float, power: float) -> tuple[np.nda
     if power <= 0:
         raise ValueError(f"pseudo_power must be > 0, got {power}")
     P = np.clip(np.asarray(P, np.float64), 0.0, 1.0)
-    keep = P.max(axis=1) >= threshold if len(P) else np.zeros(0, bool)
-    return keep, (P[keep] ** power).astype(np.float32)
+    if gate <= 0 or z is None or not len(P):
+        keep = P.max(axis=1) >= threshold if len(P) else np.zeros(0, bool)
+        return keep, (P[keep] ** power).astype(np.float32)
+    z = np.asarray(z, np.float64)
+    known = np.abs(z).sum(0) > 0  # [C] labels the backbone's classifier has
+    agrees = 1.0 / (1.0 + np.exp(-z)) >= gate  # [M, C]
+    thr = threshold if gated_threshold is None else gated_threshold
+    pos = np.where(known, (P >= thr) & agrees, P >= threshold)
+    keep = pos.any(axis=1)
+    T = np.where(known & ~agrees, 0.0, P) ** power
+    return keep, T[keep].astype(np.float32)
 
 
 __all__ = ["class_weights", "confidence_weights", "fit_pipeline", "pseudo_labels"]

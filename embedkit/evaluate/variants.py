@@ -1,0 +1,45 @@
+"""The rows of ``embedkit evaluate --table``: the default configuration and the default with one change.
+
+Each row is ``(name, FitConfig changes, post-processing changes)``; post-processing keys are ``smooth``,
+``file_max``, ``tta`` (offsets) and ``tune`` (prior and smoothing learned on the other folds' soundscapes,
+:mod:`embedkit.evaluate.tuned`). :data:`AUG_KEYS` are evaluate-only keys (not FitConfig fields) of the
+augmented rows (:mod:`embedkit.evaluate.augmented`).
+"""
+
+from __future__ import annotations
+
+PLAIN = {
+    "zero_shot": "off",
+    "class_weight": 0.0,
+    "confidence_weight": 0.0,
+    "weak_negatives": 0.0,
+    "pseudo": 0,
+}
+NO_POST = {"smooth": 0.0, "file_max": 0.0, "tta": ()}  # the head alone: no TTA either
+WEAK_LOGREG = {"C": 1.0, "class_weight": None}
+#: evaluate-only row keys (not FitConfig fields): augmented copies per window and their mixup probability
+AUG_KEYS = {"augment_variants": 2, "augment_mixup": 0.0}
+AUGMENTED = {"augmented": "clean+mixed"}
+MIXUP = {"augment_mixup": 0.5}
+GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
+#: (row name, FitConfig changes, post-processing changes); None = the default configuration
+VARIANTS: list[tuple[str, dict, dict]] = [
+    ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
+    ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
+    ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
+    ("**default**", {}, {}),
+    ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
+    ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
+    ("default, head mil", {"head": "mil"}, {}),
+    ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
+    ("default, head lgbm", {"head": "lgbm"}, {}),
+    ("default, self-training 1 round", {"pseudo": 1}, {}),
+    ("default, self-training 1 round, BirdNET-gated", GATED, {}),
+    ("default, TTA off", {}, {"tta": ()}),
+    ("default, no smoothing", {}, {"smooth": 0.0}),
+    ("default, smoothing 0.25", {}, {"smooth": 0.25}),
+    ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
+    ("default, prior & smoothing learned on soundscapes", {}, {"tune": True}),
+    ("default, augmented K=2", AUGMENTED, {}),
+    ("default, head mil, augmented K=2 + mixup 0.5", {"head": "mil", **AUGMENTED, **MIXUP}, {}),
+]
