@@ -1,4 +1,4 @@
-"""The row "default, prior & smoothing learned on soundscapes" of ``embedkit evaluate`` (nested).
+"""The row "default, TTA off, prior & smoothing learned on soundscapes" of ``embedkit evaluate`` (nested).
 
 What ``fit.py --tune-on`` does, measured without letting a fold choose its own parameters: fold k's head is
 fit as in every row (on the other folds' recordings), but its zero-shot prior weight and smoothing are
@@ -6,7 +6,8 @@ chosen (:func:`embedkit.train.tune.tune_post`) on the **other folds'** real-back
 same composition seed (each predicted by its own fold's head), never on fold k's. The pair is then applied to
 fold k's soundscapes (both kinds, that seed) and, chosen on the other folds' soundscapes of all seeds, to
 fold k's CV windows. The synthetic-background soundscapes tune nothing when real ones exist (they decide
-only when ``--backgrounds`` is not given).
+only when ``--backgrounds`` is not given). The pair is chosen and applied on the unshifted windows, so the
+row runs without TTA and compares with "default, TTA off".
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def run_tuned(cfg, post: dict, clips, tests, memo: dict | None = None) -> dict:
     from embedkit.train.tune import tune_post
     from embedkit.zeroshot import class_logits
 
+    if post.get("tta"):
+        raise ValueError("the learned prior & smoothing row runs without TTA (tta=() in its post-processing)")
     t0 = time.monotonic()
     raw = run_config(replace(cfg, zero_shot="off"), {"smooth": 0.0, "file_max": 0.0}, clips, tests, memo)
     sc = tests.scapes

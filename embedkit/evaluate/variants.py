@@ -39,7 +39,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
-    ("default, prior & smoothing learned on soundscapes", {}, {"tune": True}),
+    ("default, TTA off, prior & smoothing learned on soundscapes", {}, {"tune": True, "tta": ()}),
     ("default, augmented K=2", AUGMENTED, {}),
     ("default, head mil, augmented K=2 + mixup 0.5", {"head": "mil", **AUGMENTED, **MIXUP}, {}),
 ]
