@@ -59,7 +59,20 @@ def recordings(n_windows: int, counts: np.ndarray, rng: np.random.Generator):
 
 
 def write_dataset(folder: Path, n: int, dim: int, seed: int, rec0: int = 0) -> None:
-    """Write ``n`` synthetic windows as float16 shards into ``folder`` (chunk by chunk; see the docstring)."""
+    """Write ``n`` synthetic windows as float16 shards into ``folder`` (chunk by chunk; see the docstring).
+
+    Written into ``folder.partial`` and renamed when complete, so a run killed while writing never leaves a
+    short dataset that a later ``--data-dir`` run would take for a whole one.
+    """
+    import shutil
+
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    _write_rows(partial, n, dim, seed, rec0)
+    partial.rename(folder)
+
+
+def _write_rows(folder: Path, n: int, dim: int, seed: int, rec0: int) -> None:
     import pandas as pd
 
     from embedkit.store import ShardWriter
