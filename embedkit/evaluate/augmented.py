@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.audio.augment import Augment, augment_window
+from embedkit.files import replace_atomically
 
 #: the augmentation ``embedkit evaluate`` measures (``extract.py`` defaults: SNR -5..10 dB, no gain/shift)
 EVAL_AUGMENT = Augment(snr_db=(-5.0, 10.0))
@@ -148,9 +149,7 @@ def augmented_set(
             hop = int(round(clips.provenance.get("hop_s", 5.0) * bb.sample_rate))
             arrays = _variant(clips, bgs, v, seed, aug, bb, win, hop)
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp.npz")
-            np.savez(tmp, **arrays)
-            tmp.replace(path)
+            replace_atomically(path, lambda tmp, a=arrays: np.savez(tmp, **a), sync=False)
             print(f"[evaluate] augmented variant {v}: {len(arrays['X'])} windows embedded, "
                   f"{time.monotonic() - t0:.0f} s", file=sys.stderr)  # fmt: skip
         parts.append((v, np.load(path, allow_pickle=False)))

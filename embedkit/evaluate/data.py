@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embedkit.files import replace_atomically
+
 COMPOSER_VERSION = 1
 
 
@@ -159,7 +161,6 @@ def soundscape_set(
         return SoundscapeSet(z["X"].astype(np.float32), L, z["truth"], z["fold"], z["files"], z["window"])
     s = _build(clips, n, seed, threads, backgrounds)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
     arrays = {
         "X": s.X.astype(np.float16),
         "truth": s.truth,
@@ -169,8 +170,7 @@ def soundscape_set(
     }
     if s.L is not None:
         arrays["L"] = s.L.astype(np.float16)
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), sync=False)
     # the values the cache holds, so a first run scores exactly as the cached runs after it
     X, L = s.X.astype(np.float16).astype(np.float32), None if s.L is None else s.L.astype(np.float16)
     return SoundscapeSet(X, None if L is None else L.astype(np.float32), s.truth, s.fold, s.files, s.window)
@@ -269,9 +269,7 @@ def background_windows(clips: ClipSet, backgrounds, cache=None, threads: int | N
         arrays["X"] = arrays["X"].astype(np.float16)
         if "L" in arrays:
             arrays["L"] = arrays["L"].astype(np.float16)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), sync=False)
     z = np.load(path, allow_pickle=False)
     L = z["L"].astype(np.float32) if "L" in z.files else None
     truth = np.zeros((len(z["X"]), len(clips.labels)), bool)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from embedkit.birdclef.truth import WINDOW_S, load_truth, long_to_wide  # noqa: F401 (re-exported)
 from embedkit.errors import UsageError
+from embedkit.files import replace_atomically
 
 
 def score_tables(sub: pd.DataFrame, truth: pd.DataFrame, labels: list[str] | None = None):
@@ -89,9 +90,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     for r in table.itertuples():
         print(f"| {r.label} | {r.positives} | {'—' if r.auc != r.auc else f'{r.auc:.3f}'} |")
     if args.out:
-        tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(args.out)
+        replace_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False), sync=False)
     k = int(table["auc"].notna().sum())
     print(f"score {score:.4f}  (macro ROC-AUC over {k} of {len(table)} labels, {n} windows)")
     return 0

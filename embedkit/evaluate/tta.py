@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embedkit.files import replace_atomically
+
 
 def shifted_set(clips, n: int, seed: int, offsets: tuple[float, ...], cache=None, threads=None,
                 backgrounds=None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
@@ -33,12 +35,10 @@ def shifted_set(clips, n: int, seed: int, offsets: tuple[float, ...], cache=None
     if not path.is_file():
         X, L = _embed_shifted(clips, n, seed, offsets, threads, backgrounds)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
         arrays = {"X": X.astype(np.float16)}
         if L is not None:
             arrays["L"] = L.astype(np.float16)
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), sync=False)
     z = np.load(path, allow_pickle=False)
     return z["X"].astype(np.float32), (z["L"].astype(np.float32) if "L" in z.files else None)
 
