@@ -84,3 +84,9 @@ def check_augment(expected: dict[str, Any], found: dict[str, Any], *, where: str
             f"shards{' in ' + where if where else ''} mix augmentation settings: augment={b!r} but {a!r} was "
             f"expected (extract augmented and clean windows into different --out/--name folders)"
         )
+
+
+def check_same_dataset(first: dict[str, Any], found: dict[str, Any], *, where: str = "") -> None:
+    """Shards of one dataset agree in provenance and in augmentation (one metadata read per shard)."""
+    check_provenance(first, found, what="shards", where=where)
+    check_augment(first, found, where=where)

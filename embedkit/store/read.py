@@ -12,8 +12,8 @@ import pandas as pd
 from embedkit.store.provenance import (
     VARIANT,
     StoreError,
-    check_augment,
     check_provenance,
+    check_same_dataset,
     failure_paths,
     read_meta,
     shard_paths,
@@ -133,8 +133,7 @@ def read_embeddings(
     expr = row_filter(files, filters) if variants else clean_only(prov, row_filter(files, filters))
     tables = []
     for sp in paths:
-        check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
-        check_augment(prov, read_meta(sp), where=f"{sp.name} vs {paths[0].name}")
+        check_same_dataset(prov, read_meta(sp), where=f"{sp.name} vs {paths[0].name}")
         tables.append(read_table(sp, cols, expr))
     keys = pd.concat([t.select(kcols).to_pandas() for t in tables], ignore_index=True)
     by = ["file", "window"] + ([VARIANT] if VARIANT in kcols else [])

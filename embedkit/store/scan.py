@@ -27,8 +27,8 @@ from embedkit.store.provenance import (
     KEY_COLUMNS,
     VARIANT,
     StoreError,
-    check_augment,
     check_provenance,
+    check_same_dataset,
     read_meta,
     shard_paths,
 )
@@ -145,8 +145,7 @@ def iter_embeddings(
     expr = clean_only(prov, row_filter(files, filters))  # augmented variants are for fits only
     seen: dict[str, int] = {}  # file → bit mask of the windows already yielded
     for sp in paths:
-        check_provenance(prov, read_meta(sp), what="shards", where=f"{sp.name} vs {paths[0].name}")
-        check_augment(prov, read_meta(sp), where=f"{sp.name} vs {paths[0].name}")
+        check_same_dataset(prov, read_meta(sp), where=f"{sp.name} vs {paths[0].name}")
         table = _unseen(read_table(sp, kcols + ["emb"], expr), seen)
         for start in range(0, table.num_rows, batch_rows):
             part = table.slice(start, batch_rows)
