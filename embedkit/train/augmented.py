@@ -65,7 +65,8 @@ def read_augmented(cfg, labels: list[str], train, inputs: dict) -> Windows | Non
     from embedkit.zeroshot import class_logits
 
     dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
-    if cfg.augmented == "clean" or read_provenance(dataset).get("augment") is None:
+    aug = None if cfg.augmented == "clean" else read_provenance(dataset).get("augment")
+    if aug is None:
         return None
     if cfg.fuse:
         raise UsageError("--augmented clean+mixed cannot be fused (--fuse): use --augmented clean")
@@ -77,7 +78,6 @@ def read_augmented(cfg, labels: list[str], train, inputs: dict) -> Windows | Non
     Y, keep, _ = build_targets(keys, train, labels, cfg.secondary_weight)
     z = class_logits(out[2][mixed][keep], inputs["index"]) if want_z else None
     files = keys["file"].astype(str).to_numpy()[keep]
-    aug = read_provenance(dataset)["augment"]
     print(
         f"[fit] augmented: {int(keep.sum())} mixed rows ({aug.get('variants')} per window, SNR "
         f"{aug.get('snr_db')} dB) added to each fold's training rows; CV scores clean rows only",
