@@ -1,10 +1,12 @@
 """Fault injection for model saves: SIGKILL a forked save at every step and at random instants.
 
-Usage: ``python model_fault_worker.py SOURCE_MODEL ROOT N_KILLS SEED``. Each round forks a child that saves
+Usage: ``python model_fault_worker.py SOURCE_MODEL ROOT N_KILLS SEED [fallback]``. Each round forks a child that saves
 the source model's head under ``ROOT/m`` with ``meta["version"] = round``; the child is killed either by
 itself on entering step k of the save (every step is taken in turn) or by the parent after a random delay
 within a save's duration. After each kill the parent loads ``ROOT/m`` and records a problem unless it is a
-complete model of the last finished version or of the attempted one. Prints one JSON summary line.
+complete model of the last finished version or of the attempted one. With ``fallback`` the saves run without
+``renameat2`` (rename aside, then rename in), so kills also land in the gap between the two renames.
+Prints one JSON summary line.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ STEPS = [
     (pm.Path, "write_text"),
     (atomic, "fsync_tree"),
     (atomic, "fsync_dir"),
-    (os, "symlink"),
-    (os, "replace"),
+    (os, "rename"),
+    (atomic, "exchange"),
     (atomic, "prune_versions"),
 ]
 
@@ -53,6 +55,8 @@ def save(src, final: Path, version: int) -> None:
 
 
 def child(src, final: Path, version: int, kill_at: int | None, pipe_w: int | None) -> None:
+    if FALLBACK:  # before instrument(): the no-renameat2 path is what gets wrapped
+        atomic.exchange = lambda a, b: False
     seen = instrument(kill_at)
     save(src, final, version)
     if pipe_w is not None:
@@ -76,6 +80,9 @@ def run_child(src, final, version, kill_at=None, delay=None) -> tuple[bool, list
     os.close(r)
     killed = os.WIFSIGNALED(status)
     return killed, (json.loads(data) if data else [])
+
+
+FALLBACK = len(sys.argv) > 5 and sys.argv[5] == "fallback"
 
 
 def main() -> int:
@@ -118,7 +125,9 @@ def main() -> int:
             problems.append(f"kill {kills}: version {got}, expected {done} or {version}")
     save(src, final, version + 1)  # a clean save afterwards removes every dead writer's leftovers
     left = sorted(p.name for p in root.iterdir())
-    if len(left) != 3:
+    if left[-1] != "m" or len(left) != 1 + atomic.KEEP_VERSIONS or any(
+        not n.startswith(".m.prev-") for n in left[:-1]
+    ):
         problems.append(f"after a clean save: {left}")
     print(json.dumps({"kills": kills, "steps": n_steps, "steps_hit": sorted(hit), "problems": problems,
                       "saw_old": saw["old"], "saw_new": saw["new"]}))  # fmt: skip

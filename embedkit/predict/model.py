@@ -10,9 +10,10 @@ Nothing that is loaded can run code: no pickle on the load path. Loading checks 
 pickled with joblib) load only with ``trust_pickle`` (``--trust-pickle``); ``embedkit upgrade-model`` rewrites
 them in this format.
 
-``models/<name>`` is a symlink to a hidden versioned folder (:mod:`embedkit.store.atomic`): a new version is
-written and fsynced beside it and the name switched in one rename, so at every instant the name holds a
-complete old or a complete new model; the previous version stays as ``.<name>.v-...`` until the next save.
+``models/<name>`` is a real folder (it copies with ``cp -r``); a new version is written and fsynced beside it
+and swapped in atomically (:mod:`embedkit.store.atomic`), so at every instant the name holds a complete old
+or a complete new model; the last 3 replaced versions are kept as ``.<name>.prev-...`` (``embedkit models``).
+A load reads one version whatever saves do meanwhile (:func:`embedkit.store.versions.read_pinned`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +138,9 @@ def save_model(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     prune_versions(final, keep=prev)
+    if prev is not None:
+        print(f"[models] replaced {final}; the previous version is kept as {prev} (the last 3 are kept; "
+              f"embedkit models rollback {final} restores it)", file=sys.stderr)
     return final
 
 
@@ -153,8 +158,8 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
     """Load a model folder written by :func:`save_model`, checking every file against its hash.
 
     Args:
-        folder: the model folder (its name; a symlink to the current version is resolved once, so a save
-            that switches the name meanwhile cannot mix two versions).
+        folder: the model folder (opened once and read through that handle, so a save that swaps the name
+            meanwhile cannot mix two versions; a load that fails because of such a swap is retried).
         trust_pickle: also load embedkit 0.1 folders, whose heads are pickles (unpickling runs code).
 
     Raises:
@@ -162,8 +167,14 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
             format version, an unknown head, or a ``head/`` that does not fit ``model.json`` (another
             embedding dimension or number of labels). Another embedkit version with the same format loads.
     """
+    from embedkit.store.versions import read_pinned
+
     f = Path(folder)
-    real = f.resolve()
+    return read_pinned(f, lambda real: _load_version(f, real, trust_pickle), (ModelError,))
+
+
+def _load_version(f: Path, real: Path, trust_pickle: bool) -> Model:
+    """Load the version of ``f`` pinned at ``real`` (see :func:`load_model`)."""
     meta = _read_meta(f, real)
     if meta.get("format") == LEGACY_FORMAT and not trust_pickle:
         raise ModelError(
@@ -200,8 +211,10 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
 def _read_meta(f: Path, real: Path) -> dict:
     meta_path = real / "model.json"
     if not meta_path.is_file():
-        hidden = sorted(p.name for p in f.parent.glob(f".{f.name}.v-*")) if f.parent.is_dir() else []
-        extra = f" (earlier versions are kept as {', '.join(hidden)})" if hidden else ""
+        from embedkit.store.versions import kept_versions
+
+        hidden = [p.name for p in kept_versions(f)]
+        extra = f" (earlier versions are kept as {', '.join(hidden)}: embedkit models)" if hidden else ""
         raise ModelError(f"{f}: not a model folder (no model.json){extra}; fit one with fit.py")
     try:
         return json.loads(meta_path.read_text())
