@@ -132,6 +132,12 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "embedkit upgrade-model models/birdnet-mil models/panns-mlp --trust-pickle",
         ],
     ),
+    "models": (
+        None,
+        "embedkit.predict.versions:cmd_models",
+        "list saved models and their kept earlier versions; `rollback NAME` restores the previous version",
+        ["embedkit models", "embedkit models models", "embedkit models rollback birdnet-logreg"],
+    ),
     "validate": (
         None,
         "embedkit.cli:cmd_validate",
@@ -219,6 +225,12 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--trust-pickle", action="store_true", help="required: the old heads are unpickled (runs code)"
         )
+    elif name == "models":
+        p.add_argument(
+            "words", nargs="*", metavar="ROOT | rollback NAME",
+            help="models folder to list (default: models), or `rollback NAME` (a folder or a name)",
+        )  # fmt: skip
+        p.add_argument("--to", help="with rollback: the kept version to restore (default: the newest)")
     elif name == "validate":
         p.add_argument("submission", help="submission CSV to check")
         p.add_argument("--sample", required=True, help="sample_submission.csv (column order)")

@@ -104,7 +104,9 @@ class FitConfig:
     embeddings: str = opt("embeddings", "embeddings root (the --out of extract.py)")
     split: str = opt("train_audio", "dataset name under EMBEDDINGS/<backbone>/")
     out: str = opt("models", "models root; the head goes to OUT/<name>/")
-    name: str | None = opt(None, "model folder name (default: <backbone>-<head>)")
+    name: str | None = opt(
+        None, "model folder name (default: <backbone>-<head>; fused: <backbone>+<fuse>-<head>)"
+    )
     folds: int = opt(5, "cross-validation folds (0 or 1: no CV, just fit)")
     group_by: str = opt("file", "CV groups: file | author", choices=["file", "author"])
     secondary_weight: float = opt(0.0, "target value of secondary labels (0 disables)")

@@ -1,12 +1,12 @@
 """Fault injection for model saves: SIGKILL a forked save at every step and at random instants.
 
-Usage: ``python model_fault_worker.py SOURCE_MODEL ROOT N_KILLS SEED [fallback]``. Each round forks a child that saves
-the source model's head under ``ROOT/m`` with ``meta["version"] = round``; the child is killed either by
-itself on entering step k of the save (every step is taken in turn) or by the parent after a random delay
-within a save's duration. After each kill the parent loads ``ROOT/m`` and records a problem unless it is a
-complete model of the last finished version or of the attempted one. With ``fallback`` the saves run without
-``renameat2`` (rename aside, then rename in), so kills also land in the gap between the two renames.
-Prints one JSON summary line.
+Usage: ``python model_fault_worker.py SOURCE_MODEL ROOT N_KILLS SEED [fallback]``. Each round forks a child
+that saves the source model's head under ``ROOT/m`` with ``meta["version"] = round``; the child is killed
+either by itself on entering step k of the save (every step is taken in turn) or by the parent after a
+random delay within a save's duration. After each kill the parent loads ``ROOT/m`` and records a problem
+unless it is a complete model of the last finished version or of the attempted one. With ``fallback`` the
+saves run without ``renameat2`` (rename aside, then rename in), so kills also land in the gap between the
+two renames. Prints one JSON summary line.
 """
 
 from __future__ import annotations
@@ -129,6 +129,11 @@ def main() -> int:
         not n.startswith(".m.prev-") for n in left[:-1]
     ):
         problems.append(f"after a clean save: {left}")
+    for n in left[:-1]:  # every kept version is a complete model too
+        try:
+            pm.load_model(root / n)
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"kept version {n}: {type(e).__name__}: {e}")
     print(json.dumps({"kills": kills, "steps": n_steps, "steps_hit": sorted(hit), "problems": problems,
                       "saw_old": saw["old"], "saw_new": saw["new"]}))  # fmt: skip
     return 0

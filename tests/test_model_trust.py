@@ -145,7 +145,8 @@ def test_legacy_folder_loads_on_trust_and_upgrades_to_the_same_predictions(env, 
     pd.testing.assert_frame_equal(pd.read_csv(new_sub), pd.read_csv(old_sub))
     assert cli_main(["upgrade-model", str(old)]) == 2  # upgrading unpickles: needs the flag too
     assert cli_main(["upgrade-model", str(old), "--trust-pickle"]) == 0
-    assert old.is_dir() and not old.is_symlink() and json.loads((old / "model.json").read_text())["format"] == 2
+    assert old.is_dir() and not old.is_symlink()  # the symlinked layout is gone: a real folder again
+    assert json.loads((old / "model.json").read_text())["format"] == 2
     assert not (old / "head" / "state.joblib").exists()
     assert cli_main(infer_args(env, up_sub, old)) == 0  # no trust needed any more
     pd.testing.assert_frame_equal(pd.read_csv(new_sub), pd.read_csv(up_sub))

@@ -18,8 +18,8 @@ def upgrade_model(folder: str | os.PathLike) -> Path:
 
     Unpickles the old head (the caller vouches for the folder), then saves it as data with
     :func:`save_model`: same labels, provenance, CV facts and extra files; predictions are unchanged. The old
-    folder is kept as the previous version (``.NAME.prev-...``, see ``embedkit models``). A folder already in this format is left
-    as it is.
+    folder is kept as the previous version (``.NAME.prev-...``, see ``embedkit models``). A folder already
+    in this format is left as it is.
 
     Returns:
         The model folder.

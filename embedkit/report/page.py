@@ -31,7 +31,7 @@ VIEW_SR = 32000  # BirdCLEF's native rate; the spectrogram shows 0-16 kHz
 def find_models(paths: list[str | Path]) -> list[Path]:
     """Model folders among ``paths``: each a model folder (has ``model.json``) or a folder of them.
 
-    Hidden folders (a model's earlier versions ``.NAME.v-*``, temp folders) are not models of their own.
+    Hidden folders (a model's kept versions ``.NAME.prev-*``, temp folders) are not models of their own.
     """
     found: list[Path] = []
     for p in map(Path, paths):

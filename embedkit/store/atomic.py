@@ -240,8 +240,11 @@ def prune_versions(final: Path, keep: Path | None = None) -> int:
             if _dead(p):
                 _remove(p)
                 n += 1
-        olds = [p for p in final.parent.glob("*") if p.name.startswith((f".tmp-{final.name}-",
-                                                                          f".old-{final.name}-"))]
+        olds = [
+            p
+            for p in final.parent.glob("*")
+            if p.name.startswith((f".tmp-{final.name}-", f".old-{final.name}-"))
+        ]
         for p in olds:  # embedkit 0.1's temps
             if _dead(p) and (os.path.lexists(final) or _repair(final)):
                 _remove(p)
@@ -260,8 +263,10 @@ def _repair(final: Path) -> bool:
     cands += [p for p in parent.glob(f".old-{name}-*") if (p / "model.json").is_file()]
     if cands:
         os.rename(max(cands, key=lambda p: p.stat().st_mtime), final)
-        print(f"[models] {final} was missing (a save was killed); restored its newest complete version",
-              file=sys.stderr)
+        print(
+            f"[models] {final} was missing (a save was killed); restored its newest complete version",
+            file=sys.stderr,
+        )
         return True
     return False
 

@@ -189,7 +189,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
 
         prior, tuning = tune_model(cfg, data, head, prior, unlabelled, inputs, labels)
         tuned = {"tuning": tuning, "smooth": tuning["smooth"]}
-    name = cfg.name or f"{cfg.backbone}-{cfg.head}"
+    name = cfg.name or f"{'+'.join([cfg.backbone, *cfg.fuse])}-{cfg.head}"  # fused: birdnet+onnx-logreg
     meta = {
         "params": head.get_params(),
         "config": to_dict(cfg),
