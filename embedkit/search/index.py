@@ -90,9 +90,23 @@ def find_index(path: str | os.PathLike) -> Path:
 def load_index(path: str | os.PathLike) -> SearchIndex:
     """Load an index (folder of the index, or the dataset folder holding it), checking every file's SHA-256.
 
+    A load that fails while ``index.json`` changed (``embedkit index`` added shards and removed the files the
+    old one named) is retried, so it gets the old or the new index whole, never a missing file.
+
     Raises:
         StoreError: no index, another format, a missing or altered file.
     """
+    from embedkit.store.versions import retry_on_change
+
+    folder = find_index(path)
+    try:
+        return retry_on_change(folder / META, lambda: _load_once(folder), (StoreError, OSError, RuntimeError))
+    except OSError as e:
+        raise StoreError(f"{folder}: cannot read the index ({e}); embedkit index --rebuild") from None
+
+
+def _load_once(path: str | os.PathLike) -> SearchIndex:
+    """One attempt of :func:`load_index`."""
     import pyarrow.parquet as pq
 
     folder = find_index(path)

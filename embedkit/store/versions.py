@@ -7,6 +7,9 @@ again (twice at most); a load is also retried when its pinned version was remove
 A reader that finds ``NAME`` missing while a save is between the two renames of the no-``renameat2`` fallback
 waits for the save's lock and lets :func:`embedkit.store.atomic.recover` close the gap.
 
+:func:`retry_on_change` is the same retry for readers of a folder whose writer replaces one index file and
+then removes what the old one named (``embedkit.search.index.load_index``).
+
 Kept versions (``.NAME.prev-*``, see :mod:`embedkit.store.atomic`) are listed by :func:`kept_versions` and
 restored by :func:`rollback`, which publishes a copy of the kept version like any save (so the current one
 becomes a kept version, atomically) and then removes the copied one.
@@ -34,13 +37,33 @@ T = TypeVar("T")
 _ATTEMPTS = 3
 
 
-def _identity(final: Path) -> tuple[int, int] | None:
-    """``(device, inode)`` of the folder ``final`` names now (follows a symlink); None when missing."""
+def _identity(final: Path) -> tuple[int, int, int, int] | None:
+    """``(device, inode, mtime, size)`` of what ``final`` names now (follows a symlink); None when missing.
+
+    A swap or an atomic replace (temp file renamed over it) changes the inode.
+    """
     try:
         st = os.stat(final)
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def retry_on_change(watch: str | os.PathLike, load: Callable[[], T], errors: tuple[type, ...]) -> T:
+    """``load()``, tried again (3 attempts in all) when it raises one of ``errors`` while ``watch`` changed.
+
+    For readers of a folder whose writer replaces an index file (``watch``) and then removes what the old
+    one named (the search index): a failure because of such a save is retried on the new version.
+    """
+    for attempt in range(_ATTEMPTS):
+        before = _identity(Path(watch))
+        try:
+            return load()
+        except errors:
+            if attempt + 1 < _ATTEMPTS and _identity(Path(watch)) != before:
+                continue
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextlib.contextmanager
@@ -133,4 +156,4 @@ def rollback(final: str | os.PathLike, to: str | None = None) -> tuple[Path, Pat
     return src, replaced
 
 
-__all__ = ["kept_versions", "read_pinned", "rollback"]
+__all__ = ["kept_versions", "read_pinned", "retry_on_change", "rollback"]
