@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -118,7 +117,7 @@ def test_fit_writes_the_model_folder(fitted, ds):
     for name in ("model.json", "head", "cv_per_class.csv", "oof.parquet"):
         assert (folder / name).exists(), name
     hidden = [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]
-    assert folder.is_symlink() and hidden == [os.readlink(folder)]  # the version it names; no temp folders
+    assert folder.is_dir() and not folder.is_symlink() and hidden == []  # a real folder; no temp folders
     meta = json.loads((folder / "model.json").read_text())
     assert meta["head"] == "logreg" and meta["labels"] == LABELS
     assert meta["provenance"]["backbone"] == "toy" and meta["provenance"]["dim"] == 8
@@ -297,7 +296,7 @@ def test_cli_fit_unknown_head_is_exit_2(ds, tmp_path, capsys):
 # -- replacing a model ---------------------------------------------------------------------------------------
 
 
-def test_second_fit_replaces_the_model_only_when_complete(ds, tmp_path, monkeypatch):
+def test_second_fit_replaces_the_model_only_when_complete(ds, tmp_path, monkeypatch, capsys):
     out = tmp_path / "models"
     first = run_fit(cfg_for(ds, out, name="same", folds=0, params={"C": 1.0}))
     doc = (first.folder / "model.json").read_text()
@@ -324,14 +323,16 @@ def test_second_fit_replaces_the_model_only_when_complete(ds, tmp_path, monkeypa
             run_fit(cfg_for(ds, out, name="same", folds=0, params={"C": 0.01}))
     assert (first.folder / "model.json").read_text() == doc
     assert {p.name: p.read_bytes() for p in (first.folder / "head").iterdir()} == head_files
-    assert sorted(p.name for p in out.iterdir()) == sorted(["same", os.readlink(out / "same")])  # no temps
+    assert sorted(p.name for p in out.iterdir()) == ["same"]  # no temps
     assert load_model(first.folder).head.C == 1.0
 
+    capsys.readouterr()
     second = run_fit(cfg_for(ds, out, name="same", folds=0, params={"C": 0.01}))
     assert second.folder == first.folder
     assert json.loads((second.folder / "model.json").read_text())["params"]["C"] == 0.01
     assert load_model(second.folder).head.C == 0.01
     names = sorted(p.name for p in out.iterdir())
-    assert len(names) == 3 and "same" in names and os.readlink(out / "same") in names  # + previous version
-    previous = next(out / n for n in names if n not in ("same", os.readlink(out / "same")))
-    assert load_model(previous).head.C == 1.0  # one step of rollback
+    assert len(names) == 2 and names[1] == "same" and names[0].startswith(".same.prev-")  # + previous version
+    err = capsys.readouterr().err
+    assert f"replaced {out / 'same'}; the previous version is kept as {out / names[0]}" in err
+    assert load_model(out / names[0]).head.C == 1.0  # kept: embedkit models rollback restores it

@@ -184,6 +184,7 @@ def test_fusion_fit_and_infer(toy_ds, tmp_path):
     cfg = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), out=str(tmp_path),
                     folds=3, fuse=["toy3"])  # fmt: skip
     model = load_model(run_fit(cfg).folder)
+    assert model.folder.name == "toy+toy3-logreg"  # a fused model's default name says so (not toy-logreg)
     assert [(p["backbone"], p["dim"]) for p in model.meta["fusion"]] == [("toy", 8), ("toy3", 3)]
     with pytest.raises(ModelError):
         model.predict(np.zeros((2, 8), np.float32))
