@@ -241,6 +241,22 @@ def test_sigkill_at_any_instant_of_a_save_leaves_a_complete_model(env, tmp_path,
     assert len(summary["steps_hit"]) == summary["steps"], summary  # every step of the save was interrupted
 
 
+def test_a_model_folder_copied_with_cp_r_or_copytree_infers_like_the_original(env, tmp_path):
+    """``cp -r``, ``rsync``, ``zip -r`` and a Kaggle dataset upload copy a real folder (not a dangling link)."""
+    src = env["models"] / "logreg"
+    assert src.is_dir() and not src.is_symlink()
+    subprocess.run(["cp", "-r", str(src), str(tmp_path / "cp")], check=True)
+    shutil.copytree(src, tmp_path / "tree", symlinks=True)  # symlinks kept as links, as cp -r and zip do
+    shutil.make_archive(str(tmp_path / "zipped"), "zip", env["models"], "logreg")
+    shutil.unpack_archive(tmp_path / "zipped.zip", tmp_path / "unzipped")
+    want = tmp_path / "want.csv"
+    assert cli_main(infer_args(env, want, src)) == 0
+    for copy in (tmp_path / "cp", tmp_path / "tree", tmp_path / "unzipped" / "logreg"):
+        out = tmp_path / f"{copy.name}.csv"
+        assert cli_main(infer_args(env, out, copy)) == 0
+        pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(want))
+
+
 def test_report_ignores_hidden_versions(env, tmp_path):
     """``report --models ROOT`` lists models by name, not their hidden earlier versions."""
     from embedkit.report.page import find_models
