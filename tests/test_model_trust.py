@@ -242,7 +242,7 @@ def test_sigkill_at_any_instant_of_a_save_leaves_a_complete_model(env, tmp_path,
 
 
 def test_a_model_folder_copied_with_cp_r_or_copytree_infers_like_the_original(env, tmp_path):
-    """``cp -r``, ``rsync``, ``zip -r`` and a Kaggle dataset upload copy a real folder (not a dangling link)."""
+    """``cp -r``, ``rsync``, ``zip -r`` and a Kaggle upload copy a real folder, not a dangling link."""
     src = env["models"] / "logreg"
     assert src.is_dir() and not src.is_symlink()
     subprocess.run(["cp", "-r", str(src), str(tmp_path / "cp")], check=True)

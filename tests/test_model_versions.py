@@ -90,7 +90,10 @@ def test_replacing_says_so_keeps_the_last_three_and_rolls_back(head, tmp_path, c
     assert cli_main(["models", "rollback", str(root / "other")]) == 2
     assert cli_main(["models", "rollback"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "no kept version" in err[0] and "rollback NAME" in err[1], err
+    assert len(err) == 2 and "other: no such model" in err[0] and "rollback NAME" in err[1], err
+    save_v(root / "one", head, 1)
+    assert cli_main(["models", "rollback", str(root / "one")]) == 2
+    assert "one: no kept version" in capsys.readouterr().err
 
 
 def test_a_load_reads_one_whole_version_while_saves_swap_the_name(head, tmp_path, monkeypatch):

@@ -52,9 +52,15 @@ def model_names(root: Path) -> list[str]:
     return sorted(names)
 
 
-def list_models(root: str | os.PathLike) -> list[str]:
-    """The lines ``embedkit models ROOT`` prints: a header, one line per model and per kept version."""
+def list_models(root: str | os.PathLike, default: bool = False) -> list[str]:
+    """The lines ``embedkit models ROOT`` prints: a header, one line per model and per kept version.
+
+    Raises:
+        UsageError: ``root`` is not a folder (unless it is the ``default`` one: then no models yet).
+    """
     root = Path(root)
+    if not root.is_dir() and default:
+        return [f"no models in {root}/ yet; fit one with fit.py (it saves into models/)"]
     if not root.is_dir():
         raise UsageError(f"{root}: no such models folder; fit a model with fit.py (it saves into models/)")
     names = model_names(root)
@@ -72,7 +78,7 @@ def list_models(root: str | os.PathLike) -> list[str]:
             rows.append(("  kept " + p.name, k["backbone"], k["head"], str(k["labels"]), k["cv"], k["saved"]))
     width = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], width, strict=True)) + "  " + r[5] for r in rows]
-    note = f"{len(names)} models in {root}; each keeps its last {KEEP_VERSIONS} replaced versions"
+    note = f"{len(names)} model(s) in {root}; each keeps its last {KEEP_VERSIONS} replaced versions"
     return [*lines, note] if names else [f"no models in {root}; fit one with fit.py"]
 
 
@@ -102,7 +108,7 @@ def cmd_models(args) -> int:
         raise UsageError("--to is an option of `embedkit models rollback NAME`")
     if len(words) > 1:
         raise UsageError(f"embedkit models takes one models folder, got {words} (or: rollback NAME)")
-    for line in list_models(words[0] if words else "models"):
+    for line in list_models(words[0] if words else "models", default=not words):
         print(line)
     return 0
 

@@ -142,7 +142,9 @@ def rollback(final: str | os.PathLike, to: str | None = None) -> tuple[Path, Pat
     if to is not None:
         kept = [p for p in kept if p.name == to or p.name == Path(to).name]
     if not kept:
-        raise FileNotFoundError(f"{final}: no kept version{' named ' + to if to else ''}")
+        none = not os.path.lexists(final) and not entries(final, "prev")
+        raise FileNotFoundError(f"{final}: {'no such model' if none else 'no kept version'}"
+                                f"{' named ' + to if to else ''}")  # fmt: skip
     src = kept[0]
     staged = staging_dir(final)
     try:
