@@ -117,8 +117,8 @@ def build_own_wheel(dest: Path) -> Path:
 def copy_models(models: list[str | Path], dest: Path) -> list[str]:
     """Copy model folders into ``dest`` (regular files only, not ``oof.parquet``); returns their names.
 
-    A model name that is a symlink (the current version, see :mod:`embedkit.predict.model`) is copied as the
-    folder it names. Each copy is checked against its ``model.json`` hashes first; ``files`` in the copied
+    A model name that is a symlink (the previous release's layout, :mod:`embedkit.store.atomic`) is copied as
+    the folder it names. Each copy is checked against its ``model.json`` hashes first; ``files`` in the copied
     ``model.json`` drops what the kit leaves out, so the kit's models load with the same checks.
 
     Raises:
