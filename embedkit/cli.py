@@ -136,7 +136,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         None,
         "embedkit.predict.versions:cmd_models",
         "list saved models and their kept earlier versions; `rollback NAME` restores the previous version",
-        ["embedkit models", "embedkit models demo_run/models", "embedkit models rollback birdnet-logreg"],
+        ["embedkit models", "embedkit models rollback birdnet-logreg"],
     ),
     "validate": (
         None,
