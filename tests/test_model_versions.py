@@ -195,3 +195,21 @@ def test_without_renameat2_a_gap_left_by_a_killed_save_is_closed_by_the_next_loa
     assert not final.exists()
     assert version(load_model(final)) == 2
     assert [version(load_model(p)) for p in kept_versions(final)] == [1]
+
+
+def test_models_command_from_a_shell_with_the_defaults(head, tmp_path):
+    """``embedkit models`` and ``embedkit models rollback NAME`` as typed, in a folder holding ``models/``."""
+    final = save_v(tmp_path / "models" / "birdnet-logreg", head, 1)
+    save_v(final, head, 2)
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "embedkit", "models", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)  # fmt: skip
+
+    listed = run()
+    assert listed.returncode == 0 and listed.stdout.splitlines()[1].startswith("birdnet-logreg "), listed
+    assert "kept .birdnet-logreg.prev-" in listed.stdout
+    back = run("rollback", "birdnet-logreg")
+    assert back.returncode == 0 and "is now the version kept as" in back.stdout, back
+    assert version(load_model(final)) == 1 and version(load_model(kept_versions(final)[0])) == 2
