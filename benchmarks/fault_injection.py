@@ -8,6 +8,11 @@ file). Prints the counts; exit status 1 when any problem was seen.
 
     python benchmarks/fault_injection.py                  # 50 SIGKILLs + 10 SIGINTs, seed 0
     python benchmarks/fault_injection.py --kills 200 --seed 3
+    python benchmarks/fault_injection.py --kills 0 --interrupts 0 --model-kills 200   # model saves only
+
+``--model-kills N`` also SIGKILLs N model saves (``tests/model_fault_worker.py``: every step of a save and
+random instants) with ``renameat2`` and N more on its fallback (rename aside, rename in); after each kill the
+name must load as the complete old or new model.
 """
 
 from __future__ import annotations
@@ -39,7 +44,12 @@ def main() -> int:
         "--pause", type=float, default=0.02, help="seconds between the halves of each shard write"
     )
     ap.add_argument("--work", help="work folder (default: a temporary folder, removed afterwards)")
+    ap.add_argument("--model-kills", type=int, default=0, help="SIGKILLs of model saves, per swap mode")
     args = ap.parse_args()
+    if args.model_kills:
+        bad = model_kills(args.model_kills, args.seed)
+        if not args.kills and not args.interrupts:
+            return 1 if bad else 0
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
@@ -69,6 +79,41 @@ def main() -> int:
             print(f"  PROBLEM: {p}")
         print(f"seed {args.seed}, {time.monotonic() - t0:.0f} s")
     return 1 if tally.problems else 0
+
+
+def model_kills(n: int, seed: int) -> int:
+    """Run the model-save kill campaign in both swap modes; prints one line each; returns problems seen."""
+    import json
+    import os
+    import subprocess
+
+    from embedkit.heads.logreg import LogRegHead
+    from embedkit.predict.model import save_model
+
+    bad = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        X = np.random.default_rng(seed).normal(size=(300, 64)).astype(np.float32)
+        Y = np.eye(5, dtype=bool)[np.arange(300) % 5]
+        src = save_model(Path(tmp) / "src", LogRegHead().fit(X, Y), "logreg", list("abcde"),
+                         {"backbone": "toy", "dim": 64}, {})  # fmt: skip
+        worker = Path(__file__).resolve().parents[1] / "tests" / "model_fault_worker.py"
+        env = {**os.environ, "PYTHONPATH": str(worker.parents[1])}
+        for mode in ("exchange", "fallback"):
+            t0 = time.monotonic()
+            res = subprocess.run(
+                [sys.executable, str(worker), str(src), str(Path(tmp) / mode), str(n), str(seed), mode],
+                capture_output=True, text=True, env=env,
+            )  # fmt: skip
+            s = json.loads(res.stdout.strip().splitlines()[-1])
+            bad += len(s["problems"]) + (res.returncode != 0)
+            print(
+                f"model saves ({mode}): {s['kills']} SIGKILLs, {len(s['steps_hit'])}/{s['steps']} steps hit, "
+                f"after the kill the name held the old model {s['saw_old']}x, the new {s['saw_new']}x, "
+                f"problems {len(s['problems'])} ({time.monotonic() - t0:.0f} s)"
+            )
+            for p in s["problems"]:
+                print(f"  PROBLEM: {p}")
+    return bad
 
 
 if __name__ == "__main__":
