@@ -228,7 +228,7 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "models":
         p.add_argument(
             "words", nargs="*", metavar="ROOT | rollback NAME",
-            help="models folder to list (default: models), or `rollback NAME` (a folder or a name)",
+            help="models folder or model to list (default: models), or `rollback NAME` (a folder or a name)",
         )  # fmt: skip
         p.add_argument("--to", help="with rollback: the kept version to restore (default: the newest)")
     elif name == "validate":

@@ -112,7 +112,7 @@ def save_model(
         The final folder path.
     """
     from embedkit import __version__
-    from embedkit.store.atomic import prune_versions, publish_dir, staging_dir
+    from embedkit.store.atomic import KEEP_VERSIONS, prune_versions, publish_dir, staging_dir
     from embedkit.store.manifest import manifest
 
     final = Path(folder)
@@ -139,8 +139,8 @@ def save_model(
         raise
     prune_versions(final, keep=prev)
     if prev is not None:
-        print(f"[models] replaced {final}; the previous version is kept as {prev} (the last 3 are kept; "
-              f"embedkit models rollback {final} restores it)", file=sys.stderr)
+        print(f"[models] replaced {final}; the previous version is kept as {prev} (the last {KEEP_VERSIONS} "
+              f"are kept; embedkit models rollback {final} restores it)", file=sys.stderr)
     return final
 
 

@@ -63,7 +63,8 @@ def list_models(root: str | os.PathLike, default: bool = False) -> list[str]:
         return [f"no models in {root}/ yet; fit one with fit.py (it saves into models/)"]
     if not root.is_dir():
         raise UsageError(f"{root}: no such models folder; fit a model with fit.py (it saves into models/)")
-    names = model_names(root)
+    names = [root.name] if (root / "model.json").is_file() else model_names(root)
+    root = root.parent if (root / "model.json").is_file() else root
     rows = [("NAME", "BACKBONE", "HEAD", "LABELS", "CV ROC-AUC", "SAVED")]
     for name in names:
         final = root / name
