@@ -11,11 +11,13 @@ numeric label, where the class list has ids). For the mapped labels the backbone
 * enter the head as extra input columns (``--zero-shot features``): ``[emb | z]`` with ``z`` [N, C] the
   logits of the mapped labels (0 for unmapped ones), or
 * act as a prior the head's output is blended with (``--zero-shot prior``): per window and class
-  ``sigmoid(logit(p_head) + w_c * (z_c - o_c))``, where ``o_c`` is the mean logit of class c over the training
-  windows (so the blend keeps the head's calibration on average) and ``w_c`` is learned from out-of-fold
-  predictions by :func:`fit_prior_weights`: one weight shared by the mapped classes (the default; per-class
-  weights chosen on a few recordings per class over-fit, measured in the README) or, with ``per_class``, one
-  per class shrunk to the shared one. Unmapped labels keep the head alone (``w_c = 0``).
+  ``sigmoid(a_c * logit(p_head) + w_c * (z_c - o_c))``, where ``o_c`` is the mean logit of class c over the
+  training windows (so the blend keeps the head's calibration on average) and the pair ``(a_c, w_c)`` is
+  learned from out-of-fold predictions by :func:`fit_prior_choice` among the head blended at each weight of
+  :data:`PRIOR_GRID` (``a = 1``) and the backbone's classifier alone (``(0, 1)``): one pair shared by the
+  mapped classes (the default) or, with ``--prior-per-class``, one per class, its AUC shrunk toward the mean
+  over classes by :data:`SHRINK_RECORDINGS` recordings so that a class with 6 recordings does not over-fit.
+  Unmapped labels keep the head alone (``w_c = 0``).
 
 ``--zero-shot both`` does both. Whatever is used is recorded in the model (``model.json`` ``zero_shot``), and
 inference then asks the backbone for its logits (``embed_with_logits``).
