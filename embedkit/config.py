@@ -119,7 +119,11 @@ class FitConfig:
         "shards hold logits (extract.py --save-logits), else off",
         choices=["auto", "off", "features", "prior", "both"],
     )
-    prior_per_class: bool = opt(False, "zero-shot prior: also learn a weight per class (else one shared)")
+    prior_per_class: bool = opt(
+        False,
+        "zero-shot prior: choose per class between the head blended at each prior weight and the backbone's "
+        "classifier alone, shrunk toward the shared choice (else one choice shared by the mapped labels)",
+    )
     class_weight: float = opt(0.0, "class-balancing exponent: row weight (n_max / n_class) ** a (0 = off)")
     confidence_weight: float = opt(
         0.0, "share of a window's weight set by BirdNET's confidence in its recording's label (0 = off)"

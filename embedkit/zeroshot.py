@@ -11,11 +11,13 @@ numeric label, where the class list has ids). For the mapped labels the backbone
 * enter the head as extra input columns (``--zero-shot features``): ``[emb | z]`` with ``z`` [N, C] the
   logits of the mapped labels (0 for unmapped ones), or
 * act as a prior the head's output is blended with (``--zero-shot prior``): per window and class
-  ``sigmoid(logit(p_head) + w_c * (z_c - o_c))``, where ``o_c`` is the mean logit of class c over the training
-  windows (so the blend keeps the head's calibration on average) and ``w_c`` is learned from out-of-fold
-  predictions by :func:`fit_prior_weights`: one weight shared by the mapped classes (the default; per-class
-  weights chosen on a few recordings per class over-fit, measured in the README) or, with ``per_class``, one
-  per class shrunk to the shared one. Unmapped labels keep the head alone (``w_c = 0``).
+  ``sigmoid(a_c * logit(p_head) + w_c * (z_c - o_c))``, where ``o_c`` is the mean logit of class c over the
+  training windows (so the blend keeps the head's calibration on average) and the pair ``(a_c, w_c)`` is
+  learned from out-of-fold predictions by :func:`fit_prior_choice` among the head blended at each weight of
+  :data:`PRIOR_GRID` (``a = 1``) and the backbone's classifier alone (``(0, 1)``): one pair shared by the
+  mapped classes (the default) or, with ``--prior-per-class``, one per class, its AUC shrunk toward the mean
+  over classes by :data:`SHRINK_RECORDINGS` recordings so that a class with 6 recordings does not over-fit.
+  Unmapped labels keep the head alone (``w_c = 0``).
 
 ``--zero-shot both`` does both. Whatever is used is recorded in the model (``model.json`` ``zero_shot``), and
 inference then asks the backbone for its logits (``embed_with_logits``).
@@ -33,6 +35,8 @@ from embedkit.birdclef import DataError
 MODES = ("off", "features", "prior", "both")
 #: grid of prior weights searched by :func:`fit_prior_weights`
 PRIOR_GRID = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: strength of the per-class choice's shrinkage toward the mean over classes, in recordings
+SHRINK_RECORDINGS = 8.0
 
 
 def backbone_classes(backbone: str, provenance: dict | None = None):
@@ -187,7 +191,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def apply_prior(p: np.ndarray, z: np.ndarray, weights: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def apply_prior(
+    p: np.ndarray,
+    z: np.ndarray,
+    weights: np.ndarray,
+    offset: np.ndarray,
+    head_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Blend head probabilities with the zero-shot prior.
 
     Args:
@@ -195,12 +205,85 @@ def apply_prior(p: np.ndarray, z: np.ndarray, weights: np.ndarray, offset: np.nd
         z: zero-shot logits of the labels [N, C] (:func:`class_logits`).
         weights: w [C] (0 = head alone).
         offset: o [C], mean training logit of each class.
+        head_weight: a [C], the head's share (1 = the usual blend, 0 = the backbone's classifier alone);
+            None = 1 for every class.
 
     Returns:
-        float32 [N, C]: ``sigmoid(logit(p) + w * (z - o))``.
+        float32 [N, C]: ``sigmoid(a * logit(p) + w * (z - o))``.
     """
-    s = _logit(p) + weights * (np.asarray(z, np.float64) - offset)
+    h = _logit(p)
+    if head_weight is not None:
+        h = h * np.asarray(head_weight, np.float64)
+    s = h + np.asarray(weights, np.float64) * (np.asarray(z, np.float64) - offset)
     return (1.0 / (1.0 + np.exp(-s))).astype(np.float32)
+
+
+def prior_choices(grid: tuple[float, ...] = PRIOR_GRID) -> list[tuple[float, float]]:
+    """The ``(head weight a, prior weight w)`` pairs a class may use.
+
+    The head with each prior weight of ``grid`` (``(1, 0)`` is the head alone) and the backbone's classifier
+    alone, ``(0, 1)``.
+    """
+    return [(1.0, float(g)) for g in grid] + [(0.0, 1.0)]
+
+
+def fit_prior_choice(
+    p: np.ndarray,
+    z: np.ndarray,
+    truth: np.ndarray,
+    mapped: np.ndarray,
+    groups: np.ndarray | None = None,
+    per_class: bool = False,
+    shrink: float = SHRINK_RECORDINGS,
+    grid: tuple[float, ...] = PRIOR_GRID,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Head and prior weights per class that maximise out-of-fold ROC-AUC (the choice of issue 23).
+
+    Each mapped class uses one pair of :func:`prior_choices`: the head blended with the prior at a weight of
+    ``grid``, or the backbone's classifier alone. The shared pair maximises the macro AUC over the mapped
+    classes. With ``per_class`` each class takes its own pair by its AUC *shrunk toward the mean over
+    classes*: ``(n_c * auc_c + shrink * mean_auc) / (n_c + shrink)`` with ``n_c`` the class's positive
+    recordings (``groups``), so a class with 6 recordings moves off the shared pair only when its own
+    evidence outweighs that of ``shrink`` recordings; ties keep the shared pair.
+
+    Args:
+        p: out-of-fold head probabilities [N, C].
+        z: zero-shot logits [N, C].
+        truth: targets [N, C] (positive where >= 0.5).
+        mapped: bool [C], labels the backbone knows.
+        groups: recording of each row [N] (None: every row its own recording).
+        per_class: choose per class (else the shared pair for every mapped class).
+        shrink: the shrinkage's strength, in recordings.
+        grid: prior weights of the blends.
+
+    Returns:
+        ``(weights float32 [C], head_weight float32 [C])``: (0, 1) for unmapped labels and labels without
+        positives and negatives.
+    """
+    from embedkit.metrics import per_class_auc, scorable_classes
+
+    C = len(mapped)
+    w, a = np.zeros(C, np.float32), np.ones(C, np.float32)
+    cols = np.flatnonzero(mapped & scorable_classes(truth))
+    if cols.size == 0:
+        return w, a
+    choices = prior_choices(grid)
+    h, zc = _logit(p[:, cols]), np.asarray(z[:, cols], np.float64)
+    auc = np.stack([per_class_auc(truth[:, cols], ha * h + g * zc) for ha, g in choices])  # [K, k]
+    mean = auc.mean(axis=1)  # [K]
+    shared = int(np.argmax(mean))
+    pick = np.full(cols.size, shared)
+    if per_class:
+        pos = truth[:, cols] >= 0.5
+        g = np.arange(len(p)) if groups is None else np.asarray(groups)
+        n = np.array([len(np.unique(g[pos[:, j]])) for j in range(cols.size)], np.float64)
+        shrunk = (n * auc + shrink * mean[:, None]) / (n + shrink)  # [K, k]
+        own = shrunk.argmax(axis=0)
+        better = shrunk[own, np.arange(cols.size)] > shrunk[shared] + 1e-12
+        pick[better] = own[better]
+    a[cols] = [choices[i][0] for i in pick]
+    w[cols] = [choices[i][1] for i in pick]
+    return w, a
 
 
 def fit_prior_weights(
@@ -212,7 +295,7 @@ def fit_prior_weights(
     grid: tuple[float, ...] = PRIOR_GRID,
     margin: float = 0.01,
 ) -> np.ndarray:
-    """Prior weights that maximise out-of-fold macro ROC-AUC.
+    """Prior weights (head weight 1) that maximise out-of-fold macro ROC-AUC.
 
     Args:
         p: out-of-fold head probabilities [N, C].
@@ -249,8 +332,10 @@ __all__ = [
     "backbone_classes",
     "backbone_labels",
     "class_logits",
+    "fit_prior_choice",
     "fit_prior_weights",
     "map_classes",
     "map_species",
+    "prior_choices",
     "species_map",
 ]

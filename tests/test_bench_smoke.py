@@ -37,3 +37,21 @@ def test_gpu_check_parses_and_its_python_runs_on_cpu(tmp_path):
     for row in ("panns fp32", "panns bf16", "panns fp16", "wav2vec2 tiny", "| mlp |", "| mil |"):
         assert row in text
     assert "onnx" in text  # measured, or a line saying why it was skipped
+
+
+def test_perch_budget_standin_has_perch_shapes_through_the_perch_backbone(tmp_path):
+    """The benchmark's Perch v2 stand-in loads through ``--backbone perch`` with Perch v2's shapes."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import _perch_b3
+
+    from embedkit.backbones import get_backbone
+
+    _perch_b3.export_onnx(tmp_path / "perch_v2.onnx", n_classes=20)
+    (tmp_path / "labels.csv").write_text("inat2024_fsd50k\n" + "".join(f"Species {i}\n" for i in range(20)))
+    bb = get_backbone("perch", weights=str(tmp_path / "perch_v2.onnx"), threads=1)
+    x = np.random.default_rng(0).normal(0, 0.1, (2, _perch_b3.SAMPLES)).astype(np.float32)
+    emb, logits = bb.embed_with_logits(x)
+    assert emb.shape == (2, 1536) and logits.shape == (2, 20) and np.isfinite(emb).all()
+    assert len(bb.classes().names) == 20

@@ -30,6 +30,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("**default**", {}, {}),
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
     ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
+    ("default, prior chosen per class (shrunk)", {"prior_per_class": True}, {}),
     ("default, head mil", {"head": "mil"}, {}),
     ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
     ("default, head lgbm", {"head": "lgbm"}, {}),

@@ -67,7 +67,8 @@ def predict_pipeline(head, w: Windows, features: bool, prior=None) -> np.ndarray
         head: fitted head.
         w: windows (``z`` set when ``features`` or ``prior``).
         features: whether the head takes the zero-shot columns.
-        prior: ``(weights [C], offset [C])`` or None.
+        prior: ``(weights [C], offset [C])`` or ``(weights, offset, head_weight [C])`` (see
+            :func:`embedkit.zeroshot.apply_prior`), or None.
     """
     p = head.predict_proba(head_input(w, features))
     if prior is not None and w.z is not None:

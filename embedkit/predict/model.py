@@ -262,7 +262,12 @@ def predict_model(model, emb: np.ndarray, logits: np.ndarray | None = None) -> n
     z = class_logits(logits, np.asarray(zs["index"]))
     prior = None
     if mode in ("prior", "both") and zs.get("weights") is not None:
-        prior = (np.asarray(zs["weights"], np.float64), np.asarray(zs["offset"], np.float64))
+        a = zs.get("head_weight")
+        prior = (
+            np.asarray(zs["weights"], np.float64),
+            np.asarray(zs["offset"], np.float64),
+            None if a is None else np.asarray(a, np.float64),
+        )
     return predict_pipeline(
         model.head, Windows(emb, np.zeros(len(emb)), z), mode in ("features", "both"), prior
     )

@@ -55,21 +55,43 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
     return Windows(X, keys["file"].astype(str).to_numpy(), z)
 
 
-def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
-    """``(weights [C], offset [C])`` of the zero-shot prior, learned on ``oof[rows]`` (all rows if None).
+def describe_prior(prior) -> str:
+    """One phrase for the learned prior: the shared weight and how many labels use another choice."""
+    w = np.asarray(prior[0])
+    a = np.asarray(prior[2]) if len(prior) > 2 else np.ones(len(w))
+    on = w > 0
+    if not on.any():
+        return "weight 0 (the head alone)"
+    blend = on & (a > 0)
+    vals, counts = np.unique(w[blend], return_counts=True) if blend.any() else (np.array([0.0]), [0])
+    text = f"weight {float(vals[int(np.argmax(counts))]):g}"
+    alone = int((on & (a == 0)).sum())
+    if alone:
+        text += f"; the backbone's classifier alone for {alone} of {int(on.sum())} labels"
+    if len(vals) > 1:
+        text += f"; {len(vals)} different weights over {int(blend.sum())} labels"
+    return text
 
-    Without ``oof`` (no cross-validation) every mapped label gets :data:`DEFAULT_PRIOR_WEIGHT`.
+
+def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
+    """``(weights [C], offset [C], head_weight [C])`` of the zero-shot prior, learned on ``oof[rows]``.
+
+    ``rows`` None = all rows. The choice per class (:func:`embedkit.zeroshot.fit_prior_choice`) is shared
+    by the mapped labels unless ``cfg.prior_per_class``. Without ``oof`` (no cross-validation) every mapped
+    label gets :data:`DEFAULT_PRIOR_WEIGHT` and the head.
     """
-    from embedkit.zeroshot import fit_prior_weights
+    from embedkit.zeroshot import fit_prior_choice
 
     rows = np.ones(len(data.X), bool) if rows is None else rows
     z = data.z[rows]
     mapped = np.abs(data.z).sum(0) > 0
     offset = z.mean(0).astype(np.float64)
     if oof is None:
-        return np.where(mapped, DEFAULT_PRIOR_WEIGHT, 0.0).astype(np.float32), offset
-    w = fit_prior_weights(oof[rows], z, data.Y[rows], mapped, per_class=cfg.prior_per_class)
-    return w, offset
+        return np.where(mapped, DEFAULT_PRIOR_WEIGHT, 0.0).astype(np.float32), offset, np.ones(len(mapped))
+    w, a = fit_prior_choice(
+        oof[rows], z, data.Y[rows], mapped, data.files[rows], per_class=bool(cfg.prior_per_class)
+    )
+    return w, offset, a
 
 
 def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
@@ -103,11 +125,11 @@ def cross_fit_prior(cfg, data: Windows, fold: np.ndarray, oof: np.ndarray, test=
     tout = None if test_p is None else test_p.copy()
     for k in range(int(fold.max()) + 1):
         va = fold == k
-        w, off = prior_from_oof(cfg, data, oof, ~va)
-        out[va] = apply_prior(oof[va], data.z[va], w, off)
+        pr = prior_from_oof(cfg, data, oof, ~va)
+        out[va] = apply_prior(oof[va], data.z[va], *pr)
         if tout is not None:
             rows = test[1] == k
-            tout[rows] = apply_prior(test_p[rows], test[0].z[rows], w, off)
+            tout[rows] = apply_prior(test_p[rows], test[0].z[rows], *pr)
     return out, tout
 
 
@@ -128,7 +150,7 @@ def cross_validate(
 
     Returns:
         ``(oof, prior)``, plus the test probabilities [M, C] as a third item when ``test`` is given;
-        ``prior`` is ``(weights [C], offset [C])`` or None when the prior is off.
+        ``prior`` is ``(weights [C], offset [C], head_weight [C])`` or None when the prior is off.
     """
     t0 = t0 or time.monotonic()
     prior = None
@@ -141,11 +163,7 @@ def cross_validate(
         prior = prior_from_oof(cfg, data, oof, None)
         if selftrain:
             oof, tp = _folds(cfg, data, fold, unlabelled, prior, t0, test, augmented)
-        shared = prior[0][prior[0] > 0]
-        print(
-            f"[fit] zero-shot prior weight {float(np.median(shared)) if shared.size else 0.0:g}",
-            file=sys.stderr,
-        )
+        print(f"[fit] zero-shot prior: {describe_prior(prior)}", file=sys.stderr)
         oof, tp = cross_fit_prior(cfg, data, fold, oof, test, tp)
     return (oof, prior) if test is None else (oof, prior, tp)
 
@@ -163,6 +181,8 @@ def model_extras(cfg, inputs: dict, prior) -> dict:
             "weights": None if prior is None else [float(v) for v in prior[0]],
             "offset": None if prior is None else [float(v) for v in prior[1]],
         }
+        if prior is not None and len(prior) > 2 and np.any(np.asarray(prior[2]) != 1):
+            out["zero_shot"]["head_weight"] = [float(v) for v in prior[2]]
     if len(inputs["parts"]) > 1:
         out["fusion"] = inputs["parts"]
     return out

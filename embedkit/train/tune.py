@@ -228,7 +228,8 @@ def tune_model(cfg, data: Windows, head, prior, unlabelled, inputs: dict, labels
         "score": t.score,
         "grid": t.grid,
     }
-    new_prior = None if prior is None else (t.weights if t.weights is not None else prior[0], prior[1])
+    # tuned weights are blends with the head (head weight 1); without them the cross-validated choice stays
+    new_prior = prior if prior is None or t.weights is None else (t.weights, prior[1])
     return new_prior, info
 
 

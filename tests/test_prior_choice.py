@@ -1,0 +1,100 @@
+"""Per-class choice between the head, its blends with the zero-shot prior and the backbone alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from test_quality import make_root
+
+from embedkit.config import ExtractConfig, FitConfig
+from embedkit.extract import run_extract
+from embedkit.predict.model import load_model, predict_model
+from embedkit.train.run import run_fit
+from embedkit.zeroshot import apply_prior, fit_prior_choice, prior_choices
+
+
+def two_class_windows(n_rec: int, per: int = 4, seed: int = 0):
+    """Class 0: the backbone's logit z separates it, the head is misled; class 1 the other way round."""
+    rng = np.random.default_rng(seed)
+    n = 2 * n_rec * per
+    files = np.repeat(np.arange(2 * n_rec), per).astype(str)
+    lab = np.repeat(np.arange(2 * n_rec) % 2, per)
+    Y = np.zeros((n, 2), np.float32)
+    Y[np.arange(n), lab] = 1
+    informative = Y * 2.0 + rng.normal(0, 1, (n, 2))
+    noise = rng.normal(0, 1, (n, 2))
+    p_head = 1 / (1 + np.exp(-np.c_[noise[:, 0] - Y[:, 0], informative[:, 1]]))
+    z = np.c_[informative[:, 0], noise[:, 1]].astype(np.float32)
+    return p_head.astype(np.float32), z, Y, files
+
+
+def test_apply_prior_head_weight_zero_is_the_backbone_alone():
+    rng = np.random.default_rng(1)
+    p, z = rng.uniform(0.01, 0.99, (20, 3)), rng.normal(0, 2, (20, 3))
+    w, o = np.array([1.0, 0.5, 0.0]), np.array([0.2, -0.1, 0.0])
+    out = apply_prior(p, z, w, o, head_weight=np.array([0.0, 1.0, 1.0]))
+    np.testing.assert_allclose(out[:, 0], 1 / (1 + np.exp(-(z[:, 0] - 0.2))), rtol=1e-5)
+    np.testing.assert_allclose(out[:, 1:], apply_prior(p, z, w, o)[:, 1:], rtol=1e-6)
+    assert (1.0, 0.0) in prior_choices() and (0.0, 1.0) in prior_choices()
+
+
+def test_per_class_choice_follows_strong_evidence():
+    p, z, Y, files = two_class_windows(n_rec=40)
+    mapped = np.array([True, True])
+    w, a = fit_prior_choice(p, z, Y, mapped, files, per_class=True)
+    assert a[0] == 0.0 and w[0] > 0  # class 0: the backbone's classifier alone
+    assert a[1] == 1.0 and w[1] <= 0.25  # class 1: the head, at most a light prior
+    ws, as_ = fit_prior_choice(p, z, Y, mapped, files, per_class=False)
+    assert ws[0] == ws[1] and as_[0] == as_[1]  # shared: one pair for both
+
+
+def test_per_class_choice_is_shrunk_on_few_recordings():
+    """2 recordings per class: unshrunk, each class takes its own pair; shrunk (default), the shared one."""
+    p, z, Y, files = two_class_windows(n_rec=2)
+    mapped = np.array([True, True])
+    shared = fit_prior_choice(p, z, Y, mapped, files, per_class=False)
+    own = fit_prior_choice(p, z, Y, mapped, files, per_class=True, shrink=0.0)
+    shrunk = fit_prior_choice(p, z, Y, mapped, files, per_class=True)
+    assert not all(np.array_equal(x, y) for x, y in zip(own, shared, strict=True))
+    for x, y in zip(shrunk, shared, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_unmapped_labels_keep_the_head():
+    p, z, Y, files = two_class_windows(n_rec=10)
+    w, a = fit_prior_choice(p, z, Y, np.array([False, True]), files, per_class=True)
+    assert w[0] == 0 and a[0] == 1
+
+
+@pytest.mark.slow
+def test_prior_per_class_fit_and_infer_with_birdnet(tmp_path):
+    """``fit.py --prior-per-class`` records the choice; inference applies a stored head weight."""
+    root = make_root(tmp_path / "data", durs=(3.0, 5.0, 6.0))
+    emb = tmp_path / "emb"
+    ex = ExtractConfig(backbone="birdnet", data=str(root), out=str(emb), save_logits=True, threads=1)
+    run_extract(replace(ex, progress=False))
+    cfg = FitConfig(head="logreg", backbone="birdnet", data=str(root), embeddings=str(emb), folds=3,
+                    out=str(tmp_path / "models"), prior_per_class=True)  # fmt: skip
+    res = run_fit(cfg)
+    model = load_model(res.folder)
+    zs = model.meta["zero_shot"]
+    assert zs["mode"] == "prior" and zs["weights"][2] == 0  # ccc is no BirdNET class
+    assert all(a in (0.0, 1.0) for a in zs.get("head_weight", [1.0, 1.0, 1.0]))
+    rng = np.random.default_rng(0)
+    emb_, logits = (
+        rng.normal(0, 1, (4, 1024)).astype(np.float32),
+        rng.normal(0, 3, (4, 6522)).astype(np.float32),
+    )
+    before = predict_model(model, emb_, logits)
+    # the backbone alone for aaa: its column must become sigmoid(w * (z - o)) whatever the head says
+    meta = json.loads((res.folder / "model.json").read_text())
+    meta["zero_shot"]["head_weight"] = [0.0, 1.0, 1.0]
+    meta["zero_shot"]["weights"][0] = 1.0
+    (res.folder / "model.json").write_text(json.dumps(meta))
+    after = predict_model(load_model(res.folder), emb_, logits)
+    z0 = logits[:, zs["index"][0]]
+    np.testing.assert_allclose(after[:, 0], 1 / (1 + np.exp(-(z0 - zs["offset"][0]))), rtol=1e-4)
+    np.testing.assert_allclose(after[:, 1:], before[:, 1:], rtol=1e-5)
