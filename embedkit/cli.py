@@ -132,6 +132,24 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "embedkit upgrade-model models/birdnet-mil models/panns-mlp --trust-pickle",
         ],
     ),
+    "export": (
+        None,
+        "embedkit.predict.export:cmd_export",
+        "write a saved model as one ONNX graph (embeddings [+ logits] -> probabilities) + its label file",
+        [
+            "embedkit export models/birdnet-logreg --format onnx --out birdnet-logreg.onnx",
+            "embedkit export models/merged --out merged.onnx",
+        ],
+    ),
+    "merge-models": (
+        None,
+        "embedkit.predict.merge:cmd_merge",
+        "join models of one backbone: union of labels, a weighted mean where several know a label",
+        [
+            "embedkit merge-models models/birdnet-logreg models/birdnet-frogs --out models/merged",
+            "embedkit merge-models models/a models/b --weights 0.7 0.3 --out models/ab",
+        ],
+    ),
     "validate": (
         None,
         "embedkit.cli:cmd_validate",
@@ -219,6 +237,14 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--trust-pickle", action="store_true", help="required: the old heads are unpickled (runs code)"
         )
+    elif name == "export":
+        from embedkit.predict.export import add_args as export_args
+
+        export_args(p)
+    elif name == "merge-models":
+        from embedkit.predict.merge import add_args as merge_args
+
+        merge_args(p)
     elif name == "validate":
         p.add_argument("submission", help="submission CSV to check")
         p.add_argument("--sample", required=True, help="sample_submission.csv (column order)")
