@@ -132,22 +132,22 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "embedkit upgrade-model models/birdnet-mil models/panns-mlp --trust-pickle",
         ],
     ),
-    "export": (
-        None,
-        "embedkit.predict.export:cmd_export",
-        "write a saved model as one ONNX graph (embeddings [+ logits] -> probabilities) + its label file",
-        [
-            "embedkit export models/birdnet-logreg --format onnx --out birdnet-logreg.onnx",
-            "embedkit export models/merged --out merged.onnx",
-        ],
-    ),
     "merge-models": (
         None,
         "embedkit.predict.merge:cmd_merge",
         "join models of one backbone: union of labels, a weighted mean where several know a label",
         [
-            "embedkit merge-models models/birdnet-logreg models/birdnet-frogs --out models/merged",
-            "embedkit merge-models models/a models/b --weights 0.7 0.3 --out models/ab",
+            "embedkit merge-models models/birdnet-logreg models/birdnet-mil --out models/merged",
+            "embedkit merge-models models/birdnet-logreg models/birdnet-mil --weights 3 1 --out models/m2",
+        ],
+    ),
+    "export": (
+        None,
+        "embedkit.predict.export:cmd_export",
+        "write a saved model as one ONNX graph (embeddings [+ logits] -> probabilities) + its label file",
+        [
+            "embedkit export models/birdnet-logreg --format onnx",
+            "embedkit export models/merged --out models/merged-head.onnx",
         ],
     ),
     "validate": (

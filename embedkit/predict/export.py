@@ -148,11 +148,7 @@ def describe(model) -> dict:
         },  # fmt: skip
         "outputs": {"probabilities": ["batch", len(model.labels)]},
         "labels": list(model.labels),
-        "backbone": {
-            k: prov.get(k)
-            for k in ("backbone", "sample_rate", "dim", "weights_sha256", "window_s", "hop_s")
-            if k in prov
-        },  # fmt: skip
+        "backbone": prov,  # how the embeddings were made: backbone, window_s, chunk_offsets, pool, ...
         "fusion": [p.get("backbone") for p in model.meta.get("fusion") or []],
         "tta": {
             "offsets_s": list(DEFAULT_TTA),
@@ -196,12 +192,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     """Flags of ``embedkit export``."""
     p.add_argument("model", help="saved model folder (fit.py, merge-models or fit.py --add-to)")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="output format (default: onnx)")
-    p.add_argument("--out", help="output file (default: MODEL_NAME.onnx in the current folder)")
+    p.add_argument("--out", help="output file (default: MODEL.onnx, beside the model folder)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """CLI body of ``embedkit export``."""
-    out = args.out or f"{Path(args.model).name}.{args.format}"
+    out = args.out or f"{str(args.model).rstrip('/')}.{args.format}"
     paths = export_onnx(args.model, out)
     print(f"[export] wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0
