@@ -98,41 +98,55 @@ def _composite_nodes(g: Graph, model, emb: str, logits: str | None) -> str:
     return out
 
 
-def build_onnx(model):
+def build_onnx(model, from_audio: bool = False, weights: str | None = None):
     """The ONNX ``ModelProto`` of a loaded model (see the module docstring for inputs and outputs).
 
+    Args:
+        model: a loaded model.
+        from_audio: start from audio windows: the backbone's own ONNX graph in front of the head
+            (:mod:`embedkit.predict.export_audio`; ``onnx`` and ``perch`` backbones).
+        weights: the backbone's ONNX file when not where the model's provenance says (``from_audio``).
+
     Raises:
-        UsageError: a head or split that has no ONNX form (one line saying which).
+        UsageError: a head, split or backbone that has no ONNX form (one line saying which).
     """
     from onnx import TensorProto, checker, helper
 
     g = Graph()
-    D = embedding_dim(model)
-    inputs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", D])]
-    logits = None
-    if needs_logits(model):
-        logits = "logits"
-        inputs.append(
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "backbone_classes"])
-        )
+    extra_opsets, functions = [], []
+    if from_audio:
+        from embedkit.predict.export_audio import audio_front
+
+        inputs, emb, logits, extra_opsets, functions = audio_front(g, model, weights)
+        if needs_logits(model) and logits is None:
+            raise UsageError(
+                f"export {model.folder}: the model needs logits the backbone's description lacks"
+            )
+    else:
+        emb, logits = "embedding", ("logits" if needs_logits(model) else None)
+        inputs = [
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", embedding_dim(model)])
+        ]
+        if logits:
+            inputs.append(
+                helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "backbone_classes"])
+            )
     try:
-        p = _model_nodes(g, model, "embedding", logits)
+        p = _model_nodes(g, model, emb, logits)
     except ValueError as e:
         raise UsageError(f"export {model.folder}: {e}") from None
     g.op("Identity", [p], out="probabilities")
     out = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(model.labels)])
     graph = helper.make_graph(g.nodes, "embedkit_head", inputs, [out], initializer=g.inits)
-    onnx_model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
-        producer_name="embedkit",
-    )  # fmt: skip
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET), *extra_opsets]
+    onnx_model = helper.make_model(graph, opset_imports=opsets, producer_name="embedkit", functions=functions)
     onnx_model.ir_version = 8
-    helper.set_model_props(onnx_model, {"embedkit": json.dumps(describe(model))})
+    helper.set_model_props(onnx_model, {"embedkit": json.dumps(describe(model, from_audio))})
     checker.check_model(onnx_model)
     return onnx_model
 
 
-def describe(model) -> dict:
+def describe(model, from_audio: bool = False) -> dict:
     """What a user of the graph needs besides it: inputs, labels, backbone, windows, TTA and smoothing."""
     from embedkit import __version__
     from embedkit.predict.smoothing import DEFAULT_SMOOTH
@@ -142,10 +156,7 @@ def describe(model) -> dict:
     return {
         "embedkit_version": __version__,
         "model": model.folder.name,
-        "inputs": {
-            "embedding": ["batch", embedding_dim(model)],
-            **({"logits": ["batch", "backbone_classes"]} if needs_logits(model) else {}),
-        },  # fmt: skip
+        "inputs": _inputs(model, from_audio),
         "outputs": {"probabilities": ["batch", len(model.labels)]},
         "labels": list(model.labels),
         "backbone": prov,  # how the embeddings were made: backbone, window_s, chunk_offsets, pool, ...
@@ -165,7 +176,17 @@ def describe(model) -> dict:
     }
 
 
-def export_onnx(model_dir: str | Path, out: str | Path) -> list[Path]:
+def _inputs(model, from_audio: bool) -> dict:
+    if from_audio:
+        spec = model.provenance["model"]
+        n = round(float(spec["window_s"]) * int(spec["sample_rate"]))
+        return {"audio": ["batch", n], "sample_rate": int(spec["sample_rate"])}
+    lg = {"logits": ["batch", "backbone_classes"]} if needs_logits(model) else {}
+    return {"embedding": ["batch", embedding_dim(model)], **lg}
+
+
+def export_onnx(model_dir: str | Path, out: str | Path, from_audio: bool = False,
+                weights: str | None = None) -> list[Path]:  # fmt: skip
     """Write ``out`` (the graph), ``<out stem>.labels.txt`` (one label a line) and ``<out stem>.json``.
 
     Every file is replaced atomically; nothing is written when the model cannot be exported.
@@ -177,11 +198,14 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> list[Path]:
     from embedkit.predict.model import load_model
 
     model = load_model(model_dir)
-    proto = build_onnx(model)
+    proto = build_onnx(model, from_audio, weights)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     labels, info = out.with_suffix(".labels.txt"), out.with_suffix(".json")
-    texts = {labels: "\n".join(model.labels) + "\n", info: json.dumps(describe(model), indent=1) + "\n"}
+    texts = {
+        labels: "\n".join(model.labels) + "\n",
+        info: json.dumps(describe(model, from_audio), indent=1) + "\n",
+    }
     replace_atomically(out, lambda tmp: Path(tmp).write_bytes(proto.SerializeToString()))
     for path, text in texts.items():
         replace_atomically(path, lambda tmp, t=text: Path(tmp).write_text(t))
@@ -193,12 +217,18 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="saved model folder (fit.py, merge-models or fit.py --add-to)")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="output format (default: onnx)")
     p.add_argument("--out", help="output file (default: MODEL.onnx, beside the model folder)")
+    p.add_argument(
+        "--from-audio",
+        action="store_true",
+        help="onnx/perch backbones: one graph from audio windows (the backbone's graph in front)",
+    )
+    p.add_argument("--weights", help="--from-audio: the backbone's ONNX file (default: where it was used)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """CLI body of ``embedkit export``."""
     out = args.out or f"{str(args.model).rstrip('/')}.{args.format}"
-    paths = export_onnx(args.model, out)
+    paths = export_onnx(args.model, out, args.from_audio, args.weights)
     print(f"[export] wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0
 
