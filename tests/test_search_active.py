@@ -97,6 +97,15 @@ def test_rank_by_head_top_and_uncertain(env, tmp_path, capsys):
     assert len(err) == 1 and "--species" in err[0]
     assert main([*args, "--query", _clip(env, "aaa/XC000.ogg")]) == 2
     assert "exactly one of" in capsys.readouterr().err
+    prior = tmp_path / "prior"  # a model that blends the backbone's logits: the toy shards have none
+    shutil.copytree(env["model"].resolve(), prior)
+    doc = json.loads((prior / "model.json").read_text())
+    doc.update(needs_logits=True, zero_shot={"mode": "prior", "index": [0, 1, 2], "weights": [1.0] * 3,
+                                              "offset": [0.0] * 3})  # fmt: skip
+    (prior / "model.json").write_text(json.dumps(doc))
+    assert main(["search", "--index", str(env["ds"]), "--rank-by-head", str(prior), "--species", "bbb"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds none" in err[0] and "--save-logits" in err[0]
 
 
 def test_review_page_shows_the_query_and_its_labels_csv_feeds_the_loop(env, tmp_path):

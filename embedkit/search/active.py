@@ -8,7 +8,8 @@
   the hits are new material; enough extra neighbours are fetched that ``k`` hits remain.
 * ``rank_by_head``: no query; every window of the index is scored by a saved model for one species and
   ranked by that score (``uncertain``: by ``|p - threshold|``, the windows the head is least sure about
-  first, which are the ones worth labelling). The model must have been fit on the index's embeddings.
+  first, which are the ones worth labelling). The model must have been fit on the index's embeddings; one
+  with the zero-shot prior also reads the shards' logits (``extract.py --save-logits``).
 """
 
 from __future__ import annotations
@@ -101,22 +102,42 @@ def head_hits(index, model_dir, species: str | None, k: int, uncertain: bool, th
     if not species or species not in model.labels:
         shown = ", ".join(model.labels[:8]) + (" ..." if len(model.labels) > 8 else "")
         raise UsageError(f"--rank-by-head needs --species, one of the model's labels ({shown}): {species!r}")
-    if model.meta.get("needs_logits"):
-        raise UsageError(
-            f"--rank-by-head {model_dir}: the model blends the backbone's own logits, which an index does "
-            f"not keep; rank with a model fit with --zero-shot off"
-        )
     model.check(index.provenance, where=f"index {index.dataset}")
     c = model.labels.index(species)
     ids, probs = [], []
     for shard in dict.fromkeys(index.rows["shard"]):
-        rows, X = shard_vectors(index, shard)
+        if model.meta.get("needs_logits"):  # the zero-shot prior: the shards' own logits
+            rows, X, L = _with_logits(index, shard, model_dir)
+        else:
+            (rows, X), L = shard_vectors(index, shard), None
         ids.append(rows)
-        probs.append(model.predict(X)[:, c])
+        probs.append(model.predict(X, L)[:, c])
     rows, p = np.concatenate(ids), np.concatenate(probs).astype(np.float64)
     key = np.abs(p - threshold) if uncertain else -p
     top = np.lexsort((rows, key))[: int(k)]
     return hits_table(index, rows[top], p[top], species, audio_root)
+
+
+def _with_logits(index, shard: str, model_dir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index rows [n], embeddings [n, D], the backbone's logits [n, K]) of one indexed shard."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from embedkit.store import StoreError, read_embeddings
+
+    if "logits" not in pq.read_schema(index.dataset / shard).names:
+        raise UsageError(
+            f"--rank-by-head {model_dir}: the model blends the backbone's own logits, but {shard} holds none "
+            f"(extract with --save-logits, or rank with a model fit with --zero-shot off)"
+        )
+    keys, X, L = read_embeddings(index.dataset / shard, expect=index.provenance, logits=True)
+    mine = index.rows[index.rows["shard"] == shard]
+    pos = pd.Series(np.arange(len(keys)), index=pd.MultiIndex.from_frame(keys[["file", "window"]]))
+    at = pos.reindex(pd.MultiIndex.from_frame(mine[["file", "window"]])).to_numpy()
+    if np.isnan(at).any():
+        raise StoreError(f"{shard} no longer holds every window the index lists; rebuild the index")
+    at = at.astype(np.int64)
+    return mine.index.to_numpy(np.int64), X[at], L[at]
 
 
 __all__ = ["head_hits", "multi_search", "query_list", "source_files"]
