@@ -180,6 +180,17 @@ def test_lgbm_graph_handles_extreme_thresholds_and_untrained_classes(tmp_path):
     P = run_onnx(tmp_path / "t.onnx", X)
     assert np.abs(P - m.predict(X)).max() <= 1e-5
     assert np.all(P[:, 2] == 0.0)
+    # zero_as_missing: LightGBM sends exact zeros the default way (missing type "Zero"): BRANCH_EQ nodes
+    zh = get_head("lgbm", n_estimators=30, min_data_in_leaf=3, feature_fraction=1.0, n_jobs=1,
+                  params={"zero_as_missing": True}).fit(X, Y)  # fmt: skip
+    dump = json.dumps(zh.booster_.dump_model())
+    assert '"missing_type": "Zero"' in dump
+    mz = Model(folder=Path("z"), head=zh, labels=["p", "q", "never"], provenance={"dim": 5}, meta={})
+    proto = build_onnx(mz)
+    modes = [a for n in proto.graph.node for a in n.attribute if a.name == "nodes_modes"]
+    assert b"BRANCH_EQ" in modes[0].strings
+    save(proto, str(tmp_path / "z.onnx"))
+    assert np.abs(run_onnx(tmp_path / "z.onnx", X) - mz.predict(X)).max() <= 1e-5
 
 
 def test_export_refuses_in_one_line(env, tmp_path, capsys):
