@@ -91,6 +91,16 @@ def test_merge_is_the_union_with_a_weighted_mean_where_both_know(env, tmp_path):
     meta = json.loads((out / "model.json").read_text())
     assert meta["head"] == "composite" and meta["composite"]["weights"] == [0.75, 0.25]
     assert len(meta["priors"]) == 4
+    # a models root holding a composite beside plain models still makes a report
+    root = tmp_path / "root"
+    root.mkdir()
+    for name, src in (("ab", out), ("a", env["a"])):
+        (root / name).symlink_to(src.resolve())
+    assert (
+        cli_main(["report", "--models", str(root), "--data", str(env["four"]), "--out", str(tmp_path / "r")])
+        == 0
+    )
+    assert "ab" in (tmp_path / "r" / "index.html").read_text()
 
 
 def test_merged_model_infers_and_exports(env, tmp_path):
