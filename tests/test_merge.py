@@ -187,3 +187,15 @@ def test_add_to_refuses_another_backbone_or_nothing_new(env, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing to add" in err[0]
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_composite_ships_in_the_kaggle_kit_and_loads_there(env, tmp_path):
+    from embedkit.kaggle_kit import copy_models
+
+    out = tmp_path / "ab"
+    cli_main(["merge-models", str(env["a"]), str(env["b"]), "--out", str(out)])
+    dest = tmp_path / "kit" / "models"
+    dest.mkdir(parents=True)
+    assert copy_models([out], dest) == ["ab"]
+    shipped = load_model(dest / "ab")  # every hash checked, parts included
+    np.testing.assert_array_equal(shipped.predict(env["X"]), load_model(out).predict(env["X"]))
