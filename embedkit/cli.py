@@ -138,6 +138,24 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "list saved models and their kept earlier versions; `rollback NAME` restores the previous version",
         ["embedkit models", "embedkit models rollback birdnet-logreg"],
     ),
+    "merge-models": (
+        None,
+        "embedkit.predict.merge:cmd_merge",
+        "join models of one backbone: union of labels, a weighted mean where several know a label",
+        [
+            "embedkit merge-models models/birdnet-logreg models/birdnet-mil --out models/merged",
+            "embedkit merge-models models/birdnet-logreg models/birdnet-mil --weights 3 1 --out models/m2",
+        ],
+    ),
+    "export": (
+        None,
+        "embedkit.predict.export:cmd_export",
+        "write a saved model as one ONNX graph (embeddings [+ logits] -> probabilities) + its label file",
+        [
+            "embedkit export models/birdnet-logreg --format onnx",
+            "embedkit export models/merged --out models/merged-head.onnx",
+        ],
+    ),
     "validate": (
         None,
         "embedkit.cli:cmd_validate",
@@ -231,6 +249,14 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
             help="models folder or model to list (default: models), or `rollback NAME` (a folder or a name)",
         )  # fmt: skip
         p.add_argument("--to", help="with rollback: the kept version to restore (default: the newest)")
+    elif name == "export":
+        from embedkit.predict.export import add_args as export_args
+
+        export_args(p)
+    elif name == "merge-models":
+        from embedkit.predict.merge import add_args as merge_args
+
+        merge_args(p)
     elif name == "validate":
         p.add_argument("submission", help="submission CSV to check")
         p.add_argument("--sample", required=True, help="sample_submission.csv (column order)")

@@ -157,6 +157,10 @@ class FitConfig:
     tune_truth: str | None = opt(
         None, "truth CSV of the --tune-on soundscapes (wide or long, as embedkit score --truth reads)"
     )
+    add_to: str | None = opt(
+        None, "a saved model of the same backbone: fit only the labels it lacks and save both as one model "
+        "(OUT/<name>, default <MODEL name>-extended); its labels' windows are negatives of the new ones"
+    )
     augmented: str = opt(
         "clean",
         "shards with augmented variants (extract.py --augment-background): clean+mixed = also train on the "

@@ -70,6 +70,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                 flag(f.name),
                 type=inner,
                 nargs="+" if is_list else None,
+                action="extend" if f.metadata.get("repeat") else None,  # --flag a --flag b: [a, b]
                 default=None,
                 help=help_,
                 metavar=f.name.upper(),

@@ -129,7 +129,7 @@ def copy_models(models: list[str | Path], dest: Path) -> list[str]:
 
     names = []
     for m in map(Path, models):
-        if not (m / "model.json").is_file() or not (m / "head").is_dir():
+        if not (m / "model.json").is_file() or not ((m / "head").is_dir() or (m / "parts").is_dir()):
             raise UsageError(f"--models {m}: not a model folder (model.json and head/); fit one with fit.py")
         if m.name in names:
             raise UsageError(f"two models named {m.name}; give one another name (fit.py --name)")

@@ -9,3 +9,18 @@
 
 Nothing here imports :mod:`embedkit.train`: a Kaggle scoring notebook needs only this room and below.
 """
+
+import sys as _sys
+import types as _types
+
+
+class _CallablePackage(_types.ModuleType):
+    """``embedkit.predict(files, model, **kw)`` is :func:`embedkit.predict.frame.predict_frame` (the API)."""
+
+    def __call__(self, files, model, **kw):
+        from embedkit.predict.frame import predict_frame
+
+        return predict_frame(files, model, **kw)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

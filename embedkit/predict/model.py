@@ -81,7 +81,9 @@ class Model:
         dim = sum(p["dim"] for p in parts) if parts else self.provenance.get("dim")
         if X.ndim != 2 or X.shape[1] != int(dim or X.shape[1]):
             raise ModelError(f"model {self.folder.name} expects {dim}-D embeddings, got {X.shape}")
-        if self.meta.get("zero_shot"):
+        if self.meta.get("composite"):  # merge-models, fit.py --add-to (predict/merge.py)
+            p = self.head.predict(X, logits)
+        elif self.meta.get("zero_shot"):
             p = predict_model(self, X, logits)
         else:
             p = np.asarray(self.head.predict_proba(X), dtype=np.float32)
@@ -193,6 +195,10 @@ def _load_version(f: Path, real: Path, trust_pickle: bool) -> Model:
         problem = verify(real, meta.get("files") or {}, skip=("model.json",))
         if problem:
             raise ModelError(f"{f}: refused: {problem}; refit the model or restore its folder")
+    if meta.get("composite"):
+        from embedkit.predict.merge import load_composite
+
+        return load_composite(f, real, meta)
     head = _load_head(f, real, meta, trust_pickle)
     prov, labels = meta.get("provenance") or {}, list(meta.get("labels") or [])
     fitted = (getattr(head, "n_features_in_", None), getattr(head, "n_classes_", None))

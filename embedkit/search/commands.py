@@ -32,17 +32,23 @@ def run_search(cfg: SearchConfig) -> pd.DataFrame:
         weights=cfg.weights,
         threads=cfg.threads,
         audio_root=cfg.data,
+        combine=cfg.combine,
+        exclude_source=cfg.exclude_source,
+        rank_by_head=cfg.rank_by_head,
+        uncertain=cfg.uncertain,
+        threshold=cfg.threshold,
     )
     out = Path(cfg.out)
     if cfg.audio or cfg.html:
-        from embedkit.search.snippets import write_html, write_snippets
+        from embedkit.search.snippets import write_snippets
 
         audio_dir = Path(cfg.audio) if cfg.audio else out.with_name(out.stem + "_audio")
         snippets = write_snippets(hits, audio_dir)
         hits["snippet"] = [str(audio_dir / s) if not s.startswith("skipped:") else "" for s in snippets]
-        if cfg.html:
-            what = cfg.query or f"row {cfg.row_id}"
-            page = write_html(hits, snippets, audio_dir, out.with_suffix(".html"), title=f"hits for {what}")
+        if cfg.html:  # the query, and y / n buttons saving a labels CSV (search/review.py)
+            from embedkit.search.review import review_page
+
+            page = review_page(cfg, hits, snippets, audio_dir, out.with_suffix(".html"))
             print(f"[search] page: {page}", file=sys.stderr)
     save_hits(hits, out)
     top = hits.head(5)

@@ -22,7 +22,19 @@ class SearchConfig:
     """Options of ``embedkit search``: a query clip or stored window → the most similar windows."""
 
     index: str = opt("embeddings/birdnet/train_audio", "index folder, or the dataset folder holding index/")
-    query: str | None = opt(None, "query clip: AUDIO_FILE or AUDIO_FILE:START-END (seconds)")
+    query: list[str] = opt(
+        [], "query clip(s): AUDIO_FILE or AUDIO_FILE:START-END (seconds); repeat or list several", repeat=True
+    )
+    combine: str = opt(
+        "mean", "several queries: mean = search with the mean of their embeddings | any = nearest to any",
+        choices=["mean", "any"],
+    )
+    exclude_source: bool = opt(False, "skip the windows of the query's own recording(s)")
+    rank_by_head: str | None = opt(
+        None, "instead of a query: rank the index's windows by this model's score for --species"
+    )
+    uncertain: bool = opt(False, "--rank-by-head: the windows nearest --threshold first (active learning)")
+    threshold: float = opt(0.5, "--rank-by-head --uncertain: the decision threshold")
     row_id: str | None = opt(None, "query by a stored window: its row_id (<stem>_<end s>) or FILE:WINDOW")
     k: int = opt(50, "number of hits")
     out: str = opt("hits.csv", "hits table (CSV; its empty label column is for embedkit label)")

@@ -159,12 +159,17 @@ def search(
     threads: int | None = None,
     audio_root: str | os.PathLike | None = None,
     backbone=None,
+    combine: str = "mean",
+    exclude_source: bool = False,
+    rank_by_head: str | None = None,
+    uncertain: bool = False,
+    threshold: float = 0.5,
 ) -> pd.DataFrame:
     """The ``k`` windows most similar to a query (cosine similarity of embeddings).
 
     Args:
         index: a :class:`SearchIndex` or its folder (or the dataset folder holding ``index/``).
-        query: a clip ``PATH[:START-END]`` (seconds), or a vector float32 [D].
+        query: a clip ``PATH[:START-END]`` (seconds), several clips, or a vector float32 [D].
         row_id: instead of ``query``: a stored window (``row_id`` or ``FILE:WINDOW``).
         k: number of hits.
         exact: brute-force search over the shards' own vectors instead of the ANN graph.
@@ -173,6 +178,11 @@ def search(
         threads: CPU threads (backbone and graph search).
         audio_root: folder the windows' files are relative to (default: the extraction's source folder).
         backbone: an open backbone to reuse for clip queries (:func:`query_backbone`); default: build one.
+        combine: several clips: ``mean`` (one query, their mean) or ``any`` (nearest to any of them).
+        exclude_source: skip the windows of the query's own recording(s) (:mod:`embedkit.search.active`).
+        rank_by_head: instead of a query, a model folder: windows ranked by its score for ``species``.
+        uncertain: with ``rank_by_head``, rank by ``|score - threshold|`` (least sure first).
+        threshold: the decision threshold of ``uncertain``.
 
     Returns:
         Hits table [k] with :data:`HIT_COLUMNS`, best first; ``label`` is empty (for ``embedkit label``).
@@ -180,8 +190,12 @@ def search(
     Raises:
         UsageError: neither or both of ``query`` and ``row_id``, a bad clip or row id, ``k < 1``.
     """
-    if (query is None) == (row_id is None):
-        raise UsageError("give exactly one of --query CLIP[:START-END] or --row-id ROW")
+    from embedkit.search.active import head_hits, multi_search, query_list, source_files
+
+    vector = query is not None and not isinstance(query, str | os.PathLike | list | tuple)
+    specs = [] if vector else query_list(query)
+    if sum([bool(specs) or vector, row_id is not None, rank_by_head is not None]) != 1:
+        raise UsageError("give exactly one of --query CLIP[:START-END], --row-id ROW or --rank-by-head MODEL")
     if int(k) < 1:
         raise UsageError(f"--k must be at least 1, got {k}")
     index = index if isinstance(index, SearchIndex) else load_index(index)
@@ -191,18 +205,30 @@ def search(
             f"[search] {len(missing)} shards are not indexed yet; run embedkit index to add them",
             file=sys.stderr,
         )
+    if rank_by_head is not None:
+        return head_hits(index, rank_by_head, species, k, uncertain, threshold, audio_root)
     if row_id is not None:
-        q = row_vector(index, row_id)
-    elif isinstance(query, str | os.PathLike):
-        q = embed_clip(index, str(query), weights, threads, backbone)
+        q = row_vector(index, row_id)[None, :]
+    elif specs:
+        if len(specs) > 1 and backbone is None:  # one model load for every clip
+            backbone = query_backbone(index, weights, threads)
+            try:
+                q = np.stack([embed_clip(index, c, weights, threads, backbone) for c in specs])
+            finally:
+                backbone.close()
+        else:
+            q = np.stack([embed_clip(index, c, weights, threads, backbone) for c in specs])
     else:
         q = np.asarray(query, np.float32).reshape(-1)
         if q.shape != (index.dim,):
             raise UsageError(f"query vector has {q.size} values but the index holds {index.dim}-D vectors")
-    q = q[None, :].astype(np.float32)
-    rows, sims = exact_search(index, q, k) if exact else ann.graph_topk(index.graph, q, k, threads)
-    found = rows[0] >= 0
-    return hits_table(index, rows[0][found], sims[0][found], species, audio_root)
+        q = q[None, :]
+    skip = None
+    if exclude_source:
+        own = source_files(index, specs, row_id, audio_root)
+        skip = index.rows["file"].astype(str).isin(own).to_numpy()
+    rows, sims = multi_search(index, q.astype(np.float32), int(k), combine, skip, exact, threads)
+    return hits_table(index, rows, sims, species, audio_root)
 
 
 def hits_table(

@@ -155,6 +155,11 @@ def run_fit(cfg: FitConfig) -> FitResult:
         from embedkit.train.extra import add_extra_labels
 
         keys, X, Y, inputs = add_extra_labels(cfg, keys, X, Y, labels, inputs)
+    base = None
+    if cfg.add_to:  # new labels only; saved with the base model as a composite (train/addto.py)
+        from embedkit.train.addto import restrict_to_new
+
+        base, labels, Y, inputs = restrict_to_new(cfg, labels, Y, inputs, prov)
     files = keys["file"].astype(str).to_numpy()
     cfg = replace(cfg, zero_shot=inputs["zero_shot"])
     data = Windows(X, files, inputs["z"], Y)
@@ -205,7 +210,14 @@ def run_fit(cfg: FitConfig) -> FitResult:
     extra = {"cv_per_class.csv": lambda p: per_class.to_csv(p, index=False)}
     if oof is not None:
         extra["oof.parquet"] = lambda p: _write_oof(p, keys, fold, Y, oof)
-    folder = save_model(Path(cfg.out) / name, head, cfg.head, labels, prov, meta, extra)
+    if base is not None:
+        from embedkit.train.addto import save_extended
+
+        name = cfg.name or f"{Path(cfg.add_to).name}-extended"
+        save_new = lambda dst: save_model(dst, head, cfg.head, labels, prov, meta, extra)  # noqa: E731
+        folder = save_extended(cfg, base, name, save_new)
+    else:
+        folder = save_model(Path(cfg.out) / name, head, cfg.head, labels, prov, meta, extra)
     elapsed = time.monotonic() - t0
     print(f"[fit] saved {folder} ({elapsed:.1f} s)", file=sys.stderr)
     return FitResult(folder=folder, scores=scores, per_class=per_class, oof=oof, elapsed_s=elapsed)
