@@ -227,7 +227,7 @@ class AnalyzeConfig:
     """Options of ``embedkit analyze``: recordings of any length → detection tables (per file + combined)."""
 
     models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py (blended)")
-    audio: list[str] = opt(["."], "audio folder(s) and/or file(s) to analyse")
+    audio: list[str] = opt([], "audio folder(s) and/or file(s) to analyse")
     recursive: bool = opt(False, "also analyse the audio in sub-folders of the --audio folders")
     out: str = opt("analysis", "output folder: one table per recording (same sub-folders), combined tables")
     format: str = opt(
