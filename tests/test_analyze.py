@@ -152,3 +152,26 @@ def test_infer_refuses_same_named_soundscapes_in_subfolders(env, tmp_path, capsy
     err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
     assert len(err) == 1 and "siteA/20240501_060000.ogg" in err[0] and "siteB/20240501_060000.ogg" in err[0]
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_unreadable_recording_is_named_and_retried_and_files_given_one_by_one(env, tmp_path, capsys):
+    import shutil
+
+    rec = tmp_path / "rec"
+    shutil.copytree(env["rec"], rec)
+    (rec / "siteA" / "broken.ogg").write_bytes(b"not audio at all" * 100)
+    out = tmp_path / "out"
+    args = ["analyze", "--models", str(env["model"]), "--out", str(out), "--no-progress", "--smooth", "0"]
+    assert cli_main([*args, "--audio", str(rec), "--recursive"]) == 1
+    err = capsys.readouterr().err
+    assert "could not analyse siteA/broken.ogg" in err and "3 recordings analysed" in err
+    assert not (out / "siteA" / "broken.selections.txt").exists() and (out / "top.selections.txt").is_file()
+    assert (
+        cli_main([*args, "--audio", str(rec), "--recursive"]) == 1
+    )  # the done ones skipped, the bad one retried
+    assert "0 recordings analysed" in capsys.readouterr().err
+    # files given one by one: named relative to their common folder
+    files = [str(rec / "siteA" / "20240501_060000.ogg"), str(rec / "siteB" / "20240501_060000.ogg")]
+    assert cli_main([*args[:4], str(tmp_path / "two"), *args[5:], "--audio", *files]) == 0
+    assert sorted(pd.read_csv(tmp_path / "two" / "detections.csv")["file"].unique()) == [
+        "siteA/20240501_060000.ogg", "siteB/20240501_060000.ogg"]  # fmt: skip

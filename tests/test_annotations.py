@@ -60,7 +60,6 @@ def shards(tmp_path):
     return tmp_path, tables
 
 
-@pytest.mark.slow  # two fits: ~10 s on a free core, more on a busy machine
 def test_fit_annotations_cli_on_same_named_recordings(shards, capsys):
     base, tables = shards
     args = ["fit", "--backbone", "toy", "--embeddings", str(base / "emb"), "--split", "field", "--out",
