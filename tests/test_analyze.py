@@ -175,3 +175,25 @@ def test_unreadable_recording_is_named_and_retried_and_files_given_one_by_one(en
     assert cli_main([*args[:4], str(tmp_path / "two"), *args[5:], "--audio", *files]) == 0
     assert sorted(pd.read_csv(tmp_path / "two" / "detections.csv")["file"].unique()) == [
         "siteA/20240501_060000.ogg", "siteB/20240501_060000.ogg"]  # fmt: skip
+
+
+def test_interrupt_keeps_complete_tables_only_and_a_rerun_finishes(env, tmp_path, monkeypatch):
+    import embedkit.predict.analyze as an
+
+    real, calls = an.write_detections, []
+
+    def write_then_stop(path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 2:  # Ctrl-C while the second table is being written
+            raise KeyboardInterrupt
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(an, "write_detections", write_then_stop)
+    out = tmp_path / "out"
+    assert analyze(env, out, "--recursive") == 130
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert left == ["analysis.json", calls[0].relative_to(out).as_posix()]  # no partial or temp file
+    monkeypatch.setattr(an, "write_detections", real)
+    assert analyze(env, out, "--recursive") == 0
+    assert len(list(out.rglob("*.selections.txt"))) == 3
+    assert len(pd.read_csv(out / "detections.csv")["file"].unique()) == 3
