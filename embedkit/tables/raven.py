@@ -142,7 +142,7 @@ def find_tables(paths: list[str | os.PathLike] | str | os.PathLike) -> list[tupl
         elif p.is_file():
             found.append((p, p.parent))
         else:
-            raise TableError(f"--annotations {p}: no such file or folder")
+            raise TableError(f"selection table(s) not found: {p} (no such file or folder)")
     if not found:
         raise TableError(f"no selection tables (*.txt) in {', '.join(map(str, items))}")
     return found
