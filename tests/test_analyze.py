@@ -197,3 +197,12 @@ def test_interrupt_keeps_complete_tables_only_and_a_rerun_finishes(env, tmp_path
     assert analyze(env, out, "--recursive") == 0
     assert len(list(out.rglob("*.selections.txt"))) == 3
     assert len(pd.read_csv(out / "detections.csv")["file"].unique()) == 3
+
+
+def test_birdclef_root_without_csv_is_not_taken_for_class_folders(tmp_path, capsys):
+    write_audio(tmp_path / "data" / "train_audio" / "aaa" / "x.ogg", 2.0)
+    write_audio(tmp_path / "data" / "train_audio" / "bbb" / "y.ogg", 2.0)
+    args = ["fit", "--backbone", "toy", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "models")]
+    assert cli_main(args) == 2
+    assert "sample_submission.csv or taxonomy.csv" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()

@@ -190,6 +190,8 @@ def class_folder_tables(cfg):
             file=sys.stderr,
         )
     labels = sorted({r.split("/", 1)[0] for r in nested})
+    if len(labels) < 2 or {"train_audio", "train_soundscapes", "test_soundscapes"} & set(labels):
+        return cfg  # a BirdCLEF root without its CSVs (or one class): the usual error follows
     out = Path(cfg.out) / f"data-{root.resolve().name}"
     out.mkdir(parents=True, exist_ok=True)
     train = pd.DataFrame(
