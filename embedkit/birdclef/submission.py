@@ -122,12 +122,30 @@ def soundscape_row_ids(path: str | os.PathLike, window_s: float = 5.0, hop_s: fl
     return [row_id(Path(path).stem, e) for _, e in spans]
 
 
+def check_row_stems(files: list[str | os.PathLike]) -> None:
+    """Refuse soundscapes that would share row ids: BirdCLEF's ``<stem>_<end>`` drops the folder.
+
+    Raises:
+        DataError: two files (e.g. ``site1/x.ogg`` and ``site2/x.ogg``) have the same stem.
+    """
+    seen: dict[str, str] = {}
+    for p in files:
+        stem = Path(p).stem
+        if stem in seen:
+            raise DataError(
+                f"{seen[stem]} and {p} would share row ids ({stem}_5, ...): BirdCLEF row ids are "
+                f"<file stem>_<end second>; rename one, or use embedkit analyze (it names files by path)"
+            )
+        seen[stem] = str(p)
+
+
 def expected_row_ids(soundscapes: str | os.PathLike, window_s: float = 5.0, hop_s: float = 5.0) -> list[str]:
     """Row ids a submission must have for a folder of soundscapes (see :func:`soundscape_row_ids`)."""
     from embedkit.audio import list_audio
 
     folder = Path(soundscapes)
     files = list_audio(folder) if folder.is_dir() else []
+    check_row_stems(files)
     return [r for p in files for r in soundscape_row_ids(p, window_s, hop_s)]
 
 

@@ -27,6 +27,7 @@ from embedkit.audio import AudioError, Windowing, duration_s, list_audio
 from embedkit.audio.tta import tta_offsets
 from embedkit.birdclef import (
     check_labels,
+    check_row_stems,
     expected_row_ids,
     soundscape_row_ids,
     submission_labels,
@@ -97,6 +98,7 @@ def _prepare(cfg: InferConfig) -> _Run:
         )
     folder = Path(cfg.soundscapes) if cfg.soundscapes else Path(cfg.data) / "test_soundscapes"
     files = list_audio(folder) if folder.is_dir() else []
+    check_row_stems(files)  # same-named files in sub-folders would share row ids: refused in one line
     if not folder.is_dir():
         print(f"[infer] no soundscape folder {folder}: writing a header-only submission", file=sys.stderr)
     durations = []

@@ -51,6 +51,11 @@ def run_search(cfg: SearchConfig) -> pd.DataFrame:
             page = review_page(cfg, hits, snippets, audio_dir, out.with_suffix(".html"))
             print(f"[search] page: {page}", file=sys.stderr)
     save_hits(hits, out)
+    if cfg.raven:  # one Raven selection table per recording, for review in Raven (search/raven.py)
+        from embedkit.search.raven import write_hit_tables
+
+        n = len(write_hit_tables(hits, cfg.raven))
+        print(f"[search] {n} Raven table(s) -> {cfg.raven}", file=sys.stderr)
     top = hits.head(5)
     for _, h in top.iterrows():
         print(f"{h['rank']:>4}  {h['score']:.4f}  {h['file']}  {h['start_s']:g}-{h['end_s']:g} s")

@@ -49,6 +49,7 @@ class SearchConfig:
     )
     weights: str | None = opt(None, "backbone weights, for backbones whose weights are not bundled")
     threads: int | None = opt(None, "CPU threads (backbone, search)")
+    raven: str | None = opt(None, "also write the hits as Raven selection tables (one per recording) here")
 
 
 @dataclass
@@ -56,11 +57,14 @@ class LabelConfig:
     """Options of ``embedkit label``: mark hits y / n / skip (terminal loop), write the labelled table."""
 
     hits: str = opt(
-        "hits.csv", "hits table from embedkit search (a label column filled in an editor is kept)"
+        "hits.csv", "hits table of embedkit search, or its Raven tables (--raven; labels typed in Raven kept)"
     )
     out: str = opt("labelled.csv", "labelled table, for fit.py --extra-labels (rewritten after each answer)")
     species: str | None = opt(None, "label code for hits whose species column is empty")
     loop: bool = opt(True, "ask for each unlabelled hit in the terminal (--no-loop: only check and write)")
     player: str | None = opt(
         None, "command that plays a WAV file (default: ffplay, afplay, aplay, paplay or play)"
+    )
+    raven: str | None = opt(
+        None, "also write labelled hits as Raven tables here (y: species, n: negative), for fit --annotations"
     )

@@ -30,12 +30,17 @@ PROMPT = "  [y]es / [n]o / [s]kip / [p]lay / [q]uit: "
 def read_hits(path: str | os.PathLike, species: str | None = None) -> pd.DataFrame:
     """A hits table with ``label`` and ``species`` as text; ``species`` fills empty species cells."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir() or p.name.endswith(".txt"):  # Raven tables of embedkit search --raven
+        from embedkit.search.raven import read_raven_hits
+
+        hits = read_raven_hits(p)
+    elif not p.is_file():
         raise UsageError(f"hits file not found: {p} (write one with embedkit search --out)")
-    try:
-        hits = pd.read_csv(p, dtype={"label": str, "species": str, "file": str}, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as e:
-        raise UsageError(f"{p}: not a readable CSV ({' '.join(str(e).split())[:160]})") from None
+    else:
+        try:
+            hits = pd.read_csv(p, dtype={"label": str, "species": str, "file": str}, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError) as e:
+            raise UsageError(f"{p}: not a readable CSV ({' '.join(str(e).split())[:160]})") from None
     missing = [c for c in ("file", "window", "start_s", "end_s") if c not in hits.columns]
     if missing:
         raise UsageError(f"{p}: missing column(s) {missing}; expected a hits table from embedkit search")
@@ -157,6 +162,10 @@ def run_label(cfg, inp: TextIO | None = None, out: TextIO | None = None) -> pd.D
             play=lambda row: play_hit(row, player, out),
         )
         save_hits(hits, cfg.out)
+    if getattr(cfg, "raven", None):  # labelled hits as Raven tables, for fit.py --annotations
+        from embedkit.search.raven import write_labelled_tables
+
+        print(f"{len(write_labelled_tables(hits, cfg.raven))} Raven table(s) -> {cfg.raven}", file=out)
     ys = [parse_label(v) for v in hits["label"]]
     n_pos, n_neg = ys.count(1.0), ys.count(0.0)
     print(

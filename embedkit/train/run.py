@@ -110,6 +110,10 @@ def load_training_set(cfg: FitConfig):
     from embedkit.train.data import read_windows, resolve_zero_shot
     from embedkit.zeroshot import class_logits
 
+    if cfg.annotations:  # targets from Raven selection tables (train/annotations.py)
+        from embedkit.train.annotations import load_annotated_set
+
+        return load_annotated_set(cfg)
     dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
     labels = load_labels(cfg.data)
     train = load_train(cfg.data)
@@ -146,6 +150,9 @@ def run_fit(cfg: FitConfig) -> FitResult:
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
+    from embedkit.train.annotations import class_folder_tables
+
+    cfg = class_folder_tables(cfg)  # --data DIR of class folders: train.csv / taxonomy.csv written for it
     if cfg.tune_on or cfg.tune_truth:
         from embedkit.train.tune import check_args
 
