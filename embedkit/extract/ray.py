@@ -179,6 +179,12 @@ def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: 
     out = Path(cfg.out) / probe.name / name
     prov, sr = provenance(probe, cfg, root, name), probe.sample_rate
     probe.close()
+    from embedkit.extract.resume import check_resume
+
+    cfg, no_logits = check_resume(out, prov, cfg)  # settings differing from the shards': said, never lost
+    if no_logits:
+        raise UsageError(f"--save-logits: the shards in {out} have no logits; add them once with --engine "
+                         "local (it embeds their files again), then continue with --engine ray")
     ShardWriter(out, {**prov}, cfg.dtype)  # folder writable, provenance agrees: checked before any work
     rels = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
     mine = [(r, p) for r, p in zip(rels, files, strict=True) if in_part(r, i, n)]
