@@ -44,8 +44,7 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
 
         if cfg.pseudo > 0:
             raise UsageError("--pseudo needs --unlabelled DATASET (e.g. train_soundscapes)")
-        print("[fit] no --unlabelled set: weak negatives skipped", file=sys.stderr)
-        return None
+        return None  # said by the recipe summary (recipe.describe)
     from embedkit.train.data import read_unlabelled
     from embedkit.zeroshot import class_logits
 

@@ -142,10 +142,13 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.predict.model import save_model
     from embedkit.train.augmented import fold_of, read_augmented, training_rows
     from embedkit.train.cv import cross_validate, load_unlabelled, model_extras, prior_from_oof
-    from embedkit.train.recipe import fit_pipeline
+    from embedkit.train.data import has_logits
+    from embedkit.train.recipe import check_params, describe, fit_pipeline
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
+    check_params(cfg.head, dict(cfg.params))  # unknown or ill-typed --params: before any data is read
+    asked = cfg.zero_shot
     if cfg.tune_on or cfg.tune_truth:
         from embedkit.train.tune import check_args
 
@@ -162,6 +165,9 @@ def run_fit(cfg: FitConfig) -> FitResult:
     aug = None if mixed is None else (mixed, np.zeros(len(mixed.X), np.int64))
     unlabelled = load_unlabelled(cfg, inputs)
     for line in report.lines():
+        print(f"[fit] {line}", file=sys.stderr)
+    dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
+    for line in describe(cfg, asked, inputs, unlabelled, dataset, has_logits(dataset)):
         print(f"[fit] {line}", file=sys.stderr)
     oof, fold, scores, prior = None, None, {}, None
     per_class = per_class_table(labels, Y, files)
