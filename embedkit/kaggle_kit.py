@@ -78,13 +78,23 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _pip(*args: str, what: str) -> None:
+def _pip(*args: str, what: str, count: int | None = None) -> None:
+    """Run pip; with ``count`` (files expected), a progress bar of the files it saves."""
+    from embedkit.progress import bar
+
     if importlib.util.find_spec("pip") is None:
         raise UsageError(f"{what} needs pip in this Python; run `{sys.executable} -m ensurepip`")
     cmd = [sys.executable, "-m", "pip", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        tail = [ln for ln in (res.stderr or res.stdout).splitlines() if ln.strip() and "WARNING" not in ln]
+    out: list[str] = []
+    with bar(count, "kaggle-kit: wheels", "wheel", enabled=count is not None) as b:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for ln in proc.stdout:
+            out.append(ln)
+            if ln.startswith(("Saved ", "File was already downloaded")):
+                b.update(1)
+        rc = proc.wait()
+    if rc != 0:
+        tail = [ln.strip() for ln in out if ln.strip() and "WARNING" not in ln]
         raise UsageError(f"{what} failed: {' | '.join(tail[-2:])}; command: {' '.join(cmd)}")
 
 
@@ -95,7 +105,8 @@ def download_wheels(reqs: list[str], dest: Path, python_version: str, platforms:
     links = [a for f in find_links or [] for a in ("--find-links", str(f))]
     _pip("download", "--only-binary=:all:", "--no-deps", "--python-version", python_version,
          "--implementation", "cp", *tags, *links, "-d", str(dest), *reqs,
-         what=f"downloading wheels for Python {python_version} on {platforms[0]} (try another --platform)")
+         what=f"downloading wheels for Python {python_version} on {platforms[0]} (try another --platform)",
+         count=len(reqs))
 
 
 def build_own_wheel(dest: Path) -> Path:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from embedkit.audio import list_audio, load_mono
 from embedkit.errors import UsageError
+from embedkit.progress import bar
 from embedkit.report import plots, spectrogram
 
 VIEW_SR = 32000  # BirdCLEF's native rate; the spectrogram shows 0-16 kHz
@@ -191,8 +192,11 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     taxonomy = _taxonomy(data_p)
     names = {} if taxonomy is None else _column(taxonomy, "common_name")
-    sections = [_training_section(folders[0], metas[0], taxonomy, out),
-                _cv_section(folders, metas, taxonomy, out)]
+    steps = bar(3, "report", "figure")  # a rate line off a terminal when the figures take long
+    sections = [_training_section(folders[0], metas[0], taxonomy, out)]
+    steps.update()
+    sections.append(_cv_section(folders, metas, taxonomy, out))
+    steps.update()
     sub_p = _find_submission(submission, folders)
     sub = pd.read_csv(sub_p) if sub_p else None
     truth_p = Path(truth) if truth else (data_p / "test_truth.csv" if data_p else None)
@@ -200,6 +204,8 @@ def build_report(
     dirs = [data_p / "test_soundscapes", data_p / "train_soundscapes"] if data_p else []
     audio = pick_soundscape(dirs, sub, tru, soundscape)
     sections.append(_soundscape_section(audio, sub, sub_p, tru, names, out))
+    steps.update()
+    steps.close()
     facts = _facts(folders, metas, data_p, dict(extra_facts or {}))
     if sub is not None:
         facts["submission"] = f"{sub_p}: {len(sub)} rows x {sub.shape[1] - 1} classes"

@@ -54,6 +54,15 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
     return Windows(X, keys["file"].astype(str).to_numpy(), z)
 
 
+def iterations(cfg) -> str:
+    """The head's iteration budget as set (``logreg max_iter=200``, ``mlp epochs=60``), for progress lines."""
+    from embedkit.heads import head_class
+
+    params = {**head_class(cfg.head)().get_params(), **dict(cfg.params)}
+    keys = [k for k in ("max_iter", "epochs", "n_estimators") if k in params]
+    return f"{cfg.head} " + " ".join(f"{k}={params[k]}" for k in keys) if keys else cfg.head
+
+
 def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
     """``(weights [C], offset [C])`` of the zero-shot prior, learned on ``oof[rows]`` (all rows if None).
 
@@ -85,7 +94,10 @@ def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
         oof[va] = predict_pipeline(head, data.take(va), feats)
         if test is not None and (test[1] == k).any():
             out[test[1] == k] = predict_pipeline(head, test[0].take(test[1] == k), feats)
-        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        el = time.monotonic() - t0
+        eta = el / (k + 1) * (n - k - 1)  # the remaining folds (the refit takes about one fold more)
+        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {el:.1f} s ({iterations(cfg)}), "
+              f"ETA {eta:.0f} s for the other folds + ~{el / (k + 1) * 1.25:.0f} s refit", file=sys.stderr)
     return oof, out
 
 

@@ -141,7 +141,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.predict.apply import Windows, uses_prior
     from embedkit.predict.model import save_model
     from embedkit.train.augmented import fold_of, read_augmented, training_rows
-    from embedkit.train.cv import cross_validate, load_unlabelled, model_extras, prior_from_oof
+    from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_from_oof
     from embedkit.train.data import has_logits
     from embedkit.train.recipe import check_params, describe, fit_pipeline
 
@@ -188,7 +188,10 @@ def run_fit(cfg: FitConfig) -> FitResult:
         )
     if uses_prior(cfg) and prior is None:  # no CV: the prior's weight cannot be learned
         prior = prior_from_oof(cfg, data, None, None)
+    print(f"[fit] refit on all {len(X)} windows ({iterations(cfg)}), {time.monotonic() - t0:.0f} s so far",
+          file=sys.stderr)  # fmt: skip
     head = fit_pipeline(cfg, training_rows(data, aug, None), unlabelled, prior)
+    print(f"[fit] refit done, {time.monotonic() - t0:.0f} s", file=sys.stderr)
     tuned = {}
     if cfg.tune_on:  # prior weight and smoothing learned on labelled soundscapes
         from embedkit.train.tune import tune_model
