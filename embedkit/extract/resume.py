@@ -32,16 +32,18 @@ _FLAGS = {
     "pool": "--pool",
     "logit_pool": "--logit-pool",
     "chunk_offsets": "--chunk-offsets",
+    "layer": "--layer",
+    "augment": "--augment-background/--variants/--snr-db/--gain-db/--shift-s/--augment-seed/--augment-pool",
     "weights": "--weights",
     "backbone": "--backbone",
     "dim": "--backbone/--model",
-    "layer": "--layer",
-    "augment": "--augment-background/--variants/--snr-db/--gain-db/--shift-s/--augment-seed/--augment-pool",
 }
 
 
-def _show(v) -> str:
-    return "off" if v is None else str(v)
+def _show(k: str, v) -> str:
+    if v is None:
+        return "the pool's" if k == "logit_pool" else "off" if k == "augment" else "unset"
+    return str(v)
 
 
 def check_resume(out: Path, prov: dict, cfg: ExtractConfig) -> tuple[ExtractConfig, list[Path]]:
@@ -65,12 +67,14 @@ def check_resume(out: Path, prov: dict, cfg: ExtractConfig) -> tuple[ExtractConf
     have = read_meta(paths[0])
     mine = {**prov, "dtype": cfg.dtype}
     diff = provenance_diff(have, mine) + (["augment"] if have.get("augment") != prov.get("augment") else [])
+    diff.sort(key=lambda k: list(_FLAGS).index(k) if k in _FLAGS else len(_FLAGS))  # a flag a user sets first
     if diff:
         k = diff[0]
         flag = _FLAGS.get(k, k)
         raise UsageError(
-            f"{flag}: this run has {k}={_show(mine.get(k))} but the shards already in {out} have "
-            f"{k}={_show(have.get(k))}" + (f" (also differ: {', '.join(diff[1:])})" if len(diff) > 1 else "")
+            f"{flag}: this run has {k}={_show(k, mine.get(k))} but the shards already in {out} have "
+            f"{k}={_show(k, have.get(k))}"
+            + (f" (also differ: {', '.join(diff[1:])})" if len(diff) > 1 else "")
             + "; rerun with the shards' settings to continue them, or write elsewhere with --out/--name"
         )
     import pyarrow.parquet as pq
