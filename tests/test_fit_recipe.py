@@ -29,6 +29,8 @@ def test_fit_says_which_recipe_parts_are_on_and_why_default_ones_are_off(fitds, 
     assert "zero-shot prior: off: the shards in" in err
     assert "have no logits: extract with --save-logits" in err
     assert "weak negatives: off: no --unlabelled set" in err
+    assert "fold 1/2:" in err and "(logreg max_iter=200), ETA" in err and "s refit" in err  # progress
+    assert "refit on all" in err and "refit done" in err
     more = ["--zero-shot", "off", "--class-weight", "0.5", "--weak-negatives", "0"]
     assert fit(fitds, tmp_path / "m2", *more) == 0
     err = capsys.readouterr().err

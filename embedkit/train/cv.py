@@ -87,6 +87,7 @@ def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
     oof = np.zeros(data.Y.shape, np.float32)
     out = None if test is None else np.zeros((len(test[0].X), data.Y.shape[1]), np.float32)
     n = int(fold.max()) + 1
+    t_folds = time.monotonic()
     for k in range(n):
         tr, va = fold != k, fold == k
         pool = unlabelled(k) if callable(unlabelled) else unlabelled
@@ -94,10 +95,11 @@ def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
         oof[va] = predict_pipeline(head, data.take(va), feats)
         if test is not None and (test[1] == k).any():
             out[test[1] == k] = predict_pipeline(head, test[0].take(test[1] == k), feats)
-        el = time.monotonic() - t0
-        eta = el / (k + 1) * (n - k - 1)  # the remaining folds (the refit takes about one fold more)
-        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {el:.1f} s ({iterations(cfg)}), "
-              f"ETA {eta:.0f} s for the other folds + ~{el / (k + 1) * 1.25:.0f} s refit", file=sys.stderr)
+        per = (time.monotonic() - t_folds) / (k + 1)  # one fold; the refit fits n / (n - 1) times its rows
+        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {time.monotonic() - t0:.1f} s "
+              f"({iterations(cfg)}), "
+              f"ETA {per * (n - k - 1):.0f} s for the other folds + ~{per * n / max(n - 1, 1):.0f} s refit",
+              file=sys.stderr)  # fmt: skip
     return oof, out
 
 
