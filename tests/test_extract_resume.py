@@ -90,3 +90,13 @@ def test_birdnet_pooling_differs_is_refused_and_logits_are_added(tmp_path, capsy
     assert "logits added to 1 done files" in capsys.readouterr().err
     k, X, L = read_embeddings(tmp_path / "e" / "birdnet" / "train_audio", logits=True)
     assert L.shape == (2, 6522) and np.isfinite(L).all()
+
+
+def test_ray_engine_refuses_to_drop_logits_and_names_the_fix(toy_split, tmp_path, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "e"
+    assert extract(toy_split, out) == 0
+    capsys.readouterr()
+    assert extract(toy_split, out, "--engine", "ray", "--save-logits") == 2  # before Ray is even started
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "have no logits" in err and "--engine local" in err
