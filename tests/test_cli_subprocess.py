@@ -170,6 +170,14 @@ def test_backbones_and_heads(tmp_path):
     assert "logreg" in ok(run(ek("heads"), tmp_path)).stdout
 
 
+@covers("models")
+@pytest.mark.skipif("models" not in COMMANDS, reason="no `embedkit models` subcommand in this checkout")
+def test_models_lists_the_demo_model(demo, tmp_path):
+    """``embedkit models [ROOT]`` (issue 21, item 4), where this checkout has it."""
+    r = ok(run(ek("models", demo["out"] / "models"), tmp_path))
+    assert "birdnet-logreg" in r.stdout
+
+
 def test_every_subcommand_is_run_in_a_subprocess_here():
     missing = sorted(set(COMMANDS) - set(COVERED))
     assert not missing, f"subcommands without a subprocess test: {missing}"
