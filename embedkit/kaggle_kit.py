@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from embedkit.errors import UsageError
+from embedkit.kaggle_preflight import _parts, external_weights, preflight, weights_warnings  # noqa: F401
 
 #: Python of Kaggle's notebook image (2025).
 KAGGLE_PYTHON = "3.11"
@@ -48,8 +49,7 @@ ONNX_PACKAGES = ("onnxruntime",)
 
 def needs_onnxruntime(models: list[str | Path]) -> bool:
     """Whether a part of a model was embedded from an ONNX file (its provenance's ``model_file``)."""
-    metas = [json.loads((Path(m) / "model.json").read_text() or "{}") for m in models]
-    parts = [p.get("provenance") or {} for m in metas for p in (m.get("fusion") or [m])]
+    parts = [p for m in models for p in _parts(m)]
     return any(str(p.get("model_file", "")).lower().endswith(".onnx") for p in parts)
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ("pyproject.toml", "README.md", "embedkit")
@@ -78,13 +78,23 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _pip(*args: str, what: str) -> None:
+def _pip(*args: str, what: str, count: int | None = None) -> None:
+    """Run pip; with ``count`` (files expected), a progress bar of the files it saves."""
+    from embedkit.progress import bar
+
     if importlib.util.find_spec("pip") is None:
         raise UsageError(f"{what} needs pip in this Python; run `{sys.executable} -m ensurepip`")
     cmd = [sys.executable, "-m", "pip", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        tail = [ln for ln in (res.stderr or res.stdout).splitlines() if ln.strip() and "WARNING" not in ln]
+    out: list[str] = []
+    with bar(count, "kaggle-kit: wheels", "wheel", enabled=count is not None) as b:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for ln in proc.stdout:
+            out.append(ln)
+            if ln.startswith(("Saved ", "File was already downloaded")):
+                b.update(1)
+        rc = proc.wait()
+    if rc != 0:
+        tail = [ln.strip() for ln in out if ln.strip() and "WARNING" not in ln]
         raise UsageError(f"{what} failed: {' | '.join(tail[-2:])}; command: {' '.join(cmd)}")
 
 
@@ -95,7 +105,8 @@ def download_wheels(reqs: list[str], dest: Path, python_version: str, platforms:
     links = [a for f in find_links or [] for a in ("--find-links", str(f))]
     _pip("download", "--only-binary=:all:", "--no-deps", "--python-version", python_version,
          "--implementation", "cp", *tags, *links, "-d", str(dest), *reqs,
-         what=f"downloading wheels for Python {python_version} on {platforms[0]} (try another --platform)")
+         what=f"downloading wheels for Python {python_version} on {platforms[0]} (try another --platform)",
+         count=len(reqs))
 
 
 def build_own_wheel(dest: Path) -> Path:
@@ -175,56 +186,6 @@ def kit_script(models: list[str]) -> str:
 
 
 
-def preflight(argv: list[str]) -> int:
-    """Load each model, build its backbone, embed one silent window and predict (what infer will need).
-
-    Run by ``kaggle_infer.py`` after the install, so a package missing from the kit stops the notebook with
-    one clear line instead of a submission of class priors (infer's fallback for files it cannot use).
-
-    Args:
-        argv: model folders, then optionally ``--`` and ``embedkit infer`` flags (``--backbone-weights``).
-
-    Returns:
-        0 when every model works, else 1 (the reason printed on stderr).
-    """
-    import numpy as np
-
-    from embedkit.backbones.build import build_backbone
-    from embedkit.config import InferConfig
-    from embedkit.flags import config_from_args, parser_for
-    from embedkit.predict.model import load_model
-
-    cut = argv.index("--") if "--" in argv else len(argv)
-    models, extra = argv[:cut], argv[cut + 1 :]
-    cfg = config_from_args(InferConfig, parser_for(InferConfig).parse_args(extra), "infer")
-    for folder in models:
-        try:
-            import soundfile  # noqa: F401 - decoding and resampling, used by every backbone
-            import soxr  # noqa: F401
-
-            from embedkit.predict.fusion import model_parts
-
-            m = load_model(folder, trust_pickle=cfg.trust_pickle)
-            embs, logits = [], None
-            for j, prov in enumerate(model_parts(m)):  # one part, or each backbone of a fused model
-                bb = build_backbone(prov, **cfg.backbone_run(prov["backbone"]))
-                x = np.zeros((1, round(float(prov.get("window_s", 5.0)) * bb.sample_rate)), np.float32)
-                if j == 0 and m.meta.get("needs_logits"):  # zero-shot models blend BirdNET's own logits
-                    e, logits = bb.embed_with_logits(x)
-                else:
-                    e = bb.embed(x)
-                embs.append(e)
-                bb.close()
-            m.predict(np.hstack(embs), logits)
-        except Exception as e:  # one line, whatever went wrong
-            print(f"[kit] {Path(folder).name} cannot run here: {type(e).__name__}: {e}. If a package is "
-                  "missing, rebuild the kit with it (embedkit kaggle-kit --packages ...)", file=sys.stderr)
-            return 1
-        print(f"[kit] {Path(folder).name}: backbone {m.provenance.get('backbone')} and head "
-              f"{m.meta.get('head')} load and predict", file=sys.stderr)
-    return 0
-
-
 def build_kit(models: list[str | Path], out: str | Path = "kaggle_kit", python_version: str = KAGGLE_PYTHON,
               platforms: list[str] | None = None, packages: list[str] | None = None,
               find_links: list[str] | None = None) -> Path:
@@ -280,6 +241,8 @@ def _assemble(tmp: Path, models: list[str | Path], python_version: str, platform
     wheels = tmp / "wheels"
     wheels.mkdir()
     names = copy_models(models, tmp / "models")
+    for line in weights_warnings(models):
+        print(f"[kaggle-kit] warning: {line}", file=sys.stderr)
     extra = ONNX_PACKAGES if not packages and needs_onnxruntime(models) else ()
     reqs = requirements(tuple(packages or KIT_PACKAGES) + extra)
     print(f"[kaggle-kit] downloading {len(reqs)} wheels for Python {python_version}, {platforms[0]}",

@@ -4,11 +4,17 @@ A registry maps names to classes. Classes register themselves with a decorator w
 imported; the registry imports its package's modules (listed once, in the package's ``__init__``) the first
 time a name is looked up, so importing a package stays cheap and heavy dependencies load only with the
 class that needs them.
+
+Your own classes: ``EMBEDKIT_PLUGINS=mypkg.backbones,other`` (comma-separated importable modules) are
+imported at that first lookup too, so a backbone or head registered there is found by name in every process
+that runs embedkit: ``extract.py --backbone mine``, and the Ray workers of ``--engine ray`` (set the variable
+where each node starts).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
 
@@ -43,6 +49,11 @@ class Registry:
         if not self._loaded:
             for mod in self.modules:
                 importlib.import_module(f"{self.package}.{mod}")
+            for mod in filter(None, (m.strip() for m in os.environ.get("EMBEDKIT_PLUGINS", "").split(","))):
+                try:
+                    importlib.import_module(mod)
+                except ImportError as e:
+                    raise self.error(f"EMBEDKIT_PLUGINS: cannot import {mod!r} ({e})") from None
             self._loaded = True
 
     def available(self) -> list[str]:

@@ -95,6 +95,17 @@ class ToyBackbone(Backbone):
         return "toy"
 
 
+@register("toy-logits")
+class ToyLogits(ToyBackbone):
+    """:class:`ToyBackbone` with class logits (``K = 4``): the negated first 4 embedding values."""
+
+    logits_dim = 4
+
+    def embed_with_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = self.embed(batch)
+        return e, -e[:, : self.logits_dim].copy()
+
+
 @pytest.fixture
 def toy_split(tmp_path) -> Path:
     """A data root with ``train_audio/<label>/*.ogg``: 3 labels x 3 files of 3-12 s, a tone per label."""

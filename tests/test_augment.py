@@ -115,7 +115,7 @@ def test_mismatched_augmentation_is_refused(toy_split, tmp_path):
         backbone="toy", data=str(toy_split), out=str(tmp_path / "e"), progress=False, part="0/2"
     )
     run_extract(clean)
-    with pytest.raises(StoreError, match="augment"):  # augmented rows into a clean dataset
+    with pytest.raises(UsageError, match="augment"):  # augmented rows into a clean dataset
         run_extract(_cfg(toy_split, tmp_path / "e", bg, part="1/2"))
     other = run_extract(_cfg(toy_split, tmp_path / "o", bg, part="1/2", snr_db=[-3.0, -3.0]))
     run_extract(_cfg(toy_split, tmp_path / "p", bg, part="0/2"))

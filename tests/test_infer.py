@@ -201,13 +201,15 @@ def test_probabilities_equal_the_saved_head_on_extracted_windows(env, base_run, 
     np.testing.assert_allclose(base_run.probs, ref.to_numpy(), atol=1e-5)
 
 
-def test_empty_and_missing_soundscape_folders_give_header_only(env, tmp_path):
-    (tmp_path / "empty").mkdir()
-    for folder in (tmp_path / "empty", tmp_path / "missing"):
-        res = infer(env, tmp_path / f"{folder.name}.csv", soundscapes=str(folder))
-        assert res.problems == [] and res.row_ids == [] and res.probs.shape == (0, len(LABELS))
-        assert res.path.read_text().strip() == ",".join(["row_id", *LABELS])
-        assert validate_submission(res.path, LABELS, []) == []
+def test_an_empty_folder_gives_header_only_a_missing_one_is_an_error(env, tmp_path):
+    (tmp_path / "empty").mkdir()  # Kaggle's commit run: the folder is there, its files are not
+    res = infer(env, tmp_path / "empty.csv", soundscapes=str(tmp_path / "empty"))
+    assert res.problems == [] and res.row_ids == [] and res.probs.shape == (0, len(LABELS))
+    assert res.path.read_text().strip() == ",".join(["row_id", *LABELS])
+    assert validate_submission(res.path, LABELS, []) == []
+    with pytest.raises(UsageError, match="no such folder"):  # a typo: never a header-only submission
+        infer(env, tmp_path / "missing.csv", soundscapes=str(tmp_path / "missing"))
+    assert not (tmp_path / "missing.csv").exists()
 
 
 def test_corrupt_file_gets_the_priors(env, base_run, tmp_path):

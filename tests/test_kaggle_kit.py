@@ -302,3 +302,41 @@ def test_kit_adds_onnxruntime_for_onnx_backbones(tmp_path, monkeypatch):
     kk.build_kit([plain, fused], tmp_path / "k2")
     assert not any(r.startswith("onnxruntime") for r in got["reqs"][0])
     assert any(r.startswith("onnxruntime") for r in got["reqs"][1])
+
+
+def test_kit_warns_when_a_model_needs_a_weights_file_it_does_not_carry(tmp_path, monkeypatch, capsys):
+    """Build time: a warning naming the file and --backbone-weights; run time: the error says the same."""
+    def own(dest):
+        (dest / "e.whl").write_bytes(b"w")
+        return dest / "e.whl"
+
+    monkeypatch.setattr(kk, "download_wheels", lambda *a, **k: None)
+    monkeypatch.setattr(kk, "build_own_wheel", own)
+    plain = _fake_model(tmp_path / "m" / "birdnet-logreg")
+    doc = json.loads((plain / "model.json").read_text())
+    (plain / "model.json").write_text(json.dumps({**doc, "provenance": {"backbone": "birdnet",
+                                                                        "weights": "bundled birdnet v2.4"}}))
+    onnx = _fake_model(tmp_path / "m" / "onnx-logreg")
+    doc = json.loads((onnx / "model.json").read_text())
+    prov = {"backbone": "onnx", "model_file": str(tmp_path / "gone" / "mymodel.onnx")}
+    (onnx / "model.json").write_text(json.dumps({**doc, "provenance": prov}))
+    kk.build_kit([plain], tmp_path / "k1")
+    assert "warning" not in capsys.readouterr().err
+    kk.build_kit([plain, onnx], tmp_path / "k2")
+    err = capsys.readouterr().err
+    assert "warning: onnx-logreg needs the onnx weights file (mymodel.onnx)" in err
+    assert "--backbone-weights onnx=" in err and "birdnet-logreg needs" not in err
+    assert kk.weights_warnings([tmp_path / "k2" / "models" / "birdnet-logreg"]) == []
+
+
+def test_preflight_names_the_missing_weights_file(tmp_path, capsys):
+    from embedkit.heads.logreg import LogRegHead
+    from embedkit.predict.model import save_model
+
+    head = LogRegHead().fit(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32)[:, :2])
+    prov = {"backbone": "onnx", "model_file": str(tmp_path / "gone" / "mymodel.onnx"), "window_s": 5.0}
+    m = save_model(tmp_path / "models" / "onnx-logreg", head, "logreg", ["a", "b"], prov, {})
+    assert kk.preflight([str(m)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mymodel.onnx" in err and "--backbone-weights onnx=" in err
+    assert "rebuild the kit" not in err

@@ -164,3 +164,23 @@ def test_names_from_the_file_system_are_escaped(run, tmp_path):
     assert html.escape(evil) in text and evil not in text
     assert (tmp_path / "rep" / f"cv_{evil}.png").is_file()  # the link points at the figure's real name
     assert f'href="{html.escape(urllib.parse.quote(f"cv_{evil}.png"))}"' in text
+
+
+def test_report_reads_every_truth_that_score_reads(run, tmp_path, capsys):
+    """``truth.csv`` (wide, with a ``source`` column) and ``calls.csv`` (long) of ``embedkit compose``."""
+    data = run / "data"
+    tune = tmp_path / "tune"
+    rc = cli_main(["compose", "--data", str(data), "--backgrounds", str(data / "test_soundscapes"),
+                   "--out", str(tune), "--n", "2"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert "source" in pd.read_csv(tune / "truth.csv").columns
+    for name in ("truth.csv", "calls.csv"):
+        out = tmp_path / f"r-{name}"
+        rc = cli_main(["report", "--models", str(run / "models" / "toy-logreg"), "--out", str(out),
+                       "--data", str(data), "--submission", str(run / "submission.csv"),
+                       "--truth", str(tune / name)])  # fmt: skip
+        assert rc == 0, capsys.readouterr().err
+        assert (out / "index.html").is_file()
+    assert cli_main(["report", "--models", str(run / "models" / "toy-logreg"), "--out", str(tmp_path / "x"),
+                     "--truth", str(tmp_path / "nosuch.csv")]) == 2  # fmt: skip
+    assert "truth file not found" in capsys.readouterr().err

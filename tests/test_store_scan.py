@@ -121,3 +121,15 @@ def test_logits_follow_the_filter(tmp_path):
     assert k["file"].tolist() == ["b.ogg", "b.ogg"]
     np.testing.assert_array_equal(X2, X[3:])
     np.testing.assert_array_equal(L, X[3:, :3] * 2)
+
+
+def test_read_and_scan_do_not_import_each_other():
+    """``store/read.py`` imports ``store/scan.py``; scan never imports read back (no circle in the room)."""
+    import ast
+    from pathlib import Path
+
+    import embedkit.store.scan as scan
+
+    tree = ast.parse(Path(scan.__file__).read_text())
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "embedkit.store.read" not in names and "embedkit.store.vectors" in names

@@ -9,7 +9,6 @@ are embedded.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -228,7 +227,8 @@ def embed_files(
         batch_size: windows per backbone call.
         decode_workers: decoding threads.
         logits: also return the backbone's class logits.
-        progress: show a tqdm bar (files; windows/s and x realtime in the postfix).
+        progress: show a tqdm bar (files; windows/s and x realtime in the postfix); off a terminal, a rate
+            line every few seconds (:func:`embedkit.progress.bar`).
         desc: bar label.
         offsets: TTA offsets in seconds (:func:`embedkit.audio.tta.tta_offsets`): each window is also
             embedded shifted by each (``FileEmbedding.shifted``); the speed shown counts unshifted windows.
@@ -240,14 +240,12 @@ def embed_files(
     Yields:
         :class:`FileEmbedding` per file, failures included.
     """
-    from tqdm import tqdm
+    from embedkit.progress import bar as progress_bar
 
     w = w or Windowing()
     if not paths:
         return
-    bar = tqdm(
-        total=len(paths), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True
-    )
+    bar = progress_bar(len(paths), desc, "file", enabled=progress)  # off a terminal: a rate line every 5 s
     q, stop, workers = _decoders(paths, backbone.sample_rate, w, batch_size, decode_workers, tuple(offsets))
     asm = _Assembler(backbone, batch_size, logits, bar, 1 + len(offsets), augment)
     try:

@@ -24,6 +24,7 @@ from embedkit.backbones._tflite_graph import (
     write_atomic,
 )
 from embedkit.backbones.base import BackboneError, MissingDependency, sha256_file
+from embedkit.progress import native_stderr_to_log
 
 N_CLASSES = 6522
 EMB_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
@@ -174,7 +175,8 @@ def _run_model(interp, x: np.ndarray) -> list[np.ndarray]:
     """Run an interpreter on ``x`` (resized to its shape); its outputs, in output order."""
     inp = interp.get_input_details()[0]["index"]
     interp.resize_tensor_input(inp, list(x.shape))
-    interp.allocate_tensors()
+    with native_stderr_to_log():  # TFLite's XNNPACK INFO line → the embedkit logger
+        interp.allocate_tensors()
     interp.set_tensor(inp, x)
     interp.invoke()
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]

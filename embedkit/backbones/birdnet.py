@@ -43,6 +43,7 @@ from embedkit.backbones._birdnet_graph import (
     embedding_model,
 )
 from embedkit.backbones.base import Backbone, BackboneError, MissingDependency
+from embedkit.progress import native_stderr_to_log
 
 FRONTENDS = ("auto", "numpy", "graph")
 
@@ -243,7 +244,8 @@ class BirdNET(Backbone):
             x = np.stack(rows)
         if x.shape[0] != worker.rows:
             worker.interp.resize_tensor_input(worker.inp, list(x.shape))
-            worker.interp.allocate_tensors()
+            with native_stderr_to_log():  # TFLite's XNNPACK INFO line → the embedkit logger
+                worker.interp.allocate_tensors()
             worker.rows = x.shape[0]
         worker.interp.set_tensor(worker.inp, x)
         worker.interp.invoke()

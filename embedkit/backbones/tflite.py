@@ -24,6 +24,7 @@ from embedkit.backbones import register
 from embedkit.backbones._described import DescribedBackbone
 from embedkit.backbones._tflite_graph import graph_tensors, with_outputs
 from embedkit.backbones.base import BackboneError, MissingDependency, sha256_file
+from embedkit.progress import native_stderr_to_log
 
 
 def _shape(d: dict) -> list:
@@ -85,7 +86,8 @@ class LiteRunner:
         if shapes != self._rows:
             for n, x in feed.items():
                 self.interp.resize_tensor_input(self._in[n][0], list(x.shape))
-            self.interp.allocate_tensors()
+            with native_stderr_to_log():  # TFLite's XNNPACK INFO line → the embedkit logger
+                self.interp.allocate_tensors()
             self._rows = shapes
         for n, x in feed.items():
             self.interp.set_tensor(self._in[n][0], x)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from embedkit.errors import UsageError
+from embedkit.progress import track
 
 FORMATS = {"ogg": ("OGG", "VORBIS"), "flac": ("FLAC", "PCM_16")}
 
@@ -103,8 +104,9 @@ def compose_folder(args: argparse.Namespace) -> Path:
         raise UsageError(f"--backgrounds: no audio files in {args.backgrounds}")
     sr = args.sample_rate
     label_of = dict(zip(train["filename"].astype(str), train["primary_label"].astype(str), strict=True))
-    recs = [(load_mono(data / "train_audio" / f, sr), labels.index(label_of[f]), f) for f in held]
-    bgs = [load_mono(p, sr) for p in bg_paths]
+    recs = [(load_mono(data / "train_audio" / f, sr), labels.index(label_of[f]), f)
+            for f in track(held, "compose: held-out calls", "file")]
+    bgs = [load_mono(p, sr) for p in track(bg_paths, "compose: backgrounds", "file")]
     scapes = compose_field(recs, bgs, len(labels), args.n, sample_rate=sr, seed=args.seed,
                            prefix=args.prefix, snr_db=tuple(args.snr_db))  # fmt: skip
     truth, calls = _truth_tables(scapes, labels, 5.0)
@@ -112,7 +114,7 @@ def compose_folder(args: argparse.Namespace) -> Path:
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
-        for sc in scapes:
+        for sc in track(scapes, "compose: writing", "soundscape"):
             _write_audio(stage / f"{sc.name}.{args.format}", sc.audio, sr, args.format)
         truth.to_csv(stage / "truth.csv", index=False)
         calls.to_csv(stage / "calls.csv", index=False)

@@ -30,7 +30,7 @@ from embedkit.audio import AudioError, Windowing, duration_s, iter_windows
 from embedkit.config import ExtractConfig
 from embedkit.errors import UsageError
 from embedkit.extract.parts import in_part, parse_part
-from embedkit.extract.run import ExtractSummary, _ShardBuffer, provenance, resolve_inputs
+from embedkit.extract.run import ExtractSummary, _ShardBuffer, backbone_kwargs, provenance, resolve_inputs
 from embedkit.store import ShardWriter, done_files
 
 
@@ -167,7 +167,7 @@ def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: 
     ray = _ray()
     if backbone_factory is None:
         backbone_class(cfg.backbone)
-        backbone_factory = functools.partial(get_backbone, cfg.backbone, **cfg.backbone_kwargs())
+        backbone_factory = functools.partial(get_backbone, cfg.backbone, **backbone_kwargs(cfg))
     w = Windowing(cfg.window_s, cfg.hop_s, cfg.min_tail_s, cfg.max_windows)
     root, files, name = resolve_inputs(cfg)
     i, n = parse_part(cfg.part)
@@ -179,6 +179,12 @@ def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: 
     out = Path(cfg.out) / probe.name / name
     prov, sr = provenance(probe, cfg, root, name), probe.sample_rate
     probe.close()
+    from embedkit.extract.resume import check_resume
+
+    cfg, no_logits = check_resume(out, prov, cfg)  # settings differing from the shards': said, never lost
+    if no_logits:
+        raise UsageError(f"--save-logits: the shards in {out} have no logits; add them once with --engine "
+                         "local (it embeds their files again), then continue with --engine ray")
     ShardWriter(out, {**prov}, cfg.dtype)  # folder writable, provenance agrees: checked before any work
     rels = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
     mine = [(r, p) for r, p in zip(rels, files, strict=True) if in_part(r, i, n)]

@@ -51,6 +51,7 @@ class ExtractSummary:
     audio_s: float = 0.0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    files_logits_added: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -65,6 +66,7 @@ class ExtractSummary:
             f"{self.files_failed} skipped (failures table), {self.windows} windows, "
             f"{self.audio_s / 60:.1f} min of audio in {self.elapsed_s:.1f} s = {self.realtime:.0f}x realtime"
             f" -> {self.dataset}"
+            + (f" (logits added to {self.files_logits_added} done files)" if self.files_logits_added else "")
         )
 
 
@@ -185,6 +187,9 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
 
             augment = Augmenter(cfg, backbone.sample_rate)
             prov["augment"] = augment.provenance
+        from embedkit.extract.resume import add_logits, check_resume
+
+        cfg, no_logits = check_resume(out, prov, cfg)  # settings differing from the shards': said, never lost
         writer = ShardWriter(out, prov, cfg.dtype, tag=f"p{i}of{n}", row_group_size=cfg.shard_rows)
         rels_all = [p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name for p in files]
         mine = [(r, p) for r, p in zip(rels_all, files, strict=True) if in_part(r, i, n)]
@@ -201,6 +206,9 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         raise
     old = _sigterm_to_interrupt()
     try:
+        if no_logits:
+            sources = dict(zip(rels_all, files, strict=True))
+            s.files_logits_added = add_logits(backbone, cfg, no_logits, sources, w)
         for fe in embed_files(
             backbone,
             [p for _, p in todo],

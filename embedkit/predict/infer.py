@@ -97,6 +97,9 @@ def _prepare(cfg: InferConfig) -> _Run:
             f"models use different windows (window_s, hop_s): {sorted(wins)}; blend like with like"
         )
     folder = Path(cfg.soundscapes) if cfg.soundscapes else Path(cfg.data) / "test_soundscapes"
+    if cfg.soundscapes and not folder.is_dir():  # a typo or a single file: never a header-only submission
+        what = "a file; give the folder that holds the soundscapes" if folder.exists() else "no such folder"
+        raise UsageError(f"--soundscapes {folder}: {what} ({cfg.out} left as it is)")
     files = list_audio(folder) if folder.is_dir() else []
     check_row_stems(files)  # same-named files in sub-folders would share row ids: refused in one line
     if not folder.is_dir():
@@ -266,10 +269,10 @@ def run_infer(cfg: InferConfig) -> InferResult:
     out, problems = write_checked(Path(cfg.out), row_ids, P, run.labels, expected)
     el = time.monotonic() - t0
     rt = run.total_audio / el if el > 0 else 0.0
+    speed = f"({rt:.0f}x realtime; 700 one-minute files: {700 / rt:.1f} min)" if rt > 0 else "(no audio)"
     print(
         f"[infer] {len(run.files)} files, {len(row_ids)} rows, {run.total_audio / 60:.1f} min of audio in "
-        f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}; "
-        f"smoothing {run.smooth[0]:g} ({run.smooth[1]})",
+        f"{el:.1f} s {speed} -> {out}; smoothing {run.smooth[0]:g} ({run.smooth[1]})",
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)

@@ -49,6 +49,10 @@ def cmd_upgrade_model(args) -> int:
             "upgrade-model unpickles the old heads, which runs any code they name: pass --trust-pickle "
             "for folders you made or trust"
         )
+    for folder in args.models:  # every folder checked before any is rewritten
+        if not (Path(folder) / "model.json").is_file():
+            what = "no such folder" if not Path(folder).exists() else "not a model folder (no model.json)"
+            raise UsageError(f"{folder}: {what}; nothing was rewritten")
     for folder in args.models:
         before = json.loads((Path(folder) / "model.json").read_text()).get("format")
         out = upgrade_model(folder)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from embedkit.audio import list_audio, load_mono
 from embedkit.errors import UsageError
+from embedkit.progress import bar
 from embedkit.report import plots, spectrogram
 
 VIEW_SR = 32000  # BirdCLEF's native rate; the spectrogram shows 0-16 kHz
@@ -191,21 +192,42 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     taxonomy = _taxonomy(data_p)
     names = {} if taxonomy is None else _column(taxonomy, "common_name")
-    sections = [_training_section(folders[0], metas[0], taxonomy, out),
-                _cv_section(folders, metas, taxonomy, out)]
+    steps = bar(3, "report", "figure")  # a rate line off a terminal when the figures take long
+    sections = [_training_section(folders[0], metas[0], taxonomy, out)]
+    steps.update()
+    sections.append(_cv_section(folders, metas, taxonomy, out))
+    steps.update()
     sub_p = _find_submission(submission, folders)
     sub = pd.read_csv(sub_p) if sub_p else None
     truth_p = Path(truth) if truth else (data_p / "test_truth.csv" if data_p else None)
-    tru = pd.read_csv(truth_p) if truth_p and truth_p.is_file() else None
+    tru = _read_truth(truth_p if truth else (truth_p if truth_p and truth_p.is_file() else None), sub, metas)
     dirs = [data_p / "test_soundscapes", data_p / "train_soundscapes"] if data_p else []
     audio = pick_soundscape(dirs, sub, tru, soundscape)
     sections.append(_soundscape_section(audio, sub, sub_p, tru, names, out))
+    steps.update()
+    steps.close()
     facts = _facts(folders, metas, data_p, dict(extra_facts or {}))
     if sub is not None:
         facts["submission"] = f"{sub_p}: {len(sub)} rows x {sub.shape[1] - 1} classes"
     facts["report"] = f"written {time.strftime('%Y-%m-%d %H:%M:%S')} in {time.monotonic() - t0:.1f} s"
     sections.insert(0, ("Run facts", _facts_table(facts)))
     return _write_page(out / "index.html", [f.name for f in folders], sections)
+
+
+def _read_truth(path: Path | None, sub: pd.DataFrame | None, metas: list[dict]) -> pd.DataFrame | None:
+    """Any truth ``embedkit score`` reads (wide, or long like ``calls.csv``) → ``row_id`` + 0/1 label columns.
+
+    Columns that are not labels (``source`` of ``embedkit compose``'s ``truth.csv``) are dropped.
+    """
+    if path is None:
+        return None
+    from embedkit.birdclef.truth import load_truth
+
+    labels = [str(c) for c in sub.columns[1:]] if sub is not None else list(metas[0].get("labels") or [])
+    wide = load_truth(path, labels)
+    cols = [c for c in wide.columns if c in set(labels)] if labels else list(wide.columns)
+    cols = [c for c in cols if pd.api.types.is_numeric_dtype(wide[c])]
+    return wide[cols].reset_index()
 
 
 def _training_section(folder: Path, meta: dict, taxonomy: pd.DataFrame | None, out: Path) -> tuple[str, str]:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from embedkit.files import sha256_file
+from embedkit.progress import track
 from embedkit.search import ann
 from embedkit.store import StoreError, check_provenance, read_embeddings, read_meta, shard_paths
 
@@ -204,7 +205,7 @@ def build_index(
     seen = set(zip(existing.rows["file"], existing.rows["window"], strict=True)) if existing else set()
     listed = list(existing.meta["shards"]) if existing else []
     n = len(existing) if existing else 0
-    for sp in new:
+    for sp in track(new, "index", "shard"):
         keys, X = read_embeddings(sp, expect=prov)
         fresh = np.array([k not in seen for k in zip(keys["file"], keys["window"], strict=True)], bool)
         keys, X = keys[fresh], X[fresh]

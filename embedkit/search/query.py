@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from embedkit.errors import UsageError
+from embedkit.progress import track
 from embedkit.search import ann
 from embedkit.search.index import SearchIndex, load_index, shard_vectors, unindexed_shards
 
@@ -141,7 +142,7 @@ def exact_search(index: SearchIndex, q: np.ndarray, k: int) -> tuple[np.ndarray,
         ``(rows int64 [Q, k], similarity float32 [Q, k])``, best first.
     """
     best = (np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32))
-    for shard in dict.fromkeys(index.rows["shard"]):
+    for shard in track(list(dict.fromkeys(index.rows["shard"])), f"search ({len(q)} queries)", "shard"):
         ids, X = shard_vectors(index, shard)
         rows, sims = ann.exact_topk(X, q, k)
         best = ann.merge_topk(best, (ids[rows], sims), k)

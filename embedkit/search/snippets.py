@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from embedkit.errors import UsageError
+from embedkit.progress import track
 
 
 def read_segment(path: str | os.PathLike, start_s: float, end_s: float) -> tuple[np.ndarray, int]:
@@ -72,7 +73,7 @@ def write_snippets(hits: pd.DataFrame, outdir: str | os.PathLike) -> pd.Series:
     except OSError as e:
         raise UsageError(f"cannot create --audio folder {out}: {e.strerror or e}") from None
     names = []
-    for _, row in hits.iterrows():
+    for _, row in track(hits.iterrows(), "snippets", "hit", total=len(hits)):
         try:
             x, sr = read_segment(row["audio"], float(row["start_s"]), float(row["end_s"]))
             name = snippet_name(row)

@@ -32,6 +32,7 @@ from embedkit.store.provenance import (
     read_meta,
     shard_paths,
 )
+from embedkit.store.vectors import gather_float32
 
 
 def resolve_shards(folder: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -132,8 +133,6 @@ def iter_embeddings(
     Yields:
         Chunks in shard order; every ``(file, window)`` once (see the module docstring).
     """
-    from embedkit.store.read import _gather_float32
-
     if batch_rows < 1:
         raise StoreError(f"batch_rows must be >= 1, got {batch_rows}")
     paths = resolve_shards(folder)
@@ -151,7 +150,7 @@ def iter_embeddings(
             part = table.slice(start, batch_rows)
             keys = part.select(kcols).to_pandas()
             n = len(keys)
-            X = _gather_float32(part.column("emb").chunks, dtype, np.arange(n), n)
+            X = gather_float32(part.column("emb").chunks, dtype, np.arange(n), n)
             yield keys, X
 
 

@@ -44,8 +44,7 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
 
         if cfg.pseudo > 0:
             raise UsageError("--pseudo needs --unlabelled DATASET (e.g. train_soundscapes)")
-        print("[fit] no --unlabelled set: weak negatives skipped", file=sys.stderr)
-        return None
+        return None  # said by the recipe summary (recipe.describe)
     from embedkit.train.data import read_unlabelled
     from embedkit.zeroshot import class_logits
 
@@ -71,6 +70,15 @@ def describe_prior(prior) -> str:
     if len(vals) > 1:
         text += f"; {len(vals)} different weights over {int(blend.sum())} labels"
     return text
+
+
+def iterations(cfg) -> str:
+    """The head's iteration budget as set (``logreg max_iter=200``, ``mlp epochs=60``), for progress lines."""
+    from embedkit.heads import head_class
+
+    params = {**head_class(cfg.head)().get_params(), **dict(cfg.params)}
+    keys = [k for k in ("max_iter", "epochs", "n_estimators") if k in params]
+    return f"{cfg.head} " + " ".join(f"{k}={params[k]}" for k in keys) if keys else cfg.head
 
 
 def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
@@ -101,6 +109,7 @@ def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
     oof = np.zeros(data.Y.shape, np.float32)
     out = None if test is None else np.zeros((len(test[0].X), data.Y.shape[1]), np.float32)
     n = int(fold.max()) + 1
+    t_folds = time.monotonic()
     for k in range(n):
         tr, va = fold != k, fold == k
         pool = unlabelled(k) if callable(unlabelled) else unlabelled
@@ -108,7 +117,11 @@ def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
         oof[va] = predict_pipeline(head, data.take(va), feats)
         if test is not None and (test[1] == k).any():
             out[test[1] == k] = predict_pipeline(head, test[0].take(test[1] == k), feats)
-        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        per = (time.monotonic() - t_folds) / (k + 1)  # one fold; the refit fits n / (n - 1) times its rows
+        print(f"[fit] fold {k + 1}/{n}: {va.sum()} windows, {time.monotonic() - t0:.1f} s "
+              f"({iterations(cfg)}), "
+              f"ETA {per * (n - k - 1):.0f} s for the other folds + ~{per * n / max(n - 1, 1):.0f} s refit",
+              file=sys.stderr)  # fmt: skip
     return oof, out
 
 

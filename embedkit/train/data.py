@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from embedkit.errors import UsageError
-from embedkit.store import read_embeddings, read_provenance, shard_paths
+from embedkit.store import StoreError, read_embeddings, read_provenance, shard_paths
 
 
 def has_logits(folder: str | Path) -> bool:
@@ -84,6 +84,12 @@ def read_windows(
     Raises:
         StoreError: a dataset is missing or unreadable; UsageError: the join leaves no window.
     """
+    for name in backbones:
+        if not shard_paths(Path(root) / name / split):
+            raise StoreError(
+                f"no embedding shards in {Path(root) / name / split}: extract {split!r} first "
+                f"(python extract.py --backbone {name} --split {split} --out {root})"
+            )
     if logits and not has_logits(Path(root) / backbones[0] / split):
         raise UsageError(
             f"the shards in {Path(root) / backbones[0] / split} hold no logits; "

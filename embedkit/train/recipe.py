@@ -169,4 +169,79 @@ def pseudo_labels(
     return keep, T[keep].astype(np.float32)
 
 
-__all__ = ["class_weights", "confidence_weights", "fit_pipeline", "pseudo_labels"]
+def check_params(head: str, params: dict) -> None:
+    """Refuse ``--params`` the head does not take, or of the wrong kind, before any data is read.
+
+    A key must be a constructor parameter of the head; a value must be a number where the default is one
+    (an integer where it is an integer), true/false where it is a bool, text where it is text.
+
+    Raises:
+        UsageError: one line naming the bad key or value and listing the head's parameters with defaults.
+    """
+    from embedkit.errors import UsageError
+    from embedkit.heads import head_class
+
+    defaults = head_class(head)().get_params()
+    valid = " ".join(f"{k}={v!r}" for k, v in sorted(defaults.items()))
+    for k, v in params.items():
+        if k not in defaults:
+            raise UsageError(
+                f"--params {k}={v}: head {head!r} has no parameter {k!r}; its parameters: {valid}"
+            )
+        d, want = defaults[k], None
+        if isinstance(d, bool):
+            want = None if isinstance(v, bool) else "true or false"
+        elif isinstance(d, int):
+            want = None if isinstance(v, int) and not isinstance(v, bool) else "an integer"
+        elif isinstance(d, float):
+            want = None if isinstance(v, int | float) and not isinstance(v, bool) else "a number"
+        elif isinstance(d, str):
+            want = None if isinstance(v, str) else "text"
+        if want:
+            raise UsageError(
+                f"--params {k}={v}: {head} {k} must be {want} (default {d!r}); its parameters: {valid}"
+            )
+
+
+def describe(cfg, asked: str, inputs: dict, unlabelled, dataset, logits: bool) -> list[str]:
+    """One line per recipe part: on (with what), or off and why when it is on by default.
+
+    Args:
+        cfg: the fit's config (``zero_shot`` resolved).
+        asked: ``--zero-shot`` as given (``auto`` by default).
+        inputs: what :func:`embedkit.train.run.load_training_set` read (``index``: the label map or None).
+        unlabelled: the ``--unlabelled`` windows or None.
+        dataset: the training shards' folder.
+        logits: whether those shards hold the backbone's logits.
+    """
+    zs = cfg.zero_shot
+    n_mapped = 0 if inputs.get("index") is None else int((np.asarray(inputs["index"]) >= 0).sum())
+    if zs in ("prior", "both"):
+        prior = f"on ({n_mapped} labels mapped to the backbone's classes)"
+    elif asked == "off":
+        prior = "off (--zero-shot off)"
+    elif not logits:
+        prior = f"off: the shards in {dataset} have no logits: extract with --save-logits"
+    elif zs == "features":
+        prior = "off (--zero-shot features)"
+    else:
+        prior = "off: no label maps to the backbone's classes (see taxonomy.csv)"
+    if unlabelled is not None and cfg.weak_negatives > 0:
+        weak = f"on ({len(unlabelled.X)} windows of {cfg.unlabelled}, weight {cfg.weak_negatives:g})"
+    elif cfg.weak_negatives <= 0:
+        weak = "off (--weak-negatives 0)"
+    else:
+        weak = "off: no --unlabelled set (e.g. --unlabelled train_soundscapes, extracted like train_audio)"
+    lines = [f"zero-shot prior: {prior}", f"weak negatives: {weak}"]
+    if zs in ("features", "both"):
+        lines.append("zero-shot features: on")
+    if cfg.class_weight > 0:
+        lines.append(f"class weights: on (exponent {cfg.class_weight:g})")
+    if cfg.confidence_weight > 0:
+        lines.append(f"confidence weights: on (share {cfg.confidence_weight:g})")
+    if cfg.pseudo > 0:
+        lines.append(f"self-training: on ({cfg.pseudo} rounds, threshold {cfg.pseudo_threshold:g})")
+    return lines
+
+
+__all__ = ["check_params", "class_weights", "confidence_weights", "describe", "fit_pipeline", "pseudo_labels"]

@@ -144,15 +144,17 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.heads import head_class
     from embedkit.predict.apply import Windows, uses_prior
     from embedkit.predict.model import save_model
+    from embedkit.train.annotations import class_folder_tables
     from embedkit.train.augmented import fold_of, read_augmented, training_rows
-    from embedkit.train.cv import cross_validate, load_unlabelled, model_extras, prior_from_oof
-    from embedkit.train.recipe import fit_pipeline
+    from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_from_oof
+    from embedkit.train.data import has_logits
+    from embedkit.train.recipe import check_params, describe, fit_pipeline
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
-    from embedkit.train.annotations import class_folder_tables
-
+    check_params(cfg.head, dict(cfg.params))  # unknown or ill-typed --params: before any data is read
     cfg = class_folder_tables(cfg)  # --data DIR of class folders: train.csv / taxonomy.csv written for it
+    asked = cfg.zero_shot
     if cfg.tune_on or cfg.tune_truth:
         from embedkit.train.tune import check_args
 
@@ -175,6 +177,9 @@ def run_fit(cfg: FitConfig) -> FitResult:
     unlabelled = load_unlabelled(cfg, inputs)
     for line in report.lines():
         print(f"[fit] {line}", file=sys.stderr)
+    dataset = Path(cfg.embeddings) / cfg.backbone / cfg.split
+    for line in describe(cfg, asked, inputs, unlabelled, dataset, has_logits(dataset)):
+        print(f"[fit] {line}", file=sys.stderr)
     oof, fold, scores, prior = None, None, {}, None
     per_class = per_class_table(labels, Y, files)
     if cfg.folds >= 2:
@@ -194,7 +199,10 @@ def run_fit(cfg: FitConfig) -> FitResult:
         )
     if uses_prior(cfg) and prior is None:  # no CV: the prior's weight cannot be learned
         prior = prior_from_oof(cfg, data, None, None)
+    print(f"[fit] refit on all {len(X)} windows ({iterations(cfg)}), {time.monotonic() - t0:.0f} s so far",
+          file=sys.stderr)  # fmt: skip
     head = fit_pipeline(cfg, training_rows(data, aug, None), unlabelled, prior)
+    print(f"[fit] refit done, {time.monotonic() - t0:.0f} s", file=sys.stderr)
     tuned = {}
     if cfg.tune_on:  # prior weight and smoothing learned on labelled soundscapes
         from embedkit.train.tune import tune_model
