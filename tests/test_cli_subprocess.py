@@ -171,11 +171,28 @@ def test_backbones_and_heads(tmp_path):
 
 
 @covers("models")
-@pytest.mark.skipif("models" not in COMMANDS, reason="no `embedkit models` subcommand in this checkout")
 def test_models_lists_the_demo_model(demo, tmp_path):
     """``embedkit models [ROOT]`` (issue 21, item 4), where this checkout has it."""
     r = ok(run(ek("models", demo["out"] / "models"), tmp_path))
     assert "birdnet-logreg" in r.stdout
+
+
+@covers("export", "merge-models")
+def test_export_and_merge_models(demo, tmp_path):
+    """``embedkit export`` writes the graph + labels; ``merge-models`` of a model with itself loads."""
+    out = tmp_path / "head.onnx"
+    ok(run(ek("export", demo["model"], "--out", out), tmp_path))
+    assert out.is_file() and (tmp_path / "head.labels.txt").read_text().split()
+    ok(run(ek("merge-models", demo["model"], demo["model"], "--out", tmp_path / "merged"), tmp_path))
+    assert (tmp_path / "merged" / "model.json").is_file()
+
+
+@covers("analyze")
+def test_analyze_writes_a_table_per_recording(demo, tmp_path):
+    r = ok(run(ek("analyze", "--models", demo["model"], "--audio", demo["data"] / "test_soundscapes",
+                  "--out", tmp_path / "an"), tmp_path))  # fmt: skip
+    tables = sorted((tmp_path / "an").glob("*.selections.txt"))
+    assert tables and (tmp_path / "an" / "summary.csv").is_file(), r.stderr[-2000:]
 
 
 def test_every_subcommand_is_run_in_a_subprocess_here():
