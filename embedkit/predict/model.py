@@ -165,6 +165,11 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
     f = Path(folder)
     real = f.resolve()
     meta = _read_meta(f, real)
+    if meta["format"] == LEGACY_FORMAT and not trust_pickle and not _genuine_legacy(real, meta):
+        raise ModelError(
+            f"{f}: model.json says format 1 (embedkit 0.1), but the folder is not one of embedkit 0.1 "
+            f"(head/state.joblib and no format-2 files); refused"
+        )
     if meta.get("format") == LEGACY_FORMAT and not trust_pickle:
         raise ModelError(
             f"{f}: a model of embedkit {meta.get('embedkit_version')} whose head is a pickle (format 1); "
@@ -197,21 +202,46 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
     return Model(folder=f, head=head, labels=labels, provenance=prov, meta=meta)
 
 
+def _genuine_legacy(real: Path, meta: dict) -> bool:
+    """An embedkit 0.1 folder: format 1, no ``files``, a pickled head and no format-2 head files."""
+    head = real / "head"
+    newer = any((head / n).exists() for n in ("state.safetensors", "model.safetensors"))
+    return "files" not in meta and (head / "state.joblib").is_file() and not newer and _head_format(head) != 2
+
+
+def _head_format(head: Path):
+    try:
+        return json.loads((head / "head.json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+
+
 def _read_meta(f: Path, real: Path) -> dict:
+    from embedkit.schemas import SchemaError, model_meta, read_json
+
     meta_path = real / "model.json"
+    if meta_path.is_symlink() or (meta_path.exists() and not meta_path.is_file()):
+        raise ModelError(f"{meta_path}: not a regular file (a link or special file); refit the model")
     if not meta_path.is_file():
         hidden = sorted(p.name for p in f.parent.glob(f".{f.name}.v-*")) if f.parent.is_dir() else []
         extra = f" (earlier versions are kept as {', '.join(hidden)})" if hidden else ""
         raise ModelError(f"{f}: not a model folder (no model.json){extra}; fit one with fit.py")
     try:
-        return json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{meta_path}: corrupt ({e})") from None
+        meta = model_meta(read_json(meta_path, "model.json"), str(meta_path))
+    except SchemaError as e:
+        raise ModelError(f"refused: {e}") from None
+    if meta["format"] == FORMAT and (real / "head" / "state.joblib").exists():
+        raise ModelError(
+            f"{f}: model.json says format {FORMAT} but head/ holds a pickle (state.joblib): not a folder "
+            f"written by embedkit; refused (refit the model)"
+        )
+    return meta
 
 
 def _load_head(f: Path, real: Path, meta: dict, trust_pickle: bool):
     from embedkit.heads import head_class
     from embedkit.heads.base import PickleRefused
+    from embedkit.schemas import SchemaError
 
     if not (real / "head").is_dir():
         raise ModelError(f"{f}: head files missing ({f / 'head'}); refit the model")
@@ -223,6 +253,8 @@ def _load_head(f: Path, real: Path, meta: dict, trust_pickle: bool):
         return cls.load(real / "head", trust_pickle=trust_pickle)
     except PickleRefused as e:
         raise ModelError(str(e)) from None
+    except SchemaError as e:
+        raise ModelError(f"{f}: refused: {e}") from None
     except FileNotFoundError as e:
         raise ModelError(f"{f}: head files incomplete ({e}); refit the model") from None
     except Exception as e:  # a truncated or foreign file: safetensors, JSON or LightGBM parse errors, ...
