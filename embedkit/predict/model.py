@@ -132,11 +132,28 @@ def save_model(
         }
         (staged / "model.json").write_text(json.dumps(doc, indent=1, default=_json_default))
         prev = publish_dir(staged, final)
-    except BaseException:
+    except BaseException as e:
+        from embedkit.store.space import folder_bytes, full_disk_message, is_disk_full
+
+        written = folder_bytes(staged)
         shutil.rmtree(staged, ignore_errors=True)
+        if is_disk_full(e):  # one line, not safetensors' or pyarrow's traceback; the old version stays
+            need = written + _head_bytes(head)
+            raise ModelError(full_disk_message(final, need, "the model's previous version is kept")) from None
         raise
     prune_versions(final, keep=prev)
     return final
+
+
+def _head_bytes(head) -> int:
+    """About how many bytes a head's files take: its arrays and torch weights (LightGBM text: 0)."""
+    total = 0
+    for v in getattr(head, "__dict__", {}).values():
+        if isinstance(v, np.ndarray):
+            total += v.nbytes
+        elif hasattr(v, "parameters"):
+            total += sum(p.numel() * p.element_size() for p in v.parameters())
+    return total
 
 
 def _json_default(o):
