@@ -128,12 +128,13 @@ def _strip(tp: Any) -> tuple[Any, list]:
             return tp, meta
 
 
-def _describe(tp: Any) -> str:
+def _describe(tp: Any, extra: list | None = None) -> str:
     import typing
 
     from pydantic import BaseModel
 
     base, meta = _strip(tp)
+    meta = [*(extra or []), *meta]
     origin = typing.get_origin(base)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(base))
@@ -166,19 +167,21 @@ def _allowed(model: Any, loc: tuple) -> str:
     from pydantic import BaseModel
 
     tp: Any = model
+    extra: list = []  # a model field's constraints: pydantic moves them from the annotation to the field
     for part in loc:
         base, _ = _strip(tp)
+        extra = []
         if isinstance(base, type) and issubclass(base, BaseModel):
             if part not in base.model_fields:
                 return ""
-            tp = base.model_fields[part].annotation
+            tp, extra = base.model_fields[part].annotation, list(base.model_fields[part].metadata)
         elif typing.get_origin(base) is list and isinstance(part, int):
             tp = typing.get_args(base)[0]
         elif typing.get_origin(base) is dict:
             tp = typing.get_args(base)[1]
         else:
             return ""
-    return "" if tp is model else _describe(tp)
+    return "" if tp is model else _describe(tp, extra)
 
 
 def validate(model: type[M], doc: Any, file: str | os.PathLike) -> M:

@@ -175,7 +175,7 @@ def check_params(head: str, params: Any, file: str, dims: tuple[int, int] | None
             if isinstance(v, float) and not finite(v):
                 raise SchemaError(f"{file}: params.{k} = {v!r}: not a finite number")
         return
-    validate(model, params, f"{file}: params")
+    validate(model, params, file if file.startswith("--") else f"{file}: params")
     if head == "lgbm" and params.get("params"):
         _lgb_extra(params["params"], file)
     if head in ("mlp", "mil"):

@@ -146,6 +146,9 @@ def run_fit(cfg: FitConfig) -> FitResult:
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
+    from embedkit.schemas import check_params
+
+    check_params(cfg.head, dict(cfg.params), "--params")  # sizes, threads, devices: before any allocation
     if cfg.tune_on or cfg.tune_truth:
         from embedkit.train.tune import check_args
 
