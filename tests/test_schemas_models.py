@@ -108,14 +108,25 @@ def _set(key, value):
         ("priors-strings", lambda m: m.update(priors=[str(p) for p in m["priors"]]), ("priors.0", "number")),
         ("smooth-nan", _set("smooth", float("nan")), ("smooth", "finite", "< 1.0")),
         ("smooth-inf", _set("smooth", float("inf")), ("smooth", "finite")),
-        ("deep", lambda m: json.dumps(m)[:-1] + ', "x": ' + "[" * 200_000 + "]" * 200_000 + "}",
-         ("model.json", "nested deeper than 32")),
+        (
+            "deep",
+            lambda m: json.dumps(m)[:-1] + ', "x": ' + "[" * 200_000 + "]" * 200_000 + "}",
+            ("model.json", "nested deeper than 32"),
+        ),
         ("huge-int", lambda m: json.dumps(m)[:-1] + ', "x": ' + "7" * 4400 + "}", ("model.json", "4300")),
         ("labels-repeat", lambda m: m.update(labels=["aaa", "aaa", "ccc"]), ("labels repeat",)),
-        ("zero-shot-inf", _set("zero_shot", {"mode": "prior", "index": [0, 1, 2], "weights": [float("inf")],
-                                             "offset": [0.0]}), ("zero_shot.weights.0", "finite")),
-        ("files-escape", lambda m: m["files"].update({"../../etc/passwd": "0" * 64}),
-         ("../../etc/passwd", "leaves its folder")),
+        (
+            "zero-shot-inf",
+            _set(
+                "zero_shot", {"mode": "prior", "index": [0, 1, 2], "weights": [float("inf")], "offset": [0.0]}
+            ),
+            ("zero_shot.weights.0", "finite"),
+        ),
+        (
+            "files-escape",
+            lambda m: m["files"].update({"../../etc/passwd": "0" * 64}),
+            ("../../etc/passwd", "leaves its folder"),
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -212,8 +223,9 @@ def test_fit_params_are_checked_before_any_allocation(env, tmp_path, capsys, hea
 
 
 @pytest.mark.parametrize("where", ["safetensors", "csv"])
-def test_a_full_disk_during_fit_is_one_line_and_the_old_model_is_kept(env, tmp_path, capsys, monkeypatch,
-                                                                      where):
+def test_a_full_disk_during_fit_is_one_line_and_the_old_model_is_kept(
+    env, tmp_path, capsys, monkeypatch, where
+):
     """ENOSPC injected deterministically where fit writes: safetensors' own error (the message a full disk
     gives it; before: a 26-line SafetensorError traceback) and an ``OSError`` (the per-class CSV)."""
     import errno
@@ -229,8 +241,10 @@ def test_a_full_disk_during_fit_is_one_line_and_the_old_model_is_kept(env, tmp_p
 
     def full(*a, **k):
         if where == "safetensors":
-            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
-                                  'message: "No space left on device" })')
+            raise SafetensorError(
+                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                'message: "No space left on device" })'
+            )
         raise OSError(errno.ENOSPC, "No space left on device", str(out))
 
     if where == "safetensors":
