@@ -182,7 +182,7 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
     f = Path(folder)
     real = f.resolve()
     meta = _read_meta(f, real)
-    if meta["format"] == LEGACY_FORMAT and not trust_pickle and not _genuine_legacy(real, meta):
+    if meta.get("format") == LEGACY_FORMAT and not trust_pickle and not _genuine_legacy(real, meta):
         raise ModelError(
             f"{f}: model.json says format 1 (embedkit 0.1), but the folder is not one of embedkit 0.1 "
             f"(head/state.joblib and no format-2 files); refused"
@@ -244,7 +244,10 @@ def _read_meta(f: Path, real: Path) -> dict:
         extra = f" (earlier versions are kept as {', '.join(hidden)})" if hidden else ""
         raise ModelError(f"{f}: not a model folder (no model.json){extra}; fit one with fit.py")
     try:
-        meta = model_meta(read_json(meta_path, "model.json"), str(meta_path))
+        meta = read_json(meta_path, "model.json")
+        if isinstance(meta, dict) and meta.get("format") not in (FORMAT, LEGACY_FORMAT):
+            return meta  # another format: load_model says which
+        model_meta(meta, str(meta_path))
     except SchemaError as e:
         raise ModelError(f"refused: {e}") from None
     if meta["format"] == FORMAT and (real / "head" / "state.joblib").exists():

@@ -64,7 +64,7 @@ def loads_json(text: str, file: str) -> Any:
     except RecursionError:
         raise SchemaError(f"{file}: nested deeper than {L.MAX_DEPTH} levels") from None
     except ValueError as e:  # JSONDecodeError, and int() past sys.get_int_max_str_digits()
-        raise SchemaError(f"{file}: not valid JSON ({' '.join(str(e).split())[:120]})") from None
+        raise SchemaError(f"{file}: corrupt, not valid JSON ({' '.join(str(e).split())[:120]})") from None
     return check_tree(doc, file)
 
 
