@@ -21,7 +21,6 @@ INT_BOUNDS = {
     "batch_size": (1, L.MAX_BATCH),
     "shard_rows": (1, L.MAX_BATCH * 16),
     "variants": (0, 1024),
-    "k": (1, 1_000_000),
 }
 #: float fields (each value of a list field): (low, high, low inclusive, high inclusive)
 FLOAT_BOUNDS = {
