@@ -370,3 +370,24 @@ def test_shipped_configs_and_defaults_pass_the_checks():
     for cls in (IndexConfig, SearchConfig, LabelConfig):
         assert C.load(cls) is not None
     assert np.isfinite(C.load(C.InferConfig).tta).all()
+
+
+def test_a_full_disk_anywhere_in_the_cli_is_one_line(tmp_path, capsys, monkeypatch):
+    """ENOSPC where no writer words it (the kit copying model files): the CLI names the path, exit 2."""
+    import errno
+
+    from embedkit.store.manifest import manifest
+
+    model = tmp_path / "models" / "m"
+    (model / "head").mkdir(parents=True)
+    (model / "head" / "state.safetensors").write_bytes(b"x")
+    doc = {"format": 2, "head": "lgbm", "labels": ["a"], "files": manifest(model)}
+    (model / "model.json").write_text(json.dumps(doc))
+
+    def full(src, dst, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    rc, err = run(["kaggle-kit", "--models", str(model), "--out", str(tmp_path / "kit")], capsys)
+    one_line(rc, err, "no space left to write", "state.safetensors", "free")
+    assert not (tmp_path / "kit").exists()

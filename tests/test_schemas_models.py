@@ -266,3 +266,11 @@ def test_preflight_import_of_numpy_is_inside_the_try(monkeypatch, capsys):
     assert kk.preflight(["models/x"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "numpy" in err[0] and "[kit]" in err[0], err
+
+
+def test_torch_weights_that_do_not_fit_the_head_are_refused_at_load(env, tmp_path, capsys):
+    def edit(doc):
+        doc["params"]["hidden"] = 32  # the weights in model.safetensors have 16 hidden units
+
+    model = tampered(env, "mlp", tmp_path / "m", edit_head=edit)
+    refused(env, tmp_path, capsys, model, "model.safetensors", "has shape (16", "allowed: (32")
