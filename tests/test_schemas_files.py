@@ -21,7 +21,6 @@ from embedkit import kaggle_kit as kk
 from embedkit.cli import main as cli_main
 from embedkit.config import ExtractConfig
 from embedkit.files import sha256_file
-from embedkit.schemas import SchemaError, check_params, loads_json, loads_toml, model_meta
 
 
 def run(args, capsys) -> tuple[int, list[str]]:
@@ -40,6 +39,8 @@ def one_line(rc, err, *needles, code=2):
 
 
 def test_parsers_bound_depth_digits_and_dates():
+    from embedkit.schemas import SchemaError, loads_json, loads_toml
+
     with pytest.raises(SchemaError, match="nested deeper than 32"):
         loads_json("[" * 200_000 + "]" * 200_000, "x.json")
     with pytest.raises(SchemaError, match="4300"):
@@ -54,6 +55,8 @@ def test_parsers_bound_depth_digits_and_dates():
 
 
 def test_messages_name_the_file_the_field_and_the_allowed_range():
+    from embedkit.schemas import SchemaError, check_params, model_meta
+
     with pytest.raises(SchemaError) as e:
         check_params("mlp", {"hidden": 2_000_000}, "m/head/head.json")
     assert str(e.value).startswith("m/head/head.json: params: hidden = 2000000") and "<= 65536" in str(
