@@ -138,22 +138,13 @@ def save_model(
         written = folder_bytes(staged)
         shutil.rmtree(staged, ignore_errors=True)
         if is_disk_full(e):  # one line, not safetensors' or pyarrow's traceback; the old version stays
-            need = written + _head_bytes(head)
+            from embedkit.predict.model_files import head_bytes
+
+            need = written + head_bytes(head)
             raise ModelError(full_disk_message(final, need, "the model's previous version is kept")) from None
         raise
     prune_versions(final, keep=prev)
     return final
-
-
-def _head_bytes(head) -> int:
-    """About how many bytes a head's files take: its arrays and torch weights (LightGBM text: 0)."""
-    total = 0
-    for v in getattr(head, "__dict__", {}).values():
-        if isinstance(v, np.ndarray):
-            total += v.nbytes
-        elif hasattr(v, "parameters"):
-            total += sum(p.numel() * p.element_size() for p in v.parameters())
-    return total
 
 
 def _json_default(o):
@@ -182,12 +173,11 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
     f = Path(folder)
     real = f.resolve()
     meta = _read_meta(f, real)
-    if meta.get("format") == LEGACY_FORMAT and not trust_pickle and not _genuine_legacy(real, meta):
-        raise ModelError(
-            f"{f}: model.json says format 1 (embedkit 0.1), but the folder is not one of embedkit 0.1 "
-            f"(head/state.joblib and no format-2 files); refused"
-        )
     if meta.get("format") == LEGACY_FORMAT and not trust_pickle:
+        from embedkit.predict.model_files import legacy_problem
+
+        if legacy_problem(f, real, meta):  # only a genuine 0.1 folder gets the --trust-pickle hint
+            raise ModelError(legacy_problem(f, real, meta))
         raise ModelError(
             f"{f}: a model of embedkit {meta.get('embedkit_version')} whose head is a pickle (format 1); "
             f"unpickling can run any code, so it is not loaded. If you trust its origin: --trust-pickle, "
@@ -219,43 +209,19 @@ def load_model(folder: str | os.PathLike, trust_pickle: bool = False) -> Model:
     return Model(folder=f, head=head, labels=labels, provenance=prov, meta=meta)
 
 
-def _genuine_legacy(real: Path, meta: dict) -> bool:
-    """An embedkit 0.1 folder: format 1, no ``files``, a pickled head and no format-2 head files."""
-    head = real / "head"
-    newer = any((head / n).exists() for n in ("state.safetensors", "model.safetensors"))
-    return "files" not in meta and (head / "state.joblib").is_file() and not newer and _head_format(head) != 2
-
-
-def _head_format(head: Path):
-    try:
-        return json.loads((head / "head.json").read_text()).get("format")
-    except (OSError, ValueError, AttributeError, RecursionError):
-        return None
-
-
 def _read_meta(f: Path, real: Path) -> dict:
-    from embedkit.schemas import SchemaError, model_meta, read_json
+    from embedkit.predict.model_files import read_checked
+    from embedkit.schemas import SchemaError
 
     meta_path = real / "model.json"
-    if meta_path.is_symlink() or (meta_path.exists() and not meta_path.is_file()):
-        raise ModelError(f"{meta_path}: not a regular file (a link or special file); refit the model")
-    if not meta_path.is_file():
+    if not meta_path.is_file() and not meta_path.is_symlink():
         hidden = sorted(p.name for p in f.parent.glob(f".{f.name}.v-*")) if f.parent.is_dir() else []
         extra = f" (earlier versions are kept as {', '.join(hidden)})" if hidden else ""
         raise ModelError(f"{f}: not a model folder (no model.json){extra}; fit one with fit.py")
-    try:
-        meta = read_json(meta_path, "model.json")
-        if isinstance(meta, dict) and meta.get("format") not in (FORMAT, LEGACY_FORMAT):
-            return meta  # another format: load_model says which
-        model_meta(meta, str(meta_path))
+    try:  # schema, limits, a regular file; another format is returned for load_model to name
+        return read_checked(meta_path, f, (FORMAT, LEGACY_FORMAT))
     except SchemaError as e:
         raise ModelError(f"refused: {e}") from None
-    if meta["format"] == FORMAT and (real / "head" / "state.joblib").exists():
-        raise ModelError(
-            f"{f}: model.json says format {FORMAT} but head/ holds a pickle (state.joblib): not a folder "
-            f"written by embedkit; refused (refit the model)"
-        )
-    return meta
 
 
 def _load_head(f: Path, real: Path, meta: dict, trust_pickle: bool):
