@@ -51,10 +51,8 @@ def check_table(df: pd.DataFrame, spec: dict[str, str], file: str, line_offset: 
                 bad |= (v < 0) | (v > L.MAX_ROWS) | (np.floor(np.where(bad, 0, v)) != np.where(bad, 0, v))
             else:
                 bad |= (v < 0) | (v > L.MAX_SECONDS)
-        elif kind == "str":
-            bad = ~s.map(lambda x: isinstance(x, str)).to_numpy(bool)
         else:
-            bad = ~s.map(_safe).to_numpy(bool)
+            bad = _text_bad(s, relpath=kind == "relpath")
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             where = f"line {i + line_offset}" if line_offset else f"row {i}"
@@ -64,7 +62,27 @@ def check_table(df: pd.DataFrame, spec: dict[str, str], file: str, line_offset: 
             )
 
 
-def _safe(x) -> bool:
+#: a name that is absolute, goes up, holds a backslash or NUL, or starts at ``~`` (:func:`check_relative`)
+_UNSAFE = r"^/|^~|(^|/)\.\.(/|$)|\\|\x00"
+
+
+def _text_bad(s: pd.Series, relpath: bool) -> np.ndarray:
+    """Bool [N]: cells that are not text (or, with ``relpath``, not a safe relative path); vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers among the text: the slow, exact way
+        ok = s.map(lambda x: isinstance(x, str) and (not relpath or _safe(x)))
+        return ~ok.to_numpy(bool)
+    bad = arr.is_null()
+    if relpath:
+        bad = pc.or_(bad, pc.or_(pc.equal(pc.utf8_length(arr), 0), pc.match_substring_regex(arr, _UNSAFE)))
+    return pc.fill_null(bad, True).to_numpy(zero_copy_only=False)
+
+
+def _safe(x: str) -> bool:
     try:
         check_relative(x, "file")
     except ValueError:
