@@ -394,3 +394,27 @@ def test_a_full_disk_anywhere_in_the_cli_is_one_line(tmp_path, capsys, monkeypat
     rc, err = run(["kaggle-kit", "--models", str(model), "--out", str(tmp_path / "kit")], capsys)
     one_line(rc, err, "no space left to write", "state.safetensors", "free")
     assert not (tmp_path / "kit").exists()
+
+
+def test_a_shard_whose_provenance_is_a_string_is_one_line(index, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    src = index.parent
+    dst = tmp_path / "ds"
+    dst.mkdir()
+    for shard in src.glob("part-*.parquet"):
+        table = pq.read_table(shard)
+        pq.write_table(table.replace_schema_metadata({b"embedkit": b'"birdnet"'}), dst / shard.name)
+    one_line(*run(["index", "--embeddings", str(dst)], capsys), "part-", "valid dictionary")
+    assert not (dst / "index").exists()
+
+
+def test_extra_labels_with_a_text_start_s_are_refused(tmp_path):
+    from embedkit.errors import EmbedkitError
+    from embedkit.train.extra import load_labels
+
+    table = pd.DataFrame({"file": ["a/x.ogg"], "window": [0], "start_s": ["later"], "end_s": [5.0],
+                          "species": ["a"], "label": ["y"], "dataset": [str(tmp_path)]})  # fmt: skip
+    table.to_csv(tmp_path / "labelled.csv", index=False)
+    with pytest.raises(EmbedkitError, match="line 2: start_s = 'later'"):
+        load_labels(tmp_path / "labelled.csv")

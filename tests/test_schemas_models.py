@@ -274,3 +274,22 @@ def test_torch_weights_that_do_not_fit_the_head_are_refused_at_load(env, tmp_pat
 
     model = tampered(env, "mlp", tmp_path / "m", edit_head=edit)
     refused(env, tmp_path, capsys, model, "model.safetensors", "has shape (16", "allowed: (32")
+
+
+def test_infer_flags_a_submission_whose_every_probability_is_the_same(env, tmp_path, capsys):
+    """A head that says nothing (weights 0: every probability 0.5) gives submission.invalid.csv, exit 1."""
+    from safetensors.numpy import load_file, save_file
+
+    model = tampered(env, "logreg", tmp_path / "m")
+    st = model / "head" / "state.safetensors"
+    arrays = load_file(str(st))
+    arrays["coef_"][:] = 0.0
+    arrays["intercept_"][:] = 0.0
+    save_file(arrays, str(st))
+    meta = json.loads((model / "model.json").read_text())
+    meta["files"] = manifest(model, skip=("model.json",))
+    (model / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "sub.csv"
+    rc, err = run(infer_args(env, out, model, "--smooth", "0"), capsys)
+    assert rc == 1 and any("every probability is 0.5" in e for e in err), err
+    assert not out.exists() and (tmp_path / "sub.invalid.csv").exists()
