@@ -127,6 +127,8 @@ def load_index(path: str | os.PathLike) -> SearchIndex:
         graph = ann.load_graph(paths["graph"], meta["dim"], meta["params"])
     except SchemaError as e:
         raise StoreError(f"refused: {e}; rebuild the index (embedkit index --rebuild)") from None
+    except FileNotFoundError:  # a file gone meanwhile (a concurrent add): the caller's business
+        raise
     except (OSError, ValueError, RuntimeError) as e:  # pyarrow / usearch on bytes that match their hash
         reason = " ".join(str(e).split())[:160] or type(e).__name__
         raise StoreError(f"{folder}: cannot read the index ({reason}); rebuild it (--rebuild)") from None
