@@ -293,3 +293,15 @@ def test_infer_flags_a_submission_whose_every_probability_is_the_same(env, tmp_p
     rc, err = run(infer_args(env, out, model, "--smooth", "0"), capsys)
     assert rc == 1 and any("every probability is 0.5" in e for e in err), err
     assert not out.exists() and (tmp_path / "sub.invalid.csv").exists()
+
+
+def test_allow_label_mismatch_says_what_the_header_is(env, tmp_path, capsys):
+    sample = tmp_path / "sample.csv"
+    sample.write_text("row_id," + ",".join([*sorted(FREQ), "zzz"]) + "\n")
+    out = tmp_path / "sub.csv"
+    args = infer_args(env, out, env["models"] / "logreg", "--sample", str(sample))
+    assert run(args, capsys)[0] == 2  # refused without the flag
+    rc, err = run([*args, "--allow-label-mismatch"], capsys)
+    said = [e for e in err if "the header is that of" in e and "1 column(s) no model knows" in e]
+    assert rc == 0 and said, err
+    assert list(pd.read_csv(out).columns) == ["row_id", *sorted(FREQ), "zzz"]
