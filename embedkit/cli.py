@@ -322,6 +322,13 @@ def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:
             traceback.print_exc()
         print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk wherever no writer words it: one line, the path
+        from embedkit.store.space import full_disk_message, is_disk_full
+
+        if not is_disk_full(e) or args.verbose:
+            raise
+        print(f"{prog} {args.command}: error: {full_disk_message(e.filename or '?', None)}", file=sys.stderr)
+        return 2
 
 
 def script(command: str) -> None:

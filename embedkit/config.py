@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,6 +285,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return dict(value)
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if tp is float:
+        raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
     if tp in (int, str, bool) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"config key {key!r}: expected {tp.__name__}, got {value!r}")
     return value
@@ -298,7 +299,15 @@ def from_dict(cls: type[T], values: dict[str, Any], *, source: str = "config") -
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
-    return cls(**{k: _coerce(v, hints[k], f"{source}:{k}") for k, v in values.items()})
+    from embedkit.schemas import SchemaError
+    from embedkit.schemas.config import check_config
+
+    coerced = {k: _coerce(v, hints[k], f"{source}:{k}") for k, v in values.items()}
+    try:
+        check_config(coerced, source)
+    except SchemaError as e:
+        raise ConfigError(str(e)) from None
+    return cls(**coerced)
 
 
 def load(cls: type[T], path: str | os.PathLike | None = None, **overrides: Any) -> T:
@@ -309,15 +318,22 @@ def load(cls: type[T], path: str | os.PathLike | None = None, **overrides: Any) 
         path: TOML file; ``None`` means no file.
         **overrides: field values that win over the file (e.g. parsed CLI flags).
     """
+    from embedkit.schemas import SchemaError, read_toml
+    from embedkit.schemas.config import check_config
+
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            values = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+            values = read_toml(p)  # bounded: size, depth, integers; no dates
+        except SchemaError as e:
+            raise ConfigError(str(e)) from None
+    try:  # the flags first, so that a bad value is named as the flag's
+        check_config({k: v for k, v in overrides.items() if v is not None}, "arguments", flags=True)
+    except SchemaError as e:
+        raise ConfigError(str(e)) from None
     for k, v in overrides.items():
         if v is None:
             continue

@@ -136,6 +136,7 @@ def copy_models(models: list[str | Path], dest: Path) -> list[str]:
         UsageError: not a model folder, two models of one name, a link or special file inside a model, or
             a file that differs from its hash.
     """
+    from embedkit.schemas import SchemaError, model_meta, read_json
     from embedkit.store.manifest import verify, walk_regular
 
     names = []
@@ -145,11 +146,16 @@ def copy_models(models: list[str | Path], dest: Path) -> list[str]:
         if m.name in names:
             raise UsageError(f"two models named {m.name}; give one another name (fit.py --name)")
         real = m.resolve()
-        doc = json.loads((real / "model.json").read_text())
+        try:
+            doc = model_meta(read_json(real / "model.json", "model.json"), str(m / "model.json"))
+        except SchemaError as e:
+            raise UsageError(f"--models {m}: refused: {e}") from None
+        if doc.get("format") == 2 and (real / "head" / "state.joblib").exists():
+            raise UsageError(f"--models {m}: says format 2 but holds a pickle (head/state.joblib); refused")
         if doc.get("format") == 1 or (real / "head" / "state.joblib").exists():
             raise UsageError(
                 f"--models {m}: a pickle-format model (embedkit 0.1) would run code wherever it is loaded; "
-                f"convert it first: embedkit upgrade-model {m} --trust-pickle"
+                f"convert it first, only if you trust its origin: embedkit upgrade-model {m} --trust-pickle"
             )
         files = doc.get("files")
         problem = verify(real, files, skip=("model.json",)) if files is not None else None
@@ -268,6 +274,9 @@ def _describe(tmp: Path, kit: dict, out_name: str) -> None:
         fitted_with=", ".join(f"{k} {v}" for k, v in kit["fitted_with"].items())))
     kit["sha256"] = {f"{part}/{k}": v for part in ("wheels", "models")
                      for k, v in manifest(tmp / part).items()}
+    from embedkit.schemas import kit_meta
+
+    kit_meta(kit, "kit.json")  # what kaggle_infer.py will check, checked as it is written
     (tmp / "kit.json").write_text(json.dumps(kit, indent=1))
 
 

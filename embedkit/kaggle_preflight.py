@@ -65,16 +65,21 @@ def preflight(argv: list[str]) -> int:
     Returns:
         0 when every model works, else 1 (the reason printed on stderr).
     """
-    import numpy as np
-
-    from embedkit.backbones.build import build_backbone
-    from embedkit.config import InferConfig
-    from embedkit.flags import config_from_args, parser_for
-    from embedkit.predict.model import load_model
-
     cut = argv.index("--") if "--" in argv else len(argv)
     models, extra = argv[:cut], argv[cut + 1 :]
-    cfg = config_from_args(InferConfig, parser_for(InferConfig).parse_args(extra), "infer")
+    try:  # the imports too: a package missing from the kit is one line, not a traceback
+        import numpy as np
+
+        from embedkit.backbones.build import build_backbone
+        from embedkit.config import InferConfig
+        from embedkit.flags import config_from_args, parser_for
+        from embedkit.predict.model import load_model
+
+        cfg = config_from_args(InferConfig, parser_for(InferConfig).parse_args(extra), "infer")
+    except Exception as e:
+        print(f"[kit] cannot start: {type(e).__name__}: {' '.join(str(e).split())[:200]}. If a package is "
+              "missing, rebuild the kit with it (embedkit kaggle-kit --packages ...)", file=sys.stderr)
+        return 1
     for folder in models:
         try:
             import soundfile  # noqa: F401 - decoding and resampling, used by every backbone

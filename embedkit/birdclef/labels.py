@@ -88,7 +88,22 @@ def load_labels_from_sample(sample: str | os.PathLike) -> list[str]:
         raise DataError(f"{path}: cannot read CSV ({' '.join(str(e).split())[:160]})") from None
     if not cols or cols[0] != "row_id":
         raise DataError(f"{sample}: first column must be row_id, found {cols[:1]}")
+    dup = duplicated_header(path)
+    if dup:
+        raise DataError(f"{sample}: column(s) {dup[:5]} appear more than once in the header; fix the file")
     return [str(c) for c in cols[1:]]
+
+
+def duplicated_header(path: str | os.PathLike) -> list[str]:
+    """Names that repeat in a CSV's header row (pandas would read the second ``X`` as ``X.1``)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            head = next(csv.reader(f), [])
+    except (OSError, csv.Error):
+        return []
+    return sorted({c for c in head if head.count(c) > 1})
 
 
 def parse_secondary(value: object) -> list[str] | None:

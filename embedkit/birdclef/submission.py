@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from embedkit.birdclef.labels import DataError, load_labels_from_sample
+from embedkit.birdclef.labels import DataError, duplicated_header, load_labels_from_sample
 
 
 def submission_labels(sample: str | os.PathLike | None, fallback: list[str]) -> list[str]:
@@ -166,6 +166,8 @@ def validate_submission(
         except Exception as e:
             return [f"cannot read {sub}: {' '.join(str(e).split())[:160]}"]
     cols = list(df.columns)
+    if not isinstance(sub, pd.DataFrame) and duplicated_header(sub):
+        problems.append(f"column(s) {duplicated_header(sub)[:5]} appear more than once in the header")
     if cols != ["row_id", *labels]:
         if not cols or cols[0] != "row_id":
             problems.append(f"first column must be row_id, found {cols[:1]}")
@@ -203,4 +205,9 @@ def validate_submission(
         finite = values[np.isfinite(values)]
         if finite.size and (finite.min() < 0 or finite.max() > 1):
             problems.append(f"values outside [0, 1] (min {finite.min():.3g}, max {finite.max():.3g})")
+        if values.size > 1 and finite.size == values.size and finite.min() == finite.max():
+            problems.append(
+                f"every probability is {finite.min():g}: the submission says nothing (a model that predicted "
+                f"nothing usable, or non-finite settings)"
+            )
     return problems

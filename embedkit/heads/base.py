@@ -114,6 +114,8 @@ class Head(BaseEstimator):
         Returns:
             self.
         """
+        from embedkit.schemas import check_params
+
         X = self._check_X(X, fitting=True)
         Y = np.asarray(Y, dtype=np.float32)
         if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
@@ -125,6 +127,8 @@ class Head(BaseEstimator):
             sw = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
             if sw.shape[0] != X.shape[0] or not np.isfinite(sw).all() or sw.min() < 0:
                 raise ValueError(f"sample_weight must be [N] = [{X.shape[0]}] finite non-negative values")
+        params = {k: _plain(v, k) for k, v in self.get_params(deep=False).items()}
+        check_params(self.name, params, f"{self.name} head", (X.shape[1], Y.shape[1]))  # before allocating
         for attr in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, attr)  # refitting starts from scratch
         self.n_features_in_ = X.shape[1]
@@ -225,20 +229,28 @@ class Head(BaseEstimator):
             PickleRefused: an old pickle-format head and ``trust_pickle`` is off.
             ValueError: the saved head is not a ``cls``, or its files are malformed.
         """
+        from embedkit.schemas import check_arrays, check_head_meta, read_json
+
         folder = Path(folder)
-        if (folder / LEGACY_FILE).is_file():
-            return cls._load_legacy(folder, trust_pickle)
         meta_path = folder / META_FILE
+        if (folder / LEGACY_FILE).is_file():
+            if (folder / STATE_FILE).exists() or _format_of(meta_path) == FORMAT_VERSION:
+                # not an embedkit 0.1 head, so no --trust-pickle hint for it
+                raise ValueError(f"{folder}: a format-2 head holding a pickle ({LEGACY_FILE}); refused")
+            return cls._load_legacy(folder, trust_pickle)
         if not meta_path.is_file():
             raise FileNotFoundError(f"no saved head in {folder} (missing {META_FILE})")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: unsupported head format {meta.get('format')!r}")
+        meta = read_json(meta_path, META_FILE)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"{folder}: unsupported head format {found!r}")
+        dims = check_head_meta(meta, str(meta_path))  # params and sizes, before anything is built
         from safetensors.numpy import load_file
 
         arrays = load_file(str(folder / STATE_FILE))
         if set(arrays) != set(meta.get("arrays") or []):
             raise ValueError(f"{folder / STATE_FILE}: arrays {sorted(arrays)} are not those of head.json")
+        check_arrays(arrays, dims, str(folder / STATE_FILE))
         head = cls._of(meta, folder)
         head._load_state(folder, {**meta.get("state", {}), **arrays})
         return head
@@ -268,6 +280,14 @@ class Head(BaseEstimator):
         head = cls._of(blob["meta"], folder)
         head._load_state(folder, blob["state"], legacy=True)
         return head
+
+
+def _format_of(meta_path: Path) -> Any:
+    """The ``format`` of a ``head.json`` (None when absent or unreadable)."""
+    try:
+        return json.loads(meta_path.read_text()).get("format")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
 
 
 def _plain(v: Any, key: str) -> Any:

@@ -236,5 +236,11 @@ class MLPHead(Head):
             from safetensors.torch import load_file
 
             weights = load_file(str(folder / "model.safetensors"))
+            from embedkit.schemas import check_arrays
+
+            D, H, C = self.n_features_in_, self.hidden, self.n_classes_
+            shapes = {"0.weight": (H, D), "0.bias": (H,), "3.weight": (C, H), "3.bias": (C,)}
+            arrays = {k: v.numpy() for k, v in weights.items()}
+            check_arrays(arrays, (D, C), str(folder / "model.safetensors"), shapes)
         model.load_state_dict(weights)
         self.model_ = model.eval()

@@ -88,6 +88,8 @@ def _prepare(cfg: InferConfig) -> _Run:
 
     if not cfg.models:
         raise UsageError("no --models given")
+    if not cfg.soundscapes and not Path(cfg.data).is_dir():  # not a header-only submission of nothing
+        raise UsageError(f"--data {cfg.data}: no such folder; give the data root or --soundscapes")
     models = [load_model(m, trust_pickle=cfg.trust_pickle) for m in cfg.models]
     wts = blend_weights(cfg.weights, len(models))
     labels = _labels(cfg, models)
@@ -132,8 +134,13 @@ def _labels(cfg: InferConfig, models) -> list[str]:
         sample, source = None, f"the labels of {cfg.models[0]}"
     labels = submission_labels(sample, models[0].labels)
     named = {str(m.folder): list(m.labels) for m in models}
-    for note in check_labels(labels, named, source, cfg.allow_label_mismatch):
+    notes = check_labels(labels, named, source, cfg.allow_label_mismatch)
+    for note in notes:
         print(f"[infer] --allow-label-mismatch: {note}", file=sys.stderr)
+    if notes:
+        unknown = [c for c in labels if not any(c in m.labels for m in models)]
+        print(f"[infer] --allow-label-mismatch: the header is that of {source} ({len(labels)} labels); "
+              f"{len(unknown)} column(s) no model knows are written as 0", file=sys.stderr)
     return labels
 
 

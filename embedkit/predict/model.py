@@ -136,8 +136,16 @@ def save_model(
         }
         (staged / "model.json").write_text(json.dumps(doc, indent=1, default=_json_default))
         prev = publish_dir(staged, final)
-    except BaseException:
+    except BaseException as e:
+        from embedkit.store.space import folder_bytes, full_disk_message, is_disk_full
+
+        written = folder_bytes(staged)
         shutil.rmtree(staged, ignore_errors=True)
+        if is_disk_full(e):  # one line, not safetensors' or pyarrow's traceback; the old version stays
+            from embedkit.predict.model_files import head_bytes
+
+            need = written + head_bytes(head)
+            raise ModelError(full_disk_message(final, need, "the model's previous version is kept")) from None
         raise
     prune_versions(final, keep=prev)
     if prev is not None:
@@ -179,6 +187,10 @@ def _load_version(f: Path, real: Path, trust_pickle: bool) -> Model:
     """Load the version of ``f`` pinned at ``real`` (see :func:`load_model`)."""
     meta = _read_meta(f, real)
     if meta.get("format") == LEGACY_FORMAT and not trust_pickle:
+        from embedkit.predict.model_files import legacy_problem
+
+        if legacy_problem(f, real, meta):  # only a genuine 0.1 folder gets the --trust-pickle hint
+            raise ModelError(legacy_problem(f, real, meta))
         raise ModelError(
             f"{f}: a model of embedkit {meta.get('embedkit_version')} whose head is a pickle (format 1); "
             f"unpickling can run any code, so it is not loaded. If you trust its origin: --trust-pickle, "
@@ -215,22 +227,26 @@ def _load_version(f: Path, real: Path, trust_pickle: bool) -> Model:
 
 
 def _read_meta(f: Path, real: Path) -> dict:
+    from embedkit.predict.model_files import read_checked
+    from embedkit.schemas import SchemaError
+
     meta_path = real / "model.json"
-    if not meta_path.is_file():
+    if not meta_path.is_file() and not meta_path.is_symlink():  # a link is refused by read_checked
         from embedkit.store.versions import kept_versions
 
         hidden = [p.name for p in kept_versions(f)]
         extra = f" (earlier versions are kept as {', '.join(hidden)}: embedkit models)" if hidden else ""
         raise ModelError(f"{f}: not a model folder (no model.json){extra}; fit one with fit.py")
-    try:
-        return json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{meta_path}: corrupt ({e})") from None
+    try:  # schema, limits, a regular file; another format is returned for load_model to name
+        return read_checked(meta_path, f, (FORMAT, LEGACY_FORMAT))
+    except SchemaError as e:
+        raise ModelError(f"refused: {e}") from None
 
 
 def _load_head(f: Path, real: Path, meta: dict, trust_pickle: bool):
     from embedkit.heads import head_class
     from embedkit.heads.base import PickleRefused
+    from embedkit.schemas import SchemaError
 
     if not (real / "head").is_dir():
         raise ModelError(f"{f}: head files missing ({f / 'head'}); refit the model")
@@ -242,6 +258,8 @@ def _load_head(f: Path, real: Path, meta: dict, trust_pickle: bool):
         return cls.load(real / "head", trust_pickle=trust_pickle)
     except PickleRefused as e:
         raise ModelError(str(e)) from None
+    except SchemaError as e:
+        raise ModelError(f"{f}: refused: {e}") from None
     except FileNotFoundError as e:
         raise ModelError(f"{f}: head files incomplete ({e}); refit the model") from None
     except Exception as e:  # a truncated or foreign file: safetensors, JSON or LightGBM parse errors, ...

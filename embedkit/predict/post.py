@@ -52,9 +52,9 @@ def file_max_blend(p: np.ndarray, weight: float) -> np.ndarray:
 def blend_weights(weights: list[float] | None, n: int) -> np.ndarray:
     """Blend weights for ``n`` models, normalised to sum 1 (``None``: equal weights)."""
     w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
-    if len(w) != n or (w < 0).any() or w.sum() <= 0:
+    if len(w) != n or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise UsageError(
-            f"need {n} non-negative blend weights (one per model) with a positive sum, got {list(w)}"
+            f"need {n} finite non-negative blend weights (one per model) with a positive sum, got {list(w)}"
         )
     return w / w.sum()
 

@@ -110,15 +110,20 @@ def _load_once(path: str | os.PathLike) -> SearchIndex:
     """One attempt of :func:`load_index`."""
     import pyarrow.parquet as pq
 
+    from embedkit.schemas import INDEX_ROWS, SchemaError, check_table, index_meta, inside, read_json
+
     folder = find_index(path)
     try:
-        meta = json.loads((folder / META).read_text())
-    except (OSError, ValueError) as e:
-        raise StoreError(f"{folder / META}: unreadable index metadata ({e})") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise StoreError(f"{folder}: not an embedkit search index of version {VERSION}; rebuild it")
+        meta = read_json(folder / META, META)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise StoreError(f"{folder}: not an embedkit search index of version {VERSION}; rebuild it")
+        index_meta(meta, str(folder / META))
+        where = f"{folder / META}: files.{{}}.name"
+        paths = {k: inside(folder, meta["files"][k]["name"], where.format(k)) for k in ("graph", "rows")}
+    except SchemaError as e:
+        raise StoreError(f"refused: {e}; rebuild it: embedkit index --embeddings DATASET --rebuild") from None
     for key in ("graph", "rows"):
-        f = folder / meta["files"][key]["name"]
+        f = paths[key]
         if not f.is_file():
             raise StoreError(
                 f"{folder}: index file {f.name} is missing; rebuild with embedkit index --rebuild"
@@ -128,8 +133,20 @@ def _load_once(path: str | os.PathLike) -> SearchIndex:
                 f"{f}: SHA-256 differs from index.json (corrupt or altered); "
                 f"rebuild with embedkit index --embeddings DATASET --rebuild"
             )
-    rows = pq.read_table(folder / meta["files"]["rows"]["name"]).to_pandas()
-    graph = ann.load_graph(folder / meta["files"]["graph"]["name"], meta["dim"], meta["params"])
+    try:
+        rows = pq.read_table(paths["rows"]).to_pandas()
+        missing = [c for c in ROW_COLUMNS if c not in rows.columns]
+        if missing:
+            raise SchemaError(f"{paths['rows']}: missing column(s) {missing}")
+        check_table(rows, INDEX_ROWS, str(paths["rows"]), line_offset=0)
+        graph = ann.load_graph(paths["graph"], meta["dim"], meta["params"])
+    except SchemaError as e:
+        raise StoreError(f"refused: {e}; rebuild the index (embedkit index --rebuild)") from None
+    except FileNotFoundError:  # a file gone meanwhile (a concurrent add): the caller's business
+        raise
+    except (OSError, ValueError, RuntimeError) as e:  # pyarrow / usearch on bytes that match their hash
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise StoreError(f"{folder}: cannot read the index ({reason}); rebuild it (--rebuild)") from None
     if len(graph) != len(rows) or len(rows) != meta["n"]:
         raise StoreError(f"{folder}: graph has {len(graph)} vectors but {len(rows)} rows; rebuild it")
     dataset = (folder / meta["dataset"]).resolve()

@@ -44,6 +44,9 @@ def read_hits(path: str | os.PathLike, species: str | None = None) -> pd.DataFra
     missing = [c for c in ("file", "window", "start_s", "end_s") if c not in hits.columns]
     if missing:
         raise UsageError(f"{p}: missing column(s) {missing}; expected a hits table from embedkit search")
+    from embedkit.schemas import HITS, check_table
+
+    check_table(hits, HITS, str(p))  # window counts, finite start_s / end_s, relative file names
     for col in ("label", "species"):
         if col not in hits.columns:
             hits[col] = ""

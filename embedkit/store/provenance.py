@@ -49,7 +49,13 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise StoreError(f"{path}: not a readable parquet shard ({e})") from None
     if META_KEY not in meta:
         raise StoreError(f"{path}: no embedkit provenance metadata; not an embedkit shard")
-    return json.loads(meta[META_KEY])
+    from embedkit.schemas import SchemaError, loads_json, provenance
+
+    try:  # bounded parse, then the provenance schema (types, finite window/hop, dim within bounds)
+        doc = loads_json(meta[META_KEY].decode("utf-8", "replace"), f"{path} (metadata)")
+        return provenance(doc, str(path))
+    except SchemaError as e:
+        raise StoreError(f"refused: {e}") from None
 
 
 def provenance_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

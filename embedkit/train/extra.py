@@ -69,6 +69,9 @@ def load_labels(path: str | os.PathLike, dataset: str | os.PathLike | None = Non
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise UsageError(f"{p}: missing column(s) {missing}; expected a hits table from embedkit search")
+    from embedkit.schemas import HITS, check_table
+
+    check_table(df, HITS, str(p))  # window counts, finite start_s / end_s, relative file names
     if "dataset" not in df.columns:
         df["dataset"] = ""
     ys = []

@@ -144,6 +144,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.heads import head_class
     from embedkit.predict.apply import Windows, uses_prior
     from embedkit.predict.model import save_model
+    from embedkit.schemas import check_params as check_bounds
     from embedkit.train.annotations import class_folder_tables
     from embedkit.train.augmented import fold_of, read_augmented, training_rows
     from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_from_oof
@@ -153,6 +154,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
     check_params(cfg.head, dict(cfg.params))  # unknown or ill-typed --params: before any data is read
+    check_bounds(cfg.head, dict(cfg.params), "--params")  # sizes, threads, devices: before any allocation
     cfg = class_folder_tables(cfg)  # --data DIR of class folders: train.csv / taxonomy.csv written for it
     asked = cfg.zero_shot
     if cfg.tune_on or cfg.tune_truth:
