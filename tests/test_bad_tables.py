@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import NaNOnSilence, tone, with_nan_inf, write_audio, write_wav
 
-from embedkit.birdclef import expected_row_ids, validate_submission
+from embedkit.birdclef import expected_row_ids
 from embedkit.cli import main as cli_main
 
 # -- tables --------------------------------------------------------------------------------------------------
@@ -318,16 +318,18 @@ def test_infer_with_a_backbone_returning_nan_gives_priors_and_a_valid_submission
     )
 
 
-def test_infer_never_leaves_an_invalid_file_under_the_submission_name(ds, tmp_path, capsys):
+def test_infer_refuses_two_soundscapes_sharing_a_row_id_before_writing(ds, tmp_path, capsys):
+    """Same-named files in two sub-folders would share every row id: one line naming both, nothing written.
+
+    (An invalid submission that only shows after prediction goes to ``*.invalid.csv``:
+    tests/test_schemas_models.py.)
+    """
     folder = tmp_path / "scapes"
     shutil.copytree(ds["scapes"], folder)
     write_audio(folder / "again" / "S0.ogg", 60.0, seed=9)  # a second S0: every S0 row id twice
     out = tmp_path / "submission.csv"
     capsys.readouterr()
     rc = cli_main(infer_args(ds, out, scapes=folder))
-    err = capsys.readouterr().err
-    invalid = tmp_path / "submission.invalid.csv"
-    assert rc == 1 and not out.exists() and invalid.is_file()
-    assert f"INVALID submission {invalid}" in err and "duplicated row_id" in err
-    assert validate_submission(invalid, LABELS) != []
-    assert len(pd.read_csv(invalid)) == len(expected_row_ids(folder))  # everything it could is kept
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not out.exists() and not (tmp_path / "submission.invalid.csv").exists()
+    assert len(err.splitlines()) == 1 and "S0" in err and "again" in err, err
