@@ -67,6 +67,7 @@ _CONSTANT_TREE = (
 #: the merged booster, as LightGBM model text
 BOOSTER_FILE = "booster.txt"
 
+
 def merge_model_strings(texts: list[str]) -> str:
     """Merge K binary LightGBM models (text format, same features) into one K-output model.
 
@@ -174,8 +175,8 @@ class LGBMHead(Head):
         self.max_neg_rows = max_neg_rows
         self.max_rows = max_rows
 
-    def _cores(self) -> int:
-        return max(1, int(self.n_jobs)) if self.n_jobs else _n_cores()
+    def _cores(self) -> int:  # never more threads than cores (n_jobs=1e6 made libgomp run out of memory)
+        return min(max(1, int(self.n_jobs)), _n_cores()) if self.n_jobs else _n_cores()
 
     def lgb_params(self, num_threads: int, n_rows: int | None = None, keep_neg: float = 1.0) -> dict:
         """The LightGBM parameters of one class.
@@ -285,10 +286,24 @@ class LGBMHead(Head):
 
     def _load_state(self, folder: Path, state: dict, legacy: bool = False) -> None:
         super()._load_state(folder, state, legacy)
-        if not legacy and self.booster_ is not None:
+        if legacy:
+            return
+        from embedkit.heads._lgbm_text import check_learned
+
+        d, c, trained = check_learned(self, folder, BOOSTER_FILE)
+        if self.booster_ is not None:  # parsed and checked here; LightGBM sees only the checked numbers
             import lightgbm as lgb
 
-            self.booster_ = lgb.Booster(model_str=(folder / BOOSTER_FILE).read_text())
+            from embedkit.heads._lgbm_text import BoosterTextError, safe_model_string
+
+            path = folder / BOOSTER_FILE
+            try:
+                text = safe_model_string(path.read_text(encoding="ascii"), d, int(trained.sum()))
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}: not LightGBM model text (non-ASCII bytes)") from None
+            except BoosterTextError as e:
+                raise ValueError(f"{path}: {e}") from None
+            self.booster_ = lgb.Booster(model_str=text)
 
     def _predict(self, X):
         P = np.tile(self.constant_, (X.shape[0], 1))
