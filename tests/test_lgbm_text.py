@@ -125,11 +125,11 @@ def _text(model: Path) -> str:
 
 #: more edits, checked in-process (pure Python: the text never reaches LightGBM): edit -> message part
 REFUSED = {
-    "categorical decision_type": (lambda t: set_token(t, "decision_type", 0, "1", split_tree(t)), "decision_type"),
-    "unknown decision bits": (lambda t: set_token(t, "decision_type", 0, "14", split_tree(t)), "decision_type"),
+    "categorical split": (lambda t: set_token(t, "decision_type", 0, "1", split_tree(t)), "decision_type"),
+    "unknown decision bits": (lambda t: set_token(t, "decision_type", 0, "14", split_tree(t)), "decision"),
     "num_class 2e9": (lambda t: set_field(t, "num_class", "2000000000"), "num_class"),
     "num_class 2e9 text": (lambda t: set_field(t, "num_class", "2e9"), "num_class"),
-    "num_tree_per_iteration": (lambda t: set_field(t, "num_tree_per_iteration", "1"), "num_tree_per_iteration"),
+    "num_tree_per_iteration": (lambda t: set_field(t, "num_tree_per_iteration", "1"), "num_tree_per"),
     "max_feature_idx": (lambda t: set_field(t, "max_feature_idx", "99"), "max_feature_idx"),
     "objective num_class": (
         lambda t: set_field(t, "objective", "multiclassova num_class:2000000000 sigmoid:1"), "objective"),
