@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
+
+from embedkit.heads._lgbm_checks import (
+    BoosterTextError,
+    check_structure,
+    check_values,
+    tree_of,
+)
 
 #: LightGBM's own upper limit of ``num_leaves``
 MAX_LEAVES = 131072
 #: trees in one booster (195 classes x 1000 rounds is 195k)
 MAX_TREES = 2_000_000
-#: a leaf value above this (in absolute value) is not a fitted model; keeps a sum over trees finite
-MAX_LEAF_VALUE = 1e30
-#: the decision types of a numerical split (bit 0 categorical = 0; bit 1 default-left; bits 2-3 missing type
-#: 0 none, 1 zero, 2 NaN)
-DECISION_TYPES = frozenset({0, 2, 4, 6, 8, 10})
 
 _HEADER_KEYS = (
     "version", "num_class", "num_tree_per_iteration", "label_index", "max_feature_idx", "objective",
@@ -46,30 +47,36 @@ _HEADER_KEYS = (
 )  # fmt: skip
 _REQUIRED_HEADER = set(_HEADER_KEYS) - {"tree_sizes"}
 _INT = re.compile(r"-?[0-9]{1,10}")
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+#: a decimal number as LightGBM writes it (``%.17g``): C++'s and Python's parsers agree on its value
+_FLOAT = re.compile(r"-?[0-9]{1,400}(?:\.[0-9]{1,400})?(?:[eE][-+]?[0-9]{1,3})?")
 _OBJECTIVE = re.compile(r"(?:multiclassova num_class:([0-9]{1,7})|binary) sigmoid:(\S+)")
 _INFO = re.compile(r"none|\[(\S+):(\S+)\]")
-# per tree: key -> (kind, length offset from num_leaves, required when num_leaves > 1)
+# per tree: the arrays prediction uses -> (kind, length offset from num_leaves); all required
 _TREE_ARRAYS = {
-    "split_feature": ("int", -1, True),
-    "split_gain": ("float", -1, False),
-    "threshold": ("float", -1, True),
-    "decision_type": ("int", -1, True),
-    "left_child": ("int", -1, True),
-    "right_child": ("int", -1, True),
-    "leaf_value": ("float", 0, True),
-    "leaf_weight": ("float", 0, False),
-    "leaf_count": ("int", 0, False),
-    "internal_value": ("float", -1, False),
-    "internal_weight": ("float", -1, False),
-    "internal_count": ("int", -1, False),
+    "split_feature": ("int", -1),
+    "threshold": ("float", -1),
+    "decision_type": ("int", -1),
+    "left_child": ("int", -1),
+    "right_child": ("int", -1),
+    "leaf_value": ("float", 0),
 }
+#: statistics LightGBM writes but prediction never reads: accepted (once each), not passed on
+_TREE_IGNORED = (
+    "split_gain",
+    "leaf_weight",
+    "leaf_count",
+    "internal_value",
+    "internal_weight",
+    "internal_count",
+)
 _TREE_SCALARS = ("num_leaves", "num_cat", "is_linear", "shrinkage")
+_TREE_KEYS = frozenset(_TREE_SCALARS) | frozenset(_TREE_ARRAYS) | frozenset(_TREE_IGNORED)
+_DIGIT = np.zeros(256, bool)
+_DIGIT[np.frombuffer(b"0123456789", np.uint8)] = True
+_FLOAT_BYTE = _DIGIT.copy()
+_FLOAT_BYTE[np.frombuffer(b".-+eE ", np.uint8)] = True
+_KIND_WORD = {"int": "an integer", "float": "a finite number"}
 _INT32 = 2**31 - 1
-
-
-class BoosterTextError(ValueError):
-    """LightGBM model text that is malformed or not a model this head could have written."""
 
 
 def _int(value: str, what: str, lo: int, hi: int) -> int:
@@ -90,28 +97,6 @@ def _float(value: str, what: str) -> float:
     return v
 
 
-def _array(value: str, kind: str, n: int, what: str) -> np.ndarray:
-    """``n`` space-separated numbers: int64 (each fits int32) or finite float64."""
-    tokens = value.split(" ") if value else []
-    if len(tokens) != n:
-        raise BoosterTextError(f"{what} has {len(tokens)} values, num_leaves implies {n}")
-    if kind == "int":
-        bad = next((t for t in tokens if not _INT.fullmatch(t)), None)
-        if bad is not None:
-            raise BoosterTextError(f"{what} holds {bad[:40]!r}, not an integer")
-        a = np.array(tokens, dtype=np.int64) if tokens else np.zeros(0, np.int64)
-        if a.size and np.abs(a).max() > _INT32:
-            raise BoosterTextError(f"{what} holds a value outside the 32-bit range")
-        return a
-    bad = next((t for t in tokens if not _FLOAT.fullmatch(t)), None)
-    if bad is not None:
-        raise BoosterTextError(f"{what} holds {bad[:40]!r}, not a finite number")
-    a = np.array(tokens, dtype=np.float64) if tokens else np.zeros(0, np.float64)
-    if not np.isfinite(a).all():
-        raise BoosterTextError(f"{what} holds a value too large to be finite")
-    return a
-
-
 def _key_values(lines: list[str], allowed, what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in lines:
@@ -124,89 +109,101 @@ def _key_values(lines: list[str], allowed, what: str) -> dict[str, str]:
     return out
 
 
-def check_tree_structure(left: np.ndarray, right: np.ndarray, num_leaves: int, what: str) -> None:
-    """Refuse child links that do not form one proper binary tree rooted at node 0.
-
-    Args:
-        left: int ``[num_leaves - 1]`` left child of each internal node (``>= 0`` a node, ``~leaf`` a leaf).
-        right: int ``[num_leaves - 1]`` right children, same encoding.
-        num_leaves: leaves of the tree.
-        what: the tree's name for the message.
-
-    Raises:
-        BoosterTextError: a child out of range, or a node or leaf reached twice or never (a cycle, a shared
-            subtree, an orphan).
-    """
-    m = num_leaves - 1
-    seen_node = np.zeros(m, bool)
-    seen_leaf = np.zeros(num_leaves, bool)
-    seen_node[0] = True
-    stack = [0]
-    while stack:
-        node = stack.pop()
-        for side, child in (("left_child", int(left[node])), ("right_child", int(right[node]))):
-            if child >= 0:
-                if child >= m:
-                    raise BoosterTextError(f"{what}: {side}[{node}]={child} is not a node (0..{m - 1})")
-                if seen_node[child]:
-                    raise BoosterTextError(
-                        f"{what}: node {child} is reached twice (a cycle or a shared subtree)"
-                    )
-                seen_node[child] = True
-                stack.append(child)
-            else:
-                leaf = ~child
-                if leaf >= num_leaves:
-                    raise BoosterTextError(
-                        f"{what}: {side}[{node}]={child} is not a leaf (-1..{-num_leaves})"
-                    )
-                if seen_leaf[leaf]:
-                    raise BoosterTextError(f"{what}: leaf {leaf} is reached twice")
-                seen_leaf[leaf] = True
-    if not seen_node.all() or not seen_leaf.all():
-        raise BoosterTextError(f"{what}: not every node and leaf is reachable from the root")
-
-
-def _tree(block: str, index: int, n_features: int) -> dict:
-    """One ``Tree=i`` block (without its first line) as checked numbers."""
+def _tree_fields(block: str, index: int) -> dict:
+    """One ``Tree=i`` block (without its first line): ``num_leaves``, ``shrinkage`` and the raw arrays."""
     what = f"tree {index}"
     lines = block.split("\n")
     while lines and lines[-1] == "":
         lines.pop()
-    kv = _key_values(lines, set(_TREE_SCALARS) | set(_TREE_ARRAYS), what)
+    kv = _key_values(lines, _TREE_KEYS, what)
     if "num_leaves" not in kv or "leaf_value" not in kv:
         raise BoosterTextError(f"{what}: num_leaves or leaf_value missing")
-    n = _int(kv["num_leaves"], f"{what}: num_leaves", 1, MAX_LEAVES)
-    _int(kv.get("num_cat", "0"), f"{what}: num_cat (categorical splits)", 0, 0)
-    _int(kv.get("is_linear", "0"), f"{what}: is_linear (linear trees)", 0, 0)
-    tree: dict = {"num_leaves": n, "shrinkage": _float(kv.get("shrinkage", "1"), f"{what}: shrinkage")}
-    for key, (kind, off, required) in _TREE_ARRAYS.items():
-        length = n + off
-        if n == 1 and key != "leaf_value":  # LightGBM reads no more of a single-leaf tree
+    n = _int(kv.pop("num_leaves"), f"{what}: num_leaves", 1, MAX_LEAVES)
+    _int(kv.pop("num_cat", "0"), f"{what}: num_cat (categorical splits)", 0, 0)
+    _int(kv.pop("is_linear", "0"), f"{what}: is_linear (linear trees)", 0, 0)
+    shrinkage = kv.pop("shrinkage", "1")
+    _float(shrinkage, f"{what}: shrinkage")
+    if n == 1:  # LightGBM reads no more of a single-leaf tree
+        kv = {"leaf_value": kv["leaf_value"]}
+    for key in _TREE_IGNORED:
+        kv.pop(key, None)
+    return {"num_leaves": n, "shrinkage": shrinkage, "fields": kv}
+
+
+def _column(trees: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Field ``key`` of every tree, checked and converted in one go.
+
+    Returns:
+        ``(values [sum of lengths], start offset of each tree's values [T + 1])``.
+
+    Raises:
+        BoosterTextError: a missing field, a length other than ``num_leaves`` implies, a value that is not an
+            integer (fitting int32) or not a finite decimal number as LightGBM writes them.
+    """
+    kind, off = _TREE_ARRAYS[key]
+    counts = np.zeros(len(trees), np.int64)
+    texts = []
+    for i, t in enumerate(trees):
+        n = t["num_leaves"] + off
+        value = t["fields"].get(key)
+        if value is None:
+            if n > 0:
+                raise BoosterTextError(f"tree {i}: {key} missing")
             continue
-        if key not in kv:
-            if required and length > 0:
-                raise BoosterTextError(f"{what}: {key} missing")
-            continue
-        tree[key] = _array(kv[key], kind, length, f"{what}: {key}")
-    if np.abs(tree["leaf_value"]).max() > MAX_LEAF_VALUE:
-        raise BoosterTextError(f"{what}: leaf_value beyond +-{MAX_LEAF_VALUE:g}")
-    if n > 1:
-        feat = tree["split_feature"]
-        if feat.min() < 0 or feat.max() >= n_features:
-            bad = int(feat[(feat < 0) | (feat >= n_features)][0])
-            raise BoosterTextError(f"{what}: split_feature {bad} outside [0, {n_features})")
-        dt = set(tree["decision_type"].tolist())
-        if not dt <= DECISION_TYPES:
-            raise BoosterTextError(
-                f"{what}: decision_type {sorted(dt - DECISION_TYPES)[0]} is not a numerical split "
-                f"({sorted(DECISION_TYPES)})"
-            )
-        check_tree_structure(tree["left_child"], tree["right_child"], n, what)
-    for key in ("leaf_count", "internal_count"):
-        if key in tree and tree[key].size and tree[key].min() < 0:
-            raise BoosterTextError(f"{what}: {key} is negative")
-    return tree
+        have = value.count(" ") + 1 if value else 0
+        if have != n:
+            raise BoosterTextError(f"tree {i}: {key} has {have} values, num_leaves implies {n}")
+        counts[i] = n
+        if n:
+            texts.append(value)
+    joined = " ".join(texts)
+    tokens = joined.split(" ") if joined else []
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    values = _ints(tokens) if kind == "int" else _floats(joined, tokens)
+    if values is None:
+        regex = _INT if kind == "int" else _FLOAT
+        j = next(j for j, x in enumerate(tokens) if not regex.fullmatch(x))
+        t = int(np.searchsorted(starts, j, side="right") - 1)
+        raise BoosterTextError(f"tree {t}: {key} holds {tokens[j][:40]!r}, not {_KIND_WORD[kind]}")
+    bad = np.abs(values) > _INT32 if kind == "int" else ~np.isfinite(values)
+    if bad.any():
+        raise BoosterTextError(f"tree {tree_of(starts, bad)}: {key} holds a value out of range")
+    return values, starts
+
+
+def _ints(tokens: list[str]) -> np.ndarray | None:
+    """int64 values of integer tokens (each checked once per distinct token), None if one is not."""
+    if not all(_INT.fullmatch(x) for x in set(tokens)):
+        return None
+    return np.array(tokens, dtype=np.int64) if tokens else np.zeros(0, np.int64)
+
+
+def _floats(joined: str, tokens: list[str]) -> np.ndarray | None:
+    """float64 values of decimal tokens as :data:`_FLOAT`, None if one is not such a number.
+
+    Fast (byte masks, then numpy's parser): only digits, ``.-+eE`` and spaces; a ``.`` between two digits;
+    a ``+`` only after ``e``; at most 3 exponent digits. numpy refuses the remaining malformed forms
+    (``1-2``, ``e5``, ``1e``, ``1.2.3``); what passes is a number C++'s ``strtod`` reads the same.
+    """
+    b = np.frombuffer(joined.encode("ascii"), np.uint8)
+    if not _FLOAT_BYTE[b].all():
+        return None
+    pad = np.concatenate([[32], b, [32, 32, 32, 32, 32]])  # pad[k + 1] is b[k]
+    dots = np.flatnonzero(b == ord(".")) + 1
+    plus = np.flatnonzero(b == ord("+")) + 1
+    exps = np.flatnonzero((b == ord("e")) | (b == ord("E"))) + 1
+    exps = exps + np.isin(pad[exps + 1], (ord("+"), ord("-")))  # the exponent's sign
+    long_exp = _DIGIT[pad[exps + 1]] & _DIGIT[pad[exps + 2]] & _DIGIT[pad[exps + 3]] & _DIGIT[pad[exps + 4]]
+    if (
+        not (_DIGIT[pad[dots - 1]] & _DIGIT[pad[dots + 1]]).all()
+        or not np.isin(pad[plus - 1], (ord("e"), ord("E"))).all()
+        or long_exp.any()
+    ):
+        return None
+    try:
+        return np.array(tokens, dtype=np.float64) if tokens else np.zeros(0, np.float64)
+    except ValueError:
+        return None
 
 
 def _header(lines: list[str], n_features: int, n_outputs: int) -> dict[str, str]:
@@ -249,7 +246,8 @@ def parse_model_text(text: str, n_features: int, n_outputs: int) -> dict:
         n_outputs: K, the head's trained classes (``num_class`` must equal it).
 
     Returns:
-        ``{"header": {key: value}, "trees": [tree dict of checked numpy arrays]}``.
+        ``{"header": {key: value}, "trees": [{"num_leaves", "shrinkage", "fields": {key: checked value
+        text}}], "columns": {key: (values of every tree concatenated, start offset of each tree [T + 1])}}``.
 
     Raises:
         BoosterTextError: anything that is not such a model; the message names the tree and the field.
@@ -283,16 +281,28 @@ def parse_model_text(text: str, n_features: int, n_outputs: int) -> dict:
         first, _, block = body[a:b].partition("\n")
         if first != f"Tree={i}":
             raise BoosterTextError(f"tree {i}: block starts with {first[:40]!r}, not 'Tree={i}'")
-        trees.append(_tree(block, i, n_features))
-    return {"header": kv, "trees": trees}
+        trees.append(_tree_fields(block, i))
+    cols = {key: _column(trees, key) for key in _TREE_ARRAYS}
+    check_values(cols, n_features)
+    num_leaves = np.array([t["num_leaves"] for t in trees], np.int64)
+    check_structure(num_leaves, cols["left_child"][0], cols["right_child"][0])
+    return {"header": kv, "trees": trees, "columns": cols}
 
 
-def _join(a: np.ndarray) -> str:
-    return " ".join(map(repr, a.tolist()))
+def tree_arrays(model: dict, i: int) -> dict[str, np.ndarray]:
+    """Tree ``i`` of a :func:`parse_model_text` result as arrays (``num_leaves`` too)."""
+    out = {"num_leaves": model["trees"][i]["num_leaves"]}
+    for key, (values, starts) in model["columns"].items():
+        out[key] = values[starts[i] : starts[i + 1]]
+    return out
 
 
 def canonical_model_text(model: dict) -> str:
-    """The LightGBM text of a :func:`parse_model_text` result, written from the checked numbers only."""
+    """The LightGBM text of a :func:`parse_model_text` result, written from what was checked.
+
+    The header is written from the checked values; each tree's fields are its checked decimal numbers (whose
+    values C++ reads as Python did), in LightGBM's order; ``tree_sizes`` is left out (it is optional).
+    """
     kv = model["header"]
     d = int(kv["max_feature_idx"]) + 1
     k = int(kv["num_class"])
@@ -304,9 +314,10 @@ def canonical_model_text(model: dict) -> str:
         f"feature_infos={kv['feature_infos']}\n\n",  # checked: none or [finite:finite] per feature
     ]
     for i, t in enumerate(model["trees"]):
+        fields = t["fields"]
         lines = [f"Tree={i}", f"num_leaves={t['num_leaves']}", "num_cat=0"]
-        lines += [f"{key}={_join(t[key])}" for key in _TREE_ARRAYS if key in t]
-        lines += ["is_linear=0", f"shrinkage={t['shrinkage']!r}", "", ""]
+        lines += [f"{key}={fields[key]}" for key in _TREE_ARRAYS if key in fields]
+        lines += ["is_linear=0", f"shrinkage={t['shrinkage']}", "", ""]
         out.append("\n".join(lines))
     out.append("end of trees\n\nfeature_importances:\n\nparameters:\nend of parameters\n\n")
     out.append("pandas_categorical:null\n")
@@ -322,35 +333,11 @@ def safe_model_string(text: str, n_features: int, n_outputs: int) -> str:
     return canonical_model_text(parse_model_text(text, n_features, n_outputs))
 
 
-def check_learned(head, folder: Path, booster_file: str) -> tuple[int, int, np.ndarray]:
-    """Refuse learned values of a loaded ``LGBMHead`` that do not fit together.
-
-    Returns:
-        ``(D, C, trained_ bool [C])``.
-
-    Raises:
-        ValueError: dimensions missing or out of range, ``trained_``/``constant_`` not ``[C]``, constants not
-            probabilities, or ``booster_`` not the booster file exactly when some class is trained.
-    """
-    d, c = getattr(head, "n_features_in_", None), getattr(head, "n_classes_", None)
-    trained, constant = getattr(head, "trained_", None), getattr(head, "constant_", None)
-    ok = type(d) is int and type(c) is int and 1 <= d <= 1 << 20 and 1 <= c <= 1 << 20
-    if not ok or not isinstance(trained, np.ndarray) or not isinstance(constant, np.ndarray):
-        raise ValueError(f"{folder}: n_features_in_ / n_classes_ / trained_ / constant_ missing or malformed")
-    if trained.shape != (c,) or trained.dtype != bool or constant.shape != (c,):
-        raise ValueError(f"{folder}: trained_ and constant_ must be [n_classes_ = {c}] (bool, float)")
-    if not np.isfinite(constant).all() or constant.min(initial=0) < 0 or constant.max(initial=0) > 1:
-        raise ValueError(f"{folder}: constant_ must hold probabilities in [0, 1]")
-    if head.booster_ not in (None, booster_file) or (head.booster_ is None) != (not trained.any()):
-        raise ValueError(f"{folder}: booster_ must be {booster_file!r} when a class is trained, else null")
-    return d, c, trained
-
-
 __all__ = [
     "BoosterTextError",
     "canonical_model_text",
-    "check_learned",
-    "check_tree_structure",
+    "check_structure",
     "parse_model_text",
     "safe_model_string",
+    "tree_arrays",
 ]

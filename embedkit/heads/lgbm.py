@@ -288,7 +288,7 @@ class LGBMHead(Head):
         super()._load_state(folder, state, legacy)
         if legacy:
             return
-        from embedkit.heads._lgbm_text import check_learned
+        from embedkit.heads._lgbm_checks import check_learned
 
         d, c, trained = check_learned(self, folder, BOOSTER_FILE)
         if self.booster_ is not None:  # parsed and checked here; LightGBM sees only the checked numbers
