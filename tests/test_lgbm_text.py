@@ -77,7 +77,7 @@ CRASHES = {
         False, "tree_sizes"),
     "cut in half (SIGSEGV)": (lambda t: t[: len(t) // 2], False, "cut short"),
     "negative leaf index": (
-        lambda t: set_token(t, "left_child", 0, "-60", split_tree(t)), True, "not a leaf"),
+        lambda t: set_token(t, "left_child", 0, "-60", split_tree(t)), True, "or a leaf"),
     "NaN threshold": (lambda t: set_token(t, "threshold", 0, "nan", split_tree(t)), True, "threshold"),
 }  # fmt: skip
 
