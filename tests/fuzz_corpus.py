@@ -61,7 +61,8 @@ def build_corpus(base: Path, heads=tuple(HEADS)) -> dict[str, Path]:
     kit = base / "kit"
     (kit / "wheels").mkdir(parents=True)
     (kit / "wheels" / "a-1.0-py3-none-any.whl").write_bytes(b"a wheel")
-    names = kk.copy_models([base / "models" / h for h in heads if h in ("logreg", "lgbm")], kit / "models")
+    kit_heads = [h for h in heads if h in ("logreg", "lgbm")]
+    names = kk.copy_models([base / "models" / h for h in kit_heads], kit / "models")
     (kit / "kaggle_infer.py").write_text(kk.kit_script(names))
     sha = {f"{part}/{k}": v for part in ("wheels", "models") for k, v in manifest(kit / part).items()}
     (kit / "kit.json").write_text(json.dumps({"models": names, "sha256": sha}, indent=1))

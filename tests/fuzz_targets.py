@@ -74,6 +74,14 @@ CI_TARGETS = ["booster", "booster-stale-sizes", "booster-bytes", "kit-booster"]
 PENDING = [name for name in ALL if name not in CI_TARGETS]
 
 
+def needed_heads(targets: list[Target]) -> tuple[str, ...]:
+    """The head kinds whose model folders ``targets`` mutate (a kit holds logreg and lgbm)."""
+    need = {t.corpus.removeprefix("model-") for t in targets if t.corpus.startswith("model-")}
+    if any(t.corpus == "kit" for t in targets):
+        need |= {"logreg", "lgbm"}
+    return tuple(h for h in HEADS if h in need | {"lgbm"})
+
+
 def selected(default: list[str]) -> list[Target]:
     """The targets of ``EMBEDKIT_FUZZ_TARGETS`` (comma-separated names, or ``all``), else ``default``."""
     names = os.environ.get("EMBEDKIT_FUZZ_TARGETS", "").strip()

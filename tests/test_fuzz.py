@@ -23,7 +23,7 @@ from fuzz_corpus import build_corpus
 from fuzz_harness import Worker, new_scratch, run_case
 from fuzz_mutate import mutations
 from fuzz_tamper import copy_real, rehash_model
-from fuzz_targets import CI_TARGETS, selected
+from fuzz_targets import CI_TARGETS, needed_heads, selected
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,9 +31,12 @@ EXAMPLES = int(os.environ.get("EMBEDKIT_FUZZ_EXAMPLES", "30"))
 TESTS = Path(__file__).resolve().parent
 
 
+TARGETS = selected(CI_TARGETS)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return build_corpus(tmp_path_factory.mktemp("fuzz"))
+    return build_corpus(tmp_path_factory.mktemp("fuzz"), heads=needed_heads(TARGETS))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,7 @@ def corpus_dim(corpus) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", selected(CI_TARGETS), ids=lambda t: t.name)
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 def test_fuzz_target(corpus, worker, target):
     dim, scratch = corpus_dim(corpus), new_scratch()
 
