@@ -46,13 +46,16 @@ def _limit_memory() -> None:  # pragma: no cover - runs in the child
 class Worker:
     """One ``fuzz_worker.py`` process, restarted after it dies or hangs."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = TIMEOUT_S, preload: bool = True) -> None:
         self.proc: subprocess.Popen | None = None
         self.buf = b""
         self.starts = 0
+        self.timeout_s = timeout_s
+        self.preload = preload
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(TESTS.parent), "OMP_NUM_THREADS": "2", "PYTHONHASHSEED": "0"}
+        env = {**os.environ, "PYTHONPATH": str(TESTS.parent), "OMP_NUM_THREADS": "2", "PYTHONHASHSEED": "0",
+               "EMBEDKIT_FUZZ_PRELOAD": "1" if self.preload else "0"}  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, str(TESTS / "fuzz_worker.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, preexec_fn=_limit_memory, env=env,
@@ -94,12 +97,12 @@ class Worker:
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()
         t0 = time.monotonic()
-        line = self._line(TIMEOUT_S)
+        line = self._line(self.timeout_s)
         if line:
             return {**json.loads(line), "seconds": time.monotonic() - t0}
         if line is None:
             self.stop()
-            return {"outcome": "hang", "message": f"no answer in {TIMEOUT_S:g} s", "stderr": ""}
+            return {"outcome": "hang", "message": f"no answer in {self.timeout_s:g} s", "stderr": ""}
         rc = self.proc.wait()
         self.stop()
         kind = "signal" if rc < 0 else "died"

@@ -79,7 +79,30 @@ def _sample(path: str, dim: int) -> None:
     load_labels_from_sample(path)
 
 
+def _selftest(path: str, dim: int) -> None:
+    """Fails the way ``path`` names (segv, hang, alloc, traceback, noise, error): the harness's own test."""
+    import signal
+    import time
+
+    from embedkit.errors import UsageError
+
+    kind = Path(path).name
+    if kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if kind == "hang":
+        time.sleep(3600)
+    if kind == "alloc":
+        bytearray(64 * 2**30)
+    if kind == "traceback":
+        raise KeyError(kind)
+    if kind == "noise":
+        os.write(2, b"[native] a warning\n")
+    if kind == "error":
+        raise UsageError("one line")
+
+
 LOADERS = {
+    "selftest": _selftest,
     "model": _model,
     "index": _index,
     "kit": _kit,
@@ -143,7 +166,8 @@ def run_case(req: dict) -> dict:
 
 def serve() -> None:
     """The long-lived loop: one JSON request per stdin line, one JSON result per stdout line."""
-    _preload()
+    if os.environ.get("EMBEDKIT_FUZZ_PRELOAD", "1") == "1":
+        _preload()
     out = os.fdopen(os.dup(1), "w")
     out.write(json.dumps({"ready": os.getpid()}) + "\n")
     out.flush()

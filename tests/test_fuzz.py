@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from fuzz_booster import fix_tree_sizes, set_token, split_tree
 from fuzz_corpus import build_corpus
-from fuzz_harness import Worker, new_scratch, run_case
+from fuzz_harness import Worker, new_scratch, run_case, verdict
 from fuzz_mutate import mutations
 from fuzz_tamper import copy_real, rehash_model
 from fuzz_targets import CI_TARGETS, needed_heads, selected
@@ -88,3 +88,17 @@ def test_crafted_booster_through_infer_is_one_line_and_exit_2(corpus, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "booster.txt" in lines[0] and "left_child" in lines[0], res.stderr[-2000:]
     assert not (tmp_path / "sub.csv").exists()
+
+
+def test_the_harness_sees_every_kind_of_failure(tmp_path):
+    """A signal, a hang, an allocation over the cap, a traceback and an extra stderr line are each caught
+    (and the worker restarted after the first two); a one-line error and a success pass."""
+    w = Worker(timeout_s=5, preload=False)
+    try:
+        got = {k: verdict(w.run({"loader": "selftest", "path": str(tmp_path / k)}))
+               for k in ("segv", "ok", "hang", "alloc", "traceback", "noise", "error")}  # fmt: skip
+    finally:
+        w.stop()
+    assert got == {"segv": "signal", "ok": None, "hang": "hang", "alloc": "memory", "traceback": "traceback",
+                   "noise": "stderr", "error": None}, got  # fmt: skip
+    assert w.starts == 3
