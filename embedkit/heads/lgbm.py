@@ -32,6 +32,11 @@ features overfit less on rare classes than the naive 31-leaf trees on every feat
 training rows (24 classes) agreed. Without the gradient correction negative bagging cost 0.04 AUC.
 ``parallel="trees"`` was slower on 2 busy cores (OpenMP waits).
 
+Loading never hands the saved text to LightGBM as it is: :mod:`embedkit.heads._lgbm_text` parses and checks
+every tree (a crafted ``booster.txt`` with recomputed hashes crashed, hung or fooled LightGBM's parser) and
+LightGBM gets a canonical text written from the checked values; ``benchmarks/bench_lgbm_predict.py`` compares
+this with predicting the trees in numpy (LightGBM's predict is faster, and prediction dominates).
+
 Soft targets: label = ``Y >= 0.5``, weight = ``max(Y, 1 - Y)`` (see
 :func:`embedkit.heads.base.binary_targets`). A class without positives predicts 0 (without negatives: 1) and
 is not trained. No standardisation: trees do not need it.
@@ -279,7 +284,7 @@ class LGBMHead(Head):
     def _save_state(self, folder: Path) -> dict:
         state = self._learned()
         booster = state.pop("booster_")
-        if booster is not None:  # LightGBM's own model text: parsed on load, never executed
+        if booster is not None:  # LightGBM's own model text: checked on load (_lgbm_text), never executed
             (folder / BOOSTER_FILE).write_text(booster.model_to_string())
         state["booster_"] = None if booster is None else BOOSTER_FILE
         return state
