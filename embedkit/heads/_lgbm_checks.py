@@ -1,7 +1,8 @@
-"""Checks of a parsed LightGBM model's numbers (``_lgbm_text``) and of the lgbm head's other learned values.
+"""Checks of a parsed LightGBM model (``_lgbm_text``) and of the lgbm head's values; the checked booster load.
 
 Vectorised over all trees at once (a booster of 195 classes x 100 rounds has ~20k trees): feature indices,
-decision types, leaf magnitudes, counts, and the shape of every tree (:func:`check_structure`).
+decision types, leaf magnitudes, and the shape of every tree (:func:`check_structure`); the lgbm head's other
+learned values (:func:`check_learned`); ``booster.txt`` -> ``lgb.Booster`` via both (:func:`load_booster`).
 """
 
 from __future__ import annotations
@@ -130,6 +131,25 @@ def check_learned(head, folder: Path, booster_file: str) -> tuple[int, int, np.n
     return d, c, trained
 
 
+def load_booster(path: Path, n_features: int, n_outputs: int):
+    """``lgb.Booster`` of a checked ``booster.txt`` (D = ``n_features`` inputs, K = ``n_outputs`` outputs).
+
+    Raises:
+        ValueError: the file is not such a model (one line naming the file, the tree and the field).
+    """
+    import lightgbm as lgb
+
+    from embedkit.heads._lgbm_text import safe_model_string
+
+    try:
+        text = safe_model_string(path.read_text(encoding="ascii"), n_features, n_outputs)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not LightGBM model text (non-ASCII bytes)") from None
+    except BoosterTextError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return lgb.Booster(model_str=text)
+
+
 __all__ = [
     "DECISION_TYPES",
     "MAX_LEAF_VALUE",
@@ -137,5 +157,6 @@ __all__ = [
     "check_learned",
     "check_structure",
     "check_values",
+    "load_booster",
     "tree_of",
 ]

@@ -24,7 +24,6 @@ tree: from the root every internal node and every leaf is reached exactly once.
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -33,8 +32,8 @@ from embedkit.heads._lgbm_checks import (
     BoosterTextError,
     check_structure,
     check_values,
-    tree_of,
 )
+from embedkit.heads._lgbm_values import TREE_ARRAYS, column, parse_float, parse_int
 
 #: LightGBM's own upper limit of ``num_leaves``
 MAX_LEAVES = 131072
@@ -46,20 +45,8 @@ _HEADER_KEYS = (
     "feature_names", "feature_infos", "tree_sizes",
 )  # fmt: skip
 _REQUIRED_HEADER = set(_HEADER_KEYS) - {"tree_sizes"}
-_INT = re.compile(r"-?[0-9]{1,10}")
-#: a decimal number as LightGBM writes it (``%.17g``): C++'s and Python's parsers agree on its value
-_FLOAT = re.compile(r"-?[0-9]{1,400}(?:\.[0-9]{1,400})?(?:[eE][-+]?[0-9]{1,3})?")
 _OBJECTIVE = re.compile(r"(?:multiclassova num_class:([0-9]{1,7})|binary) sigmoid:(\S+)")
 _INFO = re.compile(r"none|\[(\S+):(\S+)\]")
-# per tree: the arrays prediction uses -> (kind, length offset from num_leaves); all required
-_TREE_ARRAYS = {
-    "split_feature": ("int", -1),
-    "threshold": ("float", -1),
-    "decision_type": ("int", -1),
-    "left_child": ("int", -1),
-    "right_child": ("int", -1),
-    "leaf_value": ("float", 0),
-}
 #: statistics LightGBM writes but prediction never reads: accepted (once each), not passed on
 _TREE_IGNORED = (
     "split_gain",
@@ -70,31 +57,7 @@ _TREE_IGNORED = (
     "internal_count",
 )
 _TREE_SCALARS = ("num_leaves", "num_cat", "is_linear", "shrinkage")
-_TREE_KEYS = frozenset(_TREE_SCALARS) | frozenset(_TREE_ARRAYS) | frozenset(_TREE_IGNORED)
-_DIGIT = np.zeros(256, bool)
-_DIGIT[np.frombuffer(b"0123456789", np.uint8)] = True
-_FLOAT_BYTE = _DIGIT.copy()
-_FLOAT_BYTE[np.frombuffer(b".-+eE ", np.uint8)] = True
-_KIND_WORD = {"int": "an integer", "float": "a finite number"}
-_INT32 = 2**31 - 1
-
-
-def _int(value: str, what: str, lo: int, hi: int) -> int:
-    if not _INT.fullmatch(value):
-        raise BoosterTextError(f"{what}={value[:40]!r} is not an integer")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise BoosterTextError(f"{what}={v} is outside [{lo}, {hi}]")
-    return v
-
-
-def _float(value: str, what: str) -> float:
-    if not _FLOAT.fullmatch(value):
-        raise BoosterTextError(f"{what}={value[:40]!r} is not a finite number")
-    v = float(value)
-    if not math.isfinite(v):
-        raise BoosterTextError(f"{what}={value[:40]!r} is not a finite number")
-    return v
+_TREE_KEYS = frozenset(_TREE_SCALARS) | frozenset(TREE_ARRAYS) | frozenset(_TREE_IGNORED)
 
 
 def _key_values(lines: list[str], allowed, what: str) -> dict[str, str]:
@@ -118,92 +81,16 @@ def _tree_fields(block: str, index: int) -> dict:
     kv = _key_values(lines, _TREE_KEYS, what)
     if "num_leaves" not in kv or "leaf_value" not in kv:
         raise BoosterTextError(f"{what}: num_leaves or leaf_value missing")
-    n = _int(kv.pop("num_leaves"), f"{what}: num_leaves", 1, MAX_LEAVES)
-    _int(kv.pop("num_cat", "0"), f"{what}: num_cat (categorical splits)", 0, 0)
-    _int(kv.pop("is_linear", "0"), f"{what}: is_linear (linear trees)", 0, 0)
+    n = parse_int(kv.pop("num_leaves"), f"{what}: num_leaves", 1, MAX_LEAVES)
+    parse_int(kv.pop("num_cat", "0"), f"{what}: num_cat (categorical splits)", 0, 0)
+    parse_int(kv.pop("is_linear", "0"), f"{what}: is_linear (linear trees)", 0, 0)
     shrinkage = kv.pop("shrinkage", "1")
-    _float(shrinkage, f"{what}: shrinkage")
+    parse_float(shrinkage, f"{what}: shrinkage")
     if n == 1:  # LightGBM reads no more of a single-leaf tree
         kv = {"leaf_value": kv["leaf_value"]}
     for key in _TREE_IGNORED:
         kv.pop(key, None)
     return {"num_leaves": n, "shrinkage": shrinkage, "fields": kv}
-
-
-def _column(trees: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Field ``key`` of every tree, checked and converted in one go.
-
-    Returns:
-        ``(values [sum of lengths], start offset of each tree's values [T + 1])``.
-
-    Raises:
-        BoosterTextError: a missing field, a length other than ``num_leaves`` implies, a value that is not an
-            integer (fitting int32) or not a finite decimal number as LightGBM writes them.
-    """
-    kind, off = _TREE_ARRAYS[key]
-    counts = np.zeros(len(trees), np.int64)
-    texts = []
-    for i, t in enumerate(trees):
-        n = t["num_leaves"] + off
-        value = t["fields"].get(key)
-        if value is None:
-            if n > 0:
-                raise BoosterTextError(f"tree {i}: {key} missing")
-            continue
-        have = value.count(" ") + 1 if value else 0
-        if have != n:
-            raise BoosterTextError(f"tree {i}: {key} has {have} values, num_leaves implies {n}")
-        counts[i] = n
-        if n:
-            texts.append(value)
-    joined = " ".join(texts)
-    tokens = joined.split(" ") if joined else []
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    values = _ints(tokens) if kind == "int" else _floats(joined, tokens)
-    if values is None:
-        regex = _INT if kind == "int" else _FLOAT
-        j = next(j for j, x in enumerate(tokens) if not regex.fullmatch(x))
-        t = int(np.searchsorted(starts, j, side="right") - 1)
-        raise BoosterTextError(f"tree {t}: {key} holds {tokens[j][:40]!r}, not {_KIND_WORD[kind]}")
-    bad = np.abs(values) > _INT32 if kind == "int" else ~np.isfinite(values)
-    if bad.any():
-        raise BoosterTextError(f"tree {tree_of(starts, bad)}: {key} holds a value out of range")
-    return values, starts
-
-
-def _ints(tokens: list[str]) -> np.ndarray | None:
-    """int64 values of integer tokens (each checked once per distinct token), None if one is not."""
-    if not all(_INT.fullmatch(x) for x in set(tokens)):
-        return None
-    return np.array(tokens, dtype=np.int64) if tokens else np.zeros(0, np.int64)
-
-
-def _floats(joined: str, tokens: list[str]) -> np.ndarray | None:
-    """float64 values of decimal tokens as :data:`_FLOAT`, None if one is not such a number.
-
-    Fast (byte masks, then numpy's parser): only digits, ``.-+eE`` and spaces; a ``.`` between two digits;
-    a ``+`` only after ``e``; at most 3 exponent digits. numpy refuses the remaining malformed forms
-    (``1-2``, ``e5``, ``1e``, ``1.2.3``); what passes is a number C++'s ``strtod`` reads the same.
-    """
-    b = np.frombuffer(joined.encode("ascii"), np.uint8)
-    if not _FLOAT_BYTE[b].all():
-        return None
-    pad = np.concatenate([[32], b, [32, 32, 32, 32, 32]])  # pad[k + 1] is b[k]
-    dots = np.flatnonzero(b == ord(".")) + 1
-    plus = np.flatnonzero(b == ord("+")) + 1
-    exps = np.flatnonzero((b == ord("e")) | (b == ord("E"))) + 1
-    exps = exps + np.isin(pad[exps + 1], (ord("+"), ord("-")))  # the exponent's sign
-    long_exp = _DIGIT[pad[exps + 1]] & _DIGIT[pad[exps + 2]] & _DIGIT[pad[exps + 3]] & _DIGIT[pad[exps + 4]]
-    if (
-        not (_DIGIT[pad[dots - 1]] & _DIGIT[pad[dots + 1]]).all()
-        or not np.isin(pad[plus - 1], (ord("e"), ord("E"))).all()
-        or long_exp.any()
-    ):
-        return None
-    try:
-        return np.array(tokens, dtype=np.float64) if tokens else np.zeros(0, np.float64)
-    except ValueError:
-        return None
 
 
 def _header(lines: list[str], n_features: int, n_outputs: int) -> dict[str, str]:
@@ -215,14 +102,14 @@ def _header(lines: list[str], n_features: int, n_outputs: int) -> dict[str, str]
         raise BoosterTextError(f"header: {missing[0]} missing")
     if kv["version"] != "v4":
         raise BoosterTextError(f"header: version={kv['version'][:20]!r} is not v4")
-    k = _int(kv["num_class"], "num_class", n_outputs, n_outputs)
-    _int(kv["num_tree_per_iteration"], "num_tree_per_iteration", k, k)
-    _int(kv["label_index"], "label_index", 0, 0)
-    _int(kv["max_feature_idx"], "max_feature_idx", n_features - 1, n_features - 1)
+    k = parse_int(kv["num_class"], "num_class", n_outputs, n_outputs)
+    parse_int(kv["num_tree_per_iteration"], "num_tree_per_iteration", k, k)
+    parse_int(kv["label_index"], "label_index", 0, 0)
+    parse_int(kv["max_feature_idx"], "max_feature_idx", n_features - 1, n_features - 1)
     m = _OBJECTIVE.fullmatch(kv["objective"])
     if not m or (m.group(1) is not None and int(m.group(1)) != k) or (m.group(1) is None and k != 1):
         raise BoosterTextError(f"objective={kv['objective'][:60]!r} is not multiclassova with num_class:{k}")
-    _float(m.group(2), "objective sigmoid")
+    parse_float(m.group(2), "objective sigmoid")
     if len(kv["feature_names"].split(" ")) != n_features:
         raise BoosterTextError(f"feature_names does not name {n_features} features")
     infos = kv["feature_infos"].split(" ")
@@ -233,7 +120,7 @@ def _header(lines: list[str], n_features: int, n_outputs: int) -> dict[str, str]
         if not mi:
             raise BoosterTextError(f"feature_infos holds {info[:40]!r}")
         if mi.group(1) is not None:
-            _float(mi.group(1), "feature_infos"), _float(mi.group(2), "feature_infos")
+            parse_float(mi.group(1), "feature_infos"), parse_float(mi.group(2), "feature_infos")
     return kv
 
 
@@ -282,7 +169,7 @@ def parse_model_text(text: str, n_features: int, n_outputs: int) -> dict:
         if first != f"Tree={i}":
             raise BoosterTextError(f"tree {i}: block starts with {first[:40]!r}, not 'Tree={i}'")
         trees.append(_tree_fields(block, i))
-    cols = {key: _column(trees, key) for key in _TREE_ARRAYS}
+    cols = {key: column(trees, key) for key in TREE_ARRAYS}
     check_values(cols, n_features)
     num_leaves = np.array([t["num_leaves"] for t in trees], np.int64)
     check_structure(num_leaves, cols["left_child"][0], cols["right_child"][0])
@@ -316,7 +203,7 @@ def canonical_model_text(model: dict) -> str:
     for i, t in enumerate(model["trees"]):
         fields = t["fields"]
         lines = [f"Tree={i}", f"num_leaves={t['num_leaves']}", "num_cat=0"]
-        lines += [f"{key}={fields[key]}" for key in _TREE_ARRAYS if key in fields]
+        lines += [f"{key}={fields[key]}" for key in TREE_ARRAYS if key in fields]
         lines += ["is_linear=0", f"shrinkage={t['shrinkage']}", "", ""]
         out.append("\n".join(lines))
     out.append("end of trees\n\nfeature_importances:\n\nparameters:\nend of parameters\n\n")

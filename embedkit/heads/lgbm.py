@@ -293,22 +293,11 @@ class LGBMHead(Head):
         super()._load_state(folder, state, legacy)
         if legacy:
             return
-        from embedkit.heads._lgbm_checks import check_learned
+        from embedkit.heads._lgbm_checks import check_learned, load_booster
 
-        d, c, trained = check_learned(self, folder, BOOSTER_FILE)
-        if self.booster_ is not None:  # parsed and checked here; LightGBM sees only the checked numbers
-            import lightgbm as lgb
-
-            from embedkit.heads._lgbm_text import BoosterTextError, safe_model_string
-
-            path = folder / BOOSTER_FILE
-            try:
-                text = safe_model_string(path.read_text(encoding="ascii"), d, int(trained.sum()))
-            except UnicodeDecodeError:
-                raise ValueError(f"{path}: not LightGBM model text (non-ASCII bytes)") from None
-            except BoosterTextError as e:
-                raise ValueError(f"{path}: {e}") from None
-            self.booster_ = lgb.Booster(model_str=text)
+        d, _, trained = check_learned(self, folder, BOOSTER_FILE)
+        if self.booster_ is not None:  # parsed and checked; LightGBM sees only the checked numbers
+            self.booster_ = load_booster(folder / BOOSTER_FILE, d, int(trained.sum()))
 
     def _predict(self, X):
         P = np.tile(self.constant_, (X.shape[0], 1))
