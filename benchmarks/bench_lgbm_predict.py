@@ -99,19 +99,25 @@ def main() -> None:
     t_canon, canon = best_of(lambda: canonical_model_text(model), a.repeat)
     t_load, booster = best_of(lambda: lgb.Booster(model_str=canon), a.repeat)
     checked = t_parse + t_canon + t_load
-    print(f"load   LightGBM unchecked {t_plain:.3f} s | checked: parse+check {t_parse:.3f} s + canonical "
-          f"text {t_canon:.3f} s + LightGBM {t_load:.3f} s = {checked:.3f} s | ratio "
-          f"{checked / t_plain:.2f}x")
+    print(
+        f"load   LightGBM unchecked {t_plain:.3f} s | checked: parse+check {t_parse:.3f} s + canonical "
+        f"text {t_canon:.3f} s + LightGBM {t_load:.3f} s = {checked:.3f} s | ratio "
+        f"{checked / t_plain:.2f}x"
+    )
     X = np.random.default_rng(1).normal(size=(a.rows, a.dim)).astype(np.float32)
     X64 = X.astype(np.float64)
     t_lgb, ref = best_of(lambda: booster.predict(X64, raw_score=True, num_threads=a.threads), a.repeat)
     t_np, mine = best_of(lambda: numpy_predict(model, X64), 1)
     assert np.allclose(mine, ref.reshape(len(X), -1), rtol=1e-9, atol=1e-9), np.abs(mine - ref).max()
-    print(f"predict LightGBM {t_lgb:.3f} s ({a.threads} thread) | numpy traversal {t_np:.3f} s "
-          f"(same raw scores) | ratio {t_np / t_lgb:.1f}x")
+    print(
+        f"predict LightGBM {t_lgb:.3f} s ({a.threads} thread) | numpy traversal {t_np:.3f} s "
+        f"(same raw scores) | ratio {t_np / t_lgb:.1f}x"
+    )
     both = (t_parse + t_np) / (checked + t_lgb)
-    print(f"load + one predict: checked text {checked + t_lgb:.3f} s vs numpy trees {t_parse + t_np:.3f} s "
-          f"(their parse counted: arrays are read from a file too) | ratio {both:.1f}x")
+    print(
+        f"load + one predict: checked text {checked + t_lgb:.3f} s vs numpy trees {t_parse + t_np:.3f} s "
+        f"(their parse counted: arrays are read from a file too) | ratio {both:.1f}x"
+    )
 
 
 if __name__ == "__main__":
