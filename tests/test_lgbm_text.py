@@ -168,3 +168,25 @@ def test_the_head_must_match_the_booster(model):
         parse_model_text(text, D, 3)
     with pytest.raises(BoosterTextError, match="max_feature_idx"):
         parse_model_text(text, D + 1, 2)
+
+
+@pytest.mark.parametrize("jobs", [{"a": 1}, "8", float("nan"), 1e6, None, -1])
+def test_n_jobs_of_a_loaded_head_is_a_number_capped_at_the_cores(model, tmp_path, jobs):
+    """A head.json n_jobs that is not a number is refused on load; a huge one uses the machine's cores."""
+    import json
+
+    from embedkit.heads.lgbm import _n_cores
+    from embedkit.predict.model import ModelError
+
+    m = copy_real(model, tmp_path / "m")
+    meta = json.loads((m / "head" / "head.json").read_text())
+    meta["params"]["n_jobs"] = jobs
+    (m / "head" / "head.json").write_text(json.dumps(meta))
+    rehash_model(m)
+    if isinstance(jobs, dict | str) or jobs != jobs:
+        with pytest.raises(ModelError, match="n_jobs"):
+            load_model(m)
+    else:
+        head = load_model(m).head
+        assert 1 <= head._cores() <= _n_cores()
+        assert head.predict_proba(np.zeros((2, D))).shape == (2, 3)

@@ -7,6 +7,7 @@ learned values (:func:`check_learned`); ``booster.txt`` -> ``lgb.Booster`` via b
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,8 @@ def check_learned(head, folder: Path, booster_file: str) -> tuple[int, int, np.n
 
     Raises:
         ValueError: dimensions missing or out of range, ``trained_``/``constant_`` not ``[C]``, constants not
-            probabilities, or ``booster_`` not the booster file exactly when some class is trained.
+            probabilities, ``n_jobs`` not a number (it is capped at the cores), or ``booster_`` not the
+            booster file exactly when some class is trained.
     """
     d, c = getattr(head, "n_features_in_", None), getattr(head, "n_classes_", None)
     trained, constant = getattr(head, "trained_", None), getattr(head, "constant_", None)
@@ -126,6 +128,9 @@ def check_learned(head, folder: Path, booster_file: str) -> tuple[int, int, np.n
         raise ValueError(f"{folder}: trained_ and constant_ must be [n_classes_ = {c}] (bool, float)")
     if not np.isfinite(constant).all() or constant.min(initial=0) < 0 or constant.max(initial=0) > 1:
         raise ValueError(f"{folder}: constant_ must hold probabilities in [0, 1]")
+    jobs = getattr(head, "n_jobs", None)
+    if jobs is not None and (type(jobs) not in (int, float) or not math.isfinite(jobs)):
+        raise ValueError(f"{folder}: n_jobs must be null or a number of cores, got {str(jobs)[:40]!r}")
     if head.booster_ not in (None, booster_file) or (head.booster_ is None) != (not trained.any()):
         raise ValueError(f"{folder}: booster_ must be {booster_file!r} when a class is trained, else null")
     return d, c, trained
