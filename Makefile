@@ -11,7 +11,7 @@ KIT_MODELS ?= models/birdnet-logreg
 KAGGLE_PYTHON ?= 3.11
 KAGGLE_PLATFORM ?= manylinux_2_28_x86_64
 
-.PHONY: venv demo test lint bench clean kaggle-kit
+.PHONY: venv demo test lint bench clean kaggle-kit fuzz
 
 venv: $(STAMP)
 
@@ -34,6 +34,14 @@ test: $(STAMP)
 kaggle-kit: $(STAMP)
 	$(BIN)/python -m embedkit kaggle-kit --models $(KIT_MODELS) --out $(KIT) \
 		--python-version $(KAGGLE_PYTHON) --platform $(KAGGLE_PLATFORM)
+
+# fuzz: the long fuzz run (tests/fuzz_run.py): FUZZ_MINUTES per run, FUZZ_TARGETS (names or all);
+# EMBEDKIT_FUZZ_MEM_MB / EMBEDKIT_FUZZ_TIMEOUT_S set the worker's memory cap and per-case timeout
+FUZZ_MINUTES ?= 30
+FUZZ_TARGETS ?= all
+fuzz: $(STAMP)
+	nice -n 10 $(BIN)/python tests/fuzz_run.py --minutes $(FUZZ_MINUTES) --targets $(FUZZ_TARGETS) \
+		--log fuzz-failures.jsonl
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -32,6 +32,11 @@ features overfit less on rare classes than the naive 31-leaf trees on every feat
 training rows (24 classes) agreed. Without the gradient correction negative bagging cost 0.04 AUC.
 ``parallel="trees"`` was slower on 2 busy cores (OpenMP waits).
 
+Loading never hands the saved text to LightGBM as it is: :mod:`embedkit.heads._lgbm_text` parses and checks
+every tree (a crafted ``booster.txt`` with recomputed hashes crashed, hung or fooled LightGBM's parser) and
+LightGBM gets a canonical text written from the checked values; ``benchmarks/bench_lgbm_predict.py`` compares
+this with predicting the trees in numpy (LightGBM's predict is faster, and prediction dominates).
+
 Soft targets: label = ``Y >= 0.5``, weight = ``max(Y, 1 - Y)`` (see
 :func:`embedkit.heads.base.binary_targets`). A class without positives predicts 0 (without negatives: 1) and
 is not trained. No standardisation: trees do not need it.
@@ -66,6 +71,7 @@ _CONSTANT_TREE = (
 
 #: the merged booster, as LightGBM model text
 BOOSTER_FILE = "booster.txt"
+
 
 def merge_model_strings(texts: list[str]) -> str:
     """Merge K binary LightGBM models (text format, same features) into one K-output model.
@@ -174,8 +180,8 @@ class LGBMHead(Head):
         self.max_neg_rows = max_neg_rows
         self.max_rows = max_rows
 
-    def _cores(self) -> int:
-        return max(1, int(self.n_jobs)) if self.n_jobs else _n_cores()
+    def _cores(self) -> int:  # never more threads than cores (n_jobs=1e6 made libgomp run out of memory)
+        return min(max(1, int(self.n_jobs)), _n_cores()) if self.n_jobs else _n_cores()
 
     def lgb_params(self, num_threads: int, n_rows: int | None = None, keep_neg: float = 1.0) -> dict:
         """The LightGBM parameters of one class.
@@ -278,17 +284,20 @@ class LGBMHead(Head):
     def _save_state(self, folder: Path) -> dict:
         state = self._learned()
         booster = state.pop("booster_")
-        if booster is not None:  # LightGBM's own model text: parsed on load, never executed
+        if booster is not None:  # LightGBM's own model text: checked on load (_lgbm_text), never executed
             (folder / BOOSTER_FILE).write_text(booster.model_to_string())
         state["booster_"] = None if booster is None else BOOSTER_FILE
         return state
 
     def _load_state(self, folder: Path, state: dict, legacy: bool = False) -> None:
         super()._load_state(folder, state, legacy)
-        if not legacy and self.booster_ is not None:
-            import lightgbm as lgb
+        if legacy:
+            return
+        from embedkit.heads._lgbm_checks import check_learned, load_booster
 
-            self.booster_ = lgb.Booster(model_str=(folder / BOOSTER_FILE).read_text())
+        d, _, trained = check_learned(self, folder, BOOSTER_FILE)
+        if self.booster_ is not None:  # parsed and checked; LightGBM sees only the checked numbers
+            self.booster_ = load_booster(folder / BOOSTER_FILE, d, int(trained.sum()))
 
     def _predict(self, X):
         P = np.tile(self.constant_, (X.shape[0], 1))
