@@ -111,6 +111,7 @@ def _load_once(path: str | os.PathLike) -> SearchIndex:
     import pyarrow.parquet as pq
 
     from embedkit.schemas import INDEX_ROWS, SchemaError, check_table, index_meta, inside, read_json
+    from embedkit.search.graph_check import check_graph
 
     folder = find_index(path)
     try:
@@ -133,6 +134,7 @@ def _load_once(path: str | os.PathLike) -> SearchIndex:
                 f"{f}: SHA-256 differs from index.json (corrupt or altered); "
                 f"rebuild with embedkit index --embeddings DATASET --rebuild"
             )
+    check_graph(paths["graph"], meta["files"]["graph"]["sha256"], meta["dim"], meta["n"], meta["params"])
     try:
         rows = pq.read_table(paths["rows"]).to_pandas()
         missing = [c for c in ROW_COLUMNS if c not in rows.columns]
@@ -264,9 +266,16 @@ def _tmp(folder: Path, name: str) -> Path:
     return folder / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{name}"
 
 
-def _publish(tmp: Path, folder: Path, stem: str, suffix: str) -> dict[str, str]:
-    """Rename a finished temp file to its content-addressed name; its (name, sha256)."""
+def _publish(tmp: Path, folder: Path, stem: str, suffix: str, trusted: bool = False) -> dict[str, str]:
+    """Rename a finished temp file to its content-addressed name; its (name, sha256).
+
+    ``trusted``: a graph this process built, remembered so that loading it needs no check process.
+    """
     sha = sha256_file(tmp)
+    if trusted:
+        from embedkit.search.graph_check import trust
+
+        trust(sha)
     name = f"{stem}-{sha[:16]}{suffix}"
     os.replace(tmp, folder / name)
     return {"name": name, "sha256": sha}
@@ -290,7 +299,7 @@ def save_index(folder: Path, graph, rows: pd.DataFrame, meta: dict[str, Any]) ->
             f.flush()
             os.fsync(f.fileno())
         files = {
-            "graph": _publish(tmps[0], folder, "vectors", ".usearch"),
+            "graph": _publish(tmps[0], folder, "vectors", ".usearch", trusted=True),
             "rows": _publish(tmps[1], folder, "rows", ".parquet"),
         }
         with open(tmps[2], "w") as f:
