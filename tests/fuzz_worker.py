@@ -146,9 +146,11 @@ def run_case(req: dict) -> dict:
             res = {"outcome": "ok", "message": ""}
         except user_errors() as e:
             res = {"outcome": "error", "message": str(e)}
-        except SystemExit as e:  # the kit script stops with sys.exit("[kit] ...")
+        except SystemExit as e:  # the kit script: sys.exit("[kit] ..."), or one line on stderr + sys.exit(2)
             ok = isinstance(e.code, str) and req["loader"] == "kit"
-            res = {"outcome": "error" if ok else "traceback", "message": str(e.code)}
+            printed = e.code == 2 and req["loader"] == "kit"
+            outcome = "error" if ok else "kit-exit-2" if printed else "traceback"
+            res = {"outcome": outcome, "message": str(e.code)}
         except MemoryError:
             res = {"outcome": "memory", "message": traceback.format_exc(limit=-3)}
         except BaseException:  # noqa: BLE001 - what the CLI would show as a traceback
@@ -159,6 +161,8 @@ def run_case(req: dict) -> dict:
             os.close(saved[0]), os.close(saved[1])
         cap.seek(0)
         res["stderr"] = cap.read(4000).decode("utf-8", "replace")
+    if res["outcome"] == "kit-exit-2":  # what it printed is its one line (more lines: multiline below)
+        res = {"outcome": "error", "message": res["stderr"].strip(), "stderr": ""}
     if res["outcome"] == "error" and "\n" in res["message"].strip():
         res["outcome"] = "multiline"
     return res
