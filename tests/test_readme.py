@@ -1,0 +1,282 @@
+"""The README is a test: every command of every ```bash block of README.md and every ``--help`` example.
+
+(a) ``test_parses``: each documented embedkit command parses with the real parser (abbreviations off), so a
+renamed or removed flag fails; ``make`` lines name a Makefile target and variables; anything else must be in
+:data:`EXTERNAL`. A block added to the README later is picked up without touching this file.
+
+(b) ``test_runs``: each command runs as written through the real CLI (a shell, ``python extract.py ...`` /
+``embedkit ...`` as a subprocess, the shipped defaults, nothing injected), in README order (then the help
+examples) in one shared workspace, with only the differences listed in the tables below: paths to data and
+model files this machine cannot have become tiny real data and stand-in models (``tests/readme_data.py``),
+sizes shrink. ``test_outputs_are_ignored_by_git`` then checks that what they wrote is covered by .gitignore.
+The convention is documented in docs/CONTRACTS.md ("Documented commands are tests").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from readme_commands import ROOT, Doc, embedkit_argv, help_examples, make_targets, parse_check, readme_commands
+
+# ---------------------------------------------------------------------------------------------------------
+# THE substitution table: (as documented, as run, why). Applied in this order to the command text, at word
+# boundaries (the documented text must stand alone or be followed by / : " or a space; tokens like
+# ``tune/truth.csv`` are not touched by ``truth.csv``). {data}, {ws}, ... are filled in by the session.
+SUBSTITUTIONS: list[tuple[str, str, str]] = [
+    # programs
+    ("extract.py", "{repo}/extract.py", "the scripts run from the workspace, not from the checkout"),
+    ("fit.py", "{repo}/fit.py", "(same)"),
+    ("infer.py", "{repo}/infer.py", "(same)"),
+    # data
+    ("/kaggle/input/perch-v2/perch_v2.onnx", "{perch}", "Perch v2 weights cannot be downloaded: stand-in"),
+    ("/kaggle/input/birdclef-2025", "{data}", "tiny BirdCLEF-layout dataset cut from ../shared/data"),
+    ("/shared/birdclef-2025", "{data}", "(same)"),
+    ("../shared/data/xc-pr-birds", "{data}", "(same; it is a subset of xc-pr-birds in its own layout)"),
+    ("../shared/data/backgrounds", "{data}/train_soundscapes", "3 of its field recordings, trimmed"),
+    ("DATA", "{data}", "the README's placeholder for a data root"),
+    ("sample_submission.csv", "{data}/sample_submission.csv", "Kaggle's file, in the data root"),
+    ("test_soundscapes/", "{data}/test_soundscapes/", "(same)"),
+    ("test/", "{data}/test_soundscapes/", "(same)"),
+    ("truth.csv", "{data}/test_truth.csv", "labels of the test soundscapes (the README's 'your own labels')"),
+    ("test_truth.csv", "{data}/test_truth.csv", "(same)"),
+    ("train_soundscapes_labels.csv", "{extra}/train_soundscapes_labels.csv",
+     "long-form truth (filename, start, end, primary_label) of the test soundscapes"),
+    ("labels.txt", "{extra}/labels.txt", "a label list: banana, smbani"),
+    ("call.wav", "{data}/train_audio/banana/XC46631.ogg", "a query clip"),
+    # model files
+    ("/path/Cnn14_mAP=0.431.pth", "{panns}", "PANNs weights cannot be downloaded: random-weight Cnn14"),
+    ("/shared/Cnn14_mAP=0.431.pth", "{panns}", "(same)"),
+    ("Cnn14_mAP=0.431.pth", "{panns}", "(same)"),
+    ("/path/to/local/hf/wav2vec2-base", "{w2v}", "no wav2vec2 download: tiny random 9-layer model"),
+    ("perch_v2.onnx", "{perch}", "Perch v2 stand-in with its interface (tests/onnx_models.py)"),
+    ("birdset_effnet.onnx", "{onnx}", "a small ONNX model with the described input/output"),
+    ("birdset.toml", "{onnx_toml}", "its description"),
+    ("model.tflite", "{tflite}", "BirdNET's own .tflite file (bundled), read through the generic path"),
+    ("/shared/embeddings", "{ws}/shared_embeddings", "the cluster's shared folder"),
+    # sizes
+    ("--soundscapes 12", "--soundscapes 1", "1 composed soundscape per fold, not 12"),
+    ("--seed 0 1", "--seed 0", "one composition seed"),
+    ("--n 20", "--n 2", "2 one-minute soundscapes, not 20"),
+]
+#: environment a command runs under: (substring of the documented command, variables, why)
+ENV: list[tuple[str, dict[str, str], str]] = [
+    ("--part auto", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "2",
+                     "SLURM_CPUS_PER_TASK": "1"}, "task 0 of a 2-task Slurm array (no Slurm here)"),
+]  # fmt: skip
+#: stdin of a command: (documented prefix, text, why)
+STDIN: list[tuple[str, str, str]] = [
+    ("embedkit label --hits", "y\nn\ny\nq\n", "the answers a user types: y, n, y, quit"),
+]
+#: run later than documented: (documented command, run right after this one, why)
+AFTER: list[tuple[str, str, str]] = [
+    ("python fit.py --tune-on tune --tune-truth tune/truth.csv",
+     "python extract.py --files tune --name tune --save-logits",
+     "needs the soundscapes that 'Tune on soundscapes' composes and extracts further down"),
+]  # fmt: skip
+#: documented but not run (still parse-checked): (documented command or prefix, why)
+NOT_EXECUTED: list[tuple[str, str]] = [
+    ("make test", "it is this test suite (it would run itself)"),
+    ("make demo", "~3 min on 2 cores; runs `embedkit demo`, whose steps are the extract/fit/infer/score/report "
+                  "commands run here; its dataset is tested by tests/test_demo_data.py"),
+    ("embedkit demo", "(same as make demo)"),
+    ("embedkit kaggle-kit", "downloads ~90 MB of wheels for Kaggle's platform; tests/test_kaggle_kit.py builds "
+                            "a kit for this machine offline and installs it into a fresh venv"),
+    ("make kaggle-kit", "(same)"),
+    ("ray start", "starts a machine-wide Ray daemon (port 6379) shared with every other job on the machine"),
+    ("python extract.py --engine ray --ray-address auto", "needs the cluster `ray start` makes (above)"),
+]  # fmt: skip
+#: programs that are not embedkit's (not parse-checked by argparse)
+EXTERNAL = ("ray start",)
+# ---------------------------------------------------------------------------------------------------------
+
+TIMEOUT_S = 300
+
+
+def documented() -> list[Doc]:
+    """README commands, then help examples, each distinct text once (the first place it is documented)."""
+    seen: set[str] = set()
+    out = []
+    for d in readme_commands() + help_examples():
+        key = " ".join(d.tokens)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def _plain(d: Doc) -> str:
+    return " ".join(d.tokens)
+
+
+def _match(d: Doc, prefix: str) -> bool:
+    return _plain(d).startswith(prefix)
+
+
+def execution_order(docs: list[Doc]) -> list[Doc]:
+    moved = {a: b for a, b, _ in AFTER}
+    order = [d for d in docs if _plain(d) not in moved]
+    for d in docs:
+        if _plain(d) in moved:
+            at = next(i for i, e in enumerate(order) if _plain(e) == moved[_plain(d)])
+            order.insert(at + 1, d)
+    return order
+
+
+def not_executed(d: Doc) -> str | None:
+    return next((why for prefix, why in NOT_EXECUTED if _match(d, prefix)), None)
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    for doc, run, _ in SUBSTITUTIONS:
+        pattern = r"(?:(?<=[\s=\"'])|^)" + re.escape(doc) + r"(?=$|[\s/:\"'])"
+        text = re.sub(pattern, lambda _m, r=run: r.format(**values), text)
+    return text
+
+
+DOCS = documented()
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[f"{d.where}:{_plain(d)[:60]}" for d in DOCS])
+def test_parses(doc: Doc):
+    tokens = doc.tokens
+    if tokens[0] == "make":
+        targets, variables = make_targets()
+        assert tokens[1] in targets, f"{doc.where}: no Makefile target {tokens[1]!r}"
+        for t in tokens[2:]:
+            assert t.split("=")[0] in variables, f"{doc.where}: no Makefile variable {t!r}"
+        return
+    argv = embedkit_argv([t if not t.startswith("$") else "1" for t in tokens])
+    if argv is None:
+        assert any(_match(doc, e) for e in EXTERNAL), f"{doc.where}: unknown program in {doc.text!r}"
+        return
+    err = parse_check(argv)
+    assert err is None, f"{doc.where}: {doc.text!r} does not parse: {err}"
+
+
+def test_tables_name_documented_commands():
+    """A table entry whose command is no longer documented is stale: it would hide nothing but mislead."""
+    plain = [_plain(d) for d in DOCS]
+    for prefix, _ in NOT_EXECUTED:
+        assert any(p.startswith(prefix) for p in plain), prefix
+    for a, b, _ in AFTER:
+        assert a in plain and b in plain, (a, b)
+    texts = " ".join(d.text for d in DOCS)
+    for doc, _, _ in SUBSTITUTIONS:
+        assert doc in texts, f"substitution {doc!r} matches no documented command"
+
+
+class Session:
+    """The shared workspace: a fresh git repository holding only the checkout's .gitignore, where the
+    documented commands run one after the other."""
+
+    def __init__(self, base: Path, shared: Path):
+        import readme_data as rd
+
+        self.base = base
+        self.ws = base / "ws"
+        self.ws.mkdir()
+        shutil.copy(ROOT / ".gitignore", self.ws / ".gitignore")
+        subprocess.run(["git", "init", "-q", str(self.ws)], check=True)
+        extra = base / "extra"
+        extra.mkdir()
+        data = rd.tiny_birdclef(shared, base / "data")
+        self._long_truth(data, extra)
+        (extra / "labels.txt").write_text("banana\nsmbani\n")
+        onnx, onnx_toml = rd.byo_onnx(base / "byo")
+        self.values = {
+            "repo": str(ROOT), "ws": str(self.ws), "data": str(data), "extra": str(extra),
+            "panns": str(rd.panns_checkpoint(base / "panns")), "w2v": str(rd.wav2vec2_folder(base / "w2v")),
+            "perch": str(rd.perch_files(shared, base / "perch")), "onnx": str(onnx), "onnx_toml": str(onnx_toml),
+            "tflite": str(rd.birdnet_tflite()),
+        }  # fmt: skip
+        configs = base / "configs"  # the shipped defaults, with the same substitutions
+        configs.mkdir()
+        for f in (ROOT / "configs").glob("*.toml"):
+            (configs / f.name).write_text(substitute_all(f.read_text(), self.values))
+        bin_ = base / "bin"  # `python` and `embedkit` as a user has them, this checkout's code first
+        bin_.mkdir()
+        for name, body in {"python": f'exec {sys.executable} "$@"', "embedkit": f'exec {sys.executable} -m embedkit "$@"'}.items():
+            (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+            (bin_ / name).chmod(0o755)
+        self.env = {
+            **os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}", "EMBEDKIT_CONFIG_DIR": str(configs),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }  # fmt: skip
+        self.order = [d for d in execution_order(DOCS) if not not_executed(d)]
+        self.results: dict[int, tuple[int, str, float]] = {}
+
+    @staticmethod
+    def _long_truth(data: Path, extra: Path) -> None:
+        import pandas as pd
+
+        wide = pd.read_csv(data / "test_truth.csv")
+        rows = []
+        for _, r in wide.iterrows():
+            stem, end = r["row_id"].rsplit("_", 1)
+            for label in wide.columns[1:]:
+                if r[label]:
+                    rows.append({"filename": f"{stem}.ogg", "start": int(end) - 5, "end": int(end),
+                                 "primary_label": label})  # fmt: skip
+        pd.DataFrame(rows).to_csv(extra / "train_soundscapes_labels.csv", index=False)
+
+    def command(self, d: Doc) -> tuple[str, dict[str, str], str | None]:
+        """(shell text as run, environment, stdin)."""
+        text = d.script if d.script else d.text
+        env = dict(self.env)
+        for sub, values, _ in ENV:
+            if sub in d.text:
+                env.update(values)
+        stdin = next((s for prefix, s, _ in STDIN if _match(d, prefix)), None)
+        return substitute_all(text, self.values), env, stdin
+
+    def run(self, d: Doc) -> tuple[int, str, float]:
+        """Run ``d`` after every command before it in execution order (each once); (rc, output, seconds)."""
+        i = self.order.index(d)
+        for j in range(i + 1):
+            if j not in self.results:
+                text, env, stdin = self.command(self.order[j])
+                t0 = time.perf_counter()
+                p = subprocess.run(["bash", "-c", text], cwd=self.ws, env=env, input=stdin or "", text=True,
+                                   capture_output=True, timeout=TIMEOUT_S)  # fmt: skip
+                self.results[j] = (p.returncode, p.stdout + p.stderr, time.perf_counter() - t0)
+        return self.results[i]
+
+    def run_all(self) -> None:
+        if self.order:
+            self.run(self.order[-1])
+
+
+def substitute_all(text: str, values: dict[str, str]) -> str:
+    return "\n".join(substitute(line, values) for line in text.splitlines()) + ("\n" if "\n" in text else "")
+
+
+@pytest.fixture(scope="session")
+def session(tmp_path_factory, shared_data) -> Session:
+    return Session(tmp_path_factory.mktemp("readme"), shared_data)
+
+
+EXECUTED = [d for d in execution_order(DOCS) if not not_executed(d)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", EXECUTED, ids=[f"{d.where}:{_plain(d)[:60]}" for d in EXECUTED])
+def test_runs(doc: Doc, session: Session):
+    rc, out, _ = session.run(doc)
+    text, _, _ = session.command(doc)
+    assert rc == 0, f"{doc.where}: {doc.text!r} exited {rc}\nran: {text}\n{out[-3000:]}"
+
+
+@pytest.mark.slow
+def test_outputs_are_ignored_by_git(session: Session):
+    """Everything the documented commands wrote into the working folder is covered by .gitignore."""
+    session.run_all()
+    st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=session.ws,
+                        capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert [s for s in st if s != "?? .gitignore"] == []
