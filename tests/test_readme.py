@@ -35,6 +35,8 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     ("fit.py", "{repo}/fit.py", "(same)"),
     ("infer.py", "{repo}/infer.py", "(same)"),
     # data
+    ("mydata", "{mydata}", "a writable folder: the tiny set's train_audio/ and its 2 test soundscapes as "
+                           "unlabelled/"),
     ("/kaggle/input/perch-v2/perch_v2.onnx", "{perch}", "Perch v2 weights cannot be downloaded: stand-in"),
     ("/kaggle/input/birdclef-2025", "{data}", "tiny BirdCLEF-layout dataset cut from ../shared/data"),
     ("/shared/birdclef-2025", "{data}", "(same)"),
@@ -59,7 +61,7 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     ("birdset_effnet.onnx", "{onnx}", "a small ONNX model with the described input/output"),
     ("birdset.toml", "{onnx_toml}", "its description"),
     ("model.tflite", "{tflite}", "BirdNET's own .tflite file (bundled), read through the generic path"),
-    ("/shared/embeddings", "{ws}/shared_embeddings", "the cluster's shared folder"),
+    ("/shared/embeddings", "{shared}", "the cluster's shared folder (outside the workspace)"),
     # sizes
     ("--soundscapes 12", "--soundscapes 1", "1 composed soundscape per fold, not 12"),
     ("--seed 0 1", "--seed 0", "one composition seed"),
@@ -74,6 +76,11 @@ ENV: list[tuple[str, dict[str, str], str]] = [
 STDIN: list[tuple[str, str, str]] = [
     ("embedkit label --hits", "y\nn\ny\nq\n", "the answers a user types: y, n, y, quit"),
 ]
+#: made before a command runs, what the README's prose says it needs: (documented prefix, setup, why)
+SETUP: list[tuple[str, str, str]] = [
+    ("embedkit upgrade-model", "legacy", "the named model folders rewritten as embedkit 0.1 saved them (pickled "
+                                         "heads, format 1; tests/test_model_trust.legacy_copy)"),
+]  # fmt: skip
 #: run later than documented: (documented command, run right after this one, why)
 AFTER: list[tuple[str, str, str]] = [
     ("python fit.py --tune-on tune --tune-truth tune/truth.csv",
@@ -93,7 +100,7 @@ NOT_EXECUTED: list[tuple[str, str]] = [
     ("python extract.py --engine ray --ray-address auto", "needs the cluster `ray start` makes (above)"),
 ]  # fmt: skip
 #: programs that are not embedkit's (not parse-checked by argparse)
-EXTERNAL = ("ray start",)
+EXTERNAL = ("ray start", "(echo")
 # ---------------------------------------------------------------------------------------------------------
 
 TIMEOUT_S = 300
@@ -165,6 +172,8 @@ def test_tables_name_documented_commands():
     plain = [_plain(d) for d in DOCS]
     for prefix, _ in NOT_EXECUTED:
         assert any(p.startswith(prefix) for p in plain), prefix
+    for prefix, _, _ in SETUP:
+        assert any(p.startswith(prefix) for p in plain), prefix
     for a, b, _ in AFTER:
         assert a in plain and b in plain, (a, b)
     texts = " ".join(d.text for d in DOCS)
@@ -189,9 +198,13 @@ class Session:
         data = rd.tiny_birdclef(shared, base / "data")
         self._long_truth(data, extra)
         (extra / "labels.txt").write_text("banana\nsmbani\n")
+        mydata = base / "mydata"
+        shutil.copytree(data / "train_audio", mydata / "train_audio")
+        shutil.copytree(data / "test_soundscapes", mydata / "unlabelled")
         onnx, onnx_toml = rd.byo_onnx(base / "byo")
         self.values = {
-            "repo": str(ROOT), "ws": str(self.ws), "data": str(data), "extra": str(extra),
+            "repo": str(ROOT), "ws": str(self.ws), "shared": str(base / "shared_embeddings"),
+            "mydata": str(mydata), "data": str(data), "extra": str(extra),
             "panns": str(rd.panns_checkpoint(base / "panns")), "w2v": str(rd.wav2vec2_folder(base / "w2v")),
             "perch": str(rd.perch_files(shared, base / "perch")), "onnx": str(onnx), "onnx_toml": str(onnx_toml),
             "tflite": str(rd.birdnet_tflite()),
@@ -236,16 +249,32 @@ class Session:
         stdin = next((s for prefix, s, _ in STDIN if _match(d, prefix)), None)
         return substitute_all(text, self.values), env, stdin
 
+    def setup(self, d: Doc) -> None:
+        kind = next((k for prefix, k, _ in SETUP if _match(d, prefix)), None)
+        if kind == "legacy":
+            from test_model_trust import legacy_copy
+
+            for name in [t for t in d.tokens[2:] if not t.startswith("-")]:
+                path = self.ws / name
+                tmp = legacy_copy(path.resolve(), self.base / "legacy" / name)
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                shutil.move(tmp, path)
+
     def run(self, d: Doc) -> tuple[int, str, float]:
         """Run ``d`` after every command before it in execution order (each once); (rc, output, seconds)."""
         i = self.order.index(d)
         for j in range(i + 1):
             if j not in self.results:
                 text, env, stdin = self.command(self.order[j])
+                self.setup(self.order[j])
                 t0 = time.perf_counter()
                 p = subprocess.run(["bash", "-c", text], cwd=self.ws, env=env, input=stdin or "", text=True,
                                    capture_output=True, timeout=TIMEOUT_S)  # fmt: skip
                 self.results[j] = (p.returncode, p.stdout + p.stderr, time.perf_counter() - t0)
+                with open(self.base / "timings.txt", "a") as f:  # for whoever measures the suite
+                    f.write(f"{self.results[j][2]:7.1f} s  rc {p.returncode}  {self.order[j].where}: {self.order[j].text}\n")
+                    if p.returncode:
+                        f.write(f"    ran: {text}\n" + "".join(f"    | {x}\n" for x in (p.stdout + p.stderr)[-1500:].splitlines()))
         return self.results[i]
 
     def run_all(self) -> None:
@@ -258,8 +287,14 @@ def substitute_all(text: str, values: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def session(tmp_path_factory, shared_data) -> Session:
-    return Session(tmp_path_factory.mktemp("readme"), shared_data)
+def session(tmp_path_factory) -> Session:
+    from conftest import SHARED
+
+    if not (SHARED / "xc-pr-birds").is_dir():  # as the shared_data fixture (function-scoped) does
+        if os.environ.get("EMBEDKIT_REQUIRE_SHARED") == "1":
+            pytest.fail(f"EMBEDKIT_REQUIRE_SHARED=1 but {SHARED} is missing")
+        pytest.skip(f"{SHARED} not present")
+    return Session(tmp_path_factory.mktemp("readme"), SHARED)
 
 
 EXECUTED = [d for d in execution_order(DOCS) if not not_executed(d)]
@@ -280,3 +315,30 @@ def test_outputs_are_ignored_by_git(session: Session):
     st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=session.ws,
                         capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
     assert [s for s in st if s != "?? .gitignore"] == []
+
+
+def test_readme_onnx_export_line_runs(tmp_path, monkeypatch):
+    """The README's inline ``torch.onnx.export(...)`` line, run as written on a small model."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"`(torch\.onnx\.export\(.*?\))`", text, flags=re.S).group(1)
+    model = torch.nn.Sequential(torch.nn.Linear(160, 8)).eval()
+    x = torch.zeros(2, 160)
+    monkeypatch.chdir(tmp_path)
+    eval(compile(line, "README.md", "eval"), {"torch": torch, "model": model, "x": x})
+    out = ort.InferenceSession("model.onnx").run(["embedding"], {"audio": np.ones((3, 160), np.float32)})[0]
+    assert out.shape == (3, 8)
+
+
+def test_version_matches_the_package():
+    import tomllib
+
+    from embedkit import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__
+    p = subprocess.run([sys.executable, "-m", "embedkit", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert (p.returncode, p.stdout.strip()) == (0, f"embedkit {__version__}"), p.stderr
