@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embed test soundscapes, apply saved head(s), write submission.csv",
         [
             "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-logreg",
-            "python infer.py --models models/birdnet-logreg models/panns-logreg --weights 0.6 0.4 --smooth 0.2",
+            "python infer.py --models models/birdnet-logreg models/birdnet-mil --weights 0.6 0.4 --tta 0",
         ],
     ),
     "index": (
@@ -60,7 +60,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "find the windows most similar to a clip or a stored window; hits.csv, snippets, an HTML page",
         [
             "embedkit search --index embeddings/birdnet/train_audio --query call.wav:1.5-4 --k 50 --html",
-            "embedkit search --index embeddings/birdnet/train_audio --row-id XC46631_5 --species banana --exact",
+            "embedkit search --index embeddings/birdnet/train_audio --row-id XC46631_5 --exact",
         ],
     ),
     "label": (

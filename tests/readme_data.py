@@ -25,7 +25,11 @@ SPECIES = {
     "purtan1": ["XC308518", "XC308519", "XC520191"],
     "smbani": ["XC171400", "XC171399", "XC171397"],
 }
-BACKGROUNDS = ["maad_S4A03895_20190522_003000", "maad_S4A03895_20190522_080000", "maad_S4A03895_20190522_153000"]
+BACKGROUNDS = [
+    "maad_S4A03895_20190522_003000",
+    "maad_S4A03895_20190522_080000",
+    "maad_S4A03895_20190522_153000",
+]
 #: test soundscape stem -> (background indices, [(species, recording, start s in the soundscape)])
 TEST_SOUNDSCAPES = {
     "H01_20230101_060000": ((0, 1), [("banana", "XC46631", 2.0), ("purtan1", "XC308518", 11.0)]),
@@ -61,7 +65,7 @@ def tiny_birdclef(shared: Path, root: Path) -> Path:
     labels = sorted(SPECIES)
     (root / "sample_submission.csv").write_text(",".join(["row_id", *labels]) + "\n")
     bgs = [_read(shared / "backgrounds" / f"{b}.ogg")[: 10 * SR] for b in BACKGROUNDS]
-    for b, x in zip(BACKGROUNDS, bgs):
+    for b, x in zip(BACKGROUNDS, bgs, strict=True):
         _write(root / "train_soundscapes" / f"{b}.ogg", x)
     truth = []
     for stem, (bg_idx, calls) in TEST_SOUNDSCAPES.items():
@@ -76,13 +80,13 @@ def tiny_birdclef(shared: Path, root: Path) -> Path:
             y[w0 : w1 + 1, labels.index(sp)] = 1
         _write(root / "test_soundscapes" / f"{stem}.ogg", np.clip(x, -1, 1))
         for w in range(len(y)):
-            truth.append({"row_id": f"{stem}_{5 * (w + 1)}", **dict(zip(labels, y[w].tolist()))})
+            truth.append({"row_id": f"{stem}_{5 * (w + 1)}", **dict(zip(labels, y[w].tolist(), strict=True))})
     pd.DataFrame(truth).to_csv(root / "test_truth.csv", index=False)
     return root
 
 
 def panns_checkpoint(folder: Path) -> Path:
-    """A random-weight PANNs Cnn14 checkpoint (``{'model': state_dict}``) at ``folder/Cnn14_mAP=0.431.pth``."""
+    """A random-weight PANNs Cnn14 checkpoint (``{'model': state_dict}``): ``folder/Cnn14_mAP=0.431.pth``."""
     import torch
 
     from embedkit.backbones.panns import CNN14_KWARGS, cnn14_class
@@ -96,7 +100,7 @@ def panns_checkpoint(folder: Path) -> Path:
 
 
 def wav2vec2_folder(folder: Path, layers: int = 9) -> Path:
-    """A tiny random Hugging Face wav2vec2 folder with ``layers`` transformer layers (the README asks for 8)."""
+    """A tiny random Hugging Face wav2vec2 folder with ``layers`` transformer layers (the README uses 8)."""
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
@@ -111,8 +115,8 @@ def wav2vec2_folder(folder: Path, layers: int = 9) -> Path:
 
 
 def perch_files(shared: Path, folder: Path) -> Path:
-    """Perch v2's interface (``tests/onnx_models.perch_standin``) whose class list holds the tiny set's species
-    among other names, so zero-shot maps them by scientific name and eBird code; returns ``perch_v2.onnx``."""
+    """Perch v2's interface (``tests/onnx_models.perch_standin``) whose class list holds the tiny set's
+    species among others, so zero-shot maps them by scientific name and eBird code; returns its .onnx."""
     from onnx_models import perch_standin
 
     tax = pd.read_csv(shared / "xc-pr-birds" / "taxonomy.csv", keep_default_na=False)
@@ -124,7 +128,6 @@ def byo_onnx(folder: Path) -> tuple[Path, Path]:
     """A BirdSet-like ONNX model (input ``audio`` [B, 160000], output ``embedding`` [B, 64]) and its TOML
     description; returns (model, description)."""
     import torch
-
     from onnx_models import export
 
     class Frames(torch.nn.Module):
@@ -138,9 +141,13 @@ def byo_onnx(folder: Path) -> tuple[Path, Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = export(Frames().eval(), folder / "birdset_effnet.onnx", torch.zeros(2, 160000), "audio", ["embedding"])
+    model = export(
+        Frames().eval(), folder / "birdset_effnet.onnx", torch.zeros(2, 160000), "audio", ["embedding"]
+    )
     desc = folder / "birdset.toml"
-    desc.write_text('sample_rate = 32000\nwindow_s = 5.0\ninput = "audio"\nlayout = "B,S"\nembedding = "embedding"\n')
+    desc.write_text(
+        'sample_rate = 32000\nwindow_s = 5.0\ninput = "audio"\nlayout = "B,S"\nembedding = "embedding"\n'
+    )
     return model, desc
 
 

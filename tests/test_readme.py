@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 
 import pytest
-from readme_commands import ROOT, Doc, embedkit_argv, help_examples, make_targets, parse_check, readme_commands
+from readme_commands import (
+    ROOT,
+    Doc,
+    embedkit_argv,
+    help_examples,
+    make_targets,
+    parse_check,
+    readme_commands,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # THE substitution table: (as documented, as run, why). Applied in this order to the command text, at word
@@ -35,8 +43,11 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     ("fit.py", "{repo}/fit.py", "(same)"),
     ("infer.py", "{repo}/infer.py", "(same)"),
     # data
-    ("mydata", "{mydata}", "a writable folder: the tiny set's train_audio/ and its 2 test soundscapes as "
-                           "unlabelled/"),
+    (
+        "mydata",
+        "{mydata}",
+        "a writable folder: the tiny set's train_audio/ and its 2 test soundscapes as unlabelled/",
+    ),
     ("/kaggle/input/perch-v2/perch_v2.onnx", "{perch}", "Perch v2 weights cannot be downloaded: stand-in"),
     ("/kaggle/input/birdclef-2025", "{data}", "tiny BirdCLEF-layout dataset cut from ../shared/data"),
     ("/shared/birdclef-2025", "{data}", "(same)"),
@@ -48,8 +59,11 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     ("test/", "{data}/test_soundscapes/", "(same)"),
     ("truth.csv", "{data}/test_truth.csv", "labels of the test soundscapes (the README's 'your own labels')"),
     ("test_truth.csv", "{data}/test_truth.csv", "(same)"),
-    ("train_soundscapes_labels.csv", "{extra}/train_soundscapes_labels.csv",
-     "long-form truth (filename, start, end, primary_label) of the test soundscapes"),
+    (
+        "train_soundscapes_labels.csv",
+        "{extra}/train_soundscapes_labels.csv",
+        "long-form truth (filename, start, end, primary_label) of the test soundscapes",
+    ),
     ("labels.txt", "{extra}/labels.txt", "a label list: banana, smbani"),
     ("call.wav", "{data}/train_audio/banana/XC46631.ogg", "a query clip"),
     # model files
@@ -78,8 +92,9 @@ STDIN: list[tuple[str, str, str]] = [
 ]
 #: made before a command runs, what the README's prose says it needs: (documented prefix, setup, why)
 SETUP: list[tuple[str, str, str]] = [
-    ("embedkit upgrade-model", "legacy", "the named model folders rewritten as embedkit 0.1 saved them (pickled "
-                                         "heads, format 1; tests/test_model_trust.legacy_copy)"),
+    ("embedkit upgrade-model", "legacy",
+     "the named model folders rewritten as embedkit 0.1 saved them (pickled heads, format 1; "
+     "tests/test_model_trust.legacy_copy)"),
 ]  # fmt: skip
 #: run later than documented: (documented command, run right after this one, why)
 AFTER: list[tuple[str, str, str]] = [
@@ -90,11 +105,11 @@ AFTER: list[tuple[str, str, str]] = [
 #: documented but not run (still parse-checked): (documented command or prefix, why)
 NOT_EXECUTED: list[tuple[str, str]] = [
     ("make test", "it is this test suite (it would run itself)"),
-    ("make demo", "~3 min on 2 cores; runs `embedkit demo`, whose steps are the extract/fit/infer/score/report "
-                  "commands run here; its dataset is tested by tests/test_demo_data.py"),
+    ("make demo", "~3 min on 2 cores; runs `embedkit demo`, whose steps are the extract/fit/infer/score/"
+                  "report commands run here; its dataset is tested by tests/test_demo_data.py"),
     ("embedkit demo", "(same as make demo)"),
-    ("embedkit kaggle-kit", "downloads ~90 MB of wheels for Kaggle's platform; tests/test_kaggle_kit.py builds "
-                            "a kit for this machine offline and installs it into a fresh venv"),
+    ("embedkit kaggle-kit", "downloads ~90 MB of wheels for Kaggle's platform; tests/test_kaggle_kit.py "
+                            "builds a kit for this machine offline and installs it into a fresh venv"),
     ("make kaggle-kit", "(same)"),
     ("ray start", "starts a machine-wide Ray daemon (port 6379) shared with every other job on the machine"),
     ("python extract.py --engine ray --ray-address auto", "needs the cluster `ray start` makes (above)"),
@@ -206,7 +221,8 @@ class Session:
             "repo": str(ROOT), "ws": str(self.ws), "shared": str(base / "shared_embeddings"),
             "mydata": str(mydata), "data": str(data), "extra": str(extra),
             "panns": str(rd.panns_checkpoint(base / "panns")), "w2v": str(rd.wav2vec2_folder(base / "w2v")),
-            "perch": str(rd.perch_files(shared, base / "perch")), "onnx": str(onnx), "onnx_toml": str(onnx_toml),
+            "perch": str(rd.perch_files(shared, base / "perch")), "onnx": str(onnx),
+            "onnx_toml": str(onnx_toml),
             "tflite": str(rd.birdnet_tflite()),
         }  # fmt: skip
         configs = base / "configs"  # the shipped defaults, with the same substitutions
@@ -215,11 +231,15 @@ class Session:
             (configs / f.name).write_text(substitute_all(f.read_text(), self.values))
         bin_ = base / "bin"  # `python` and `embedkit` as a user has them, this checkout's code first
         bin_.mkdir()
-        for name, body in {"python": f'exec {sys.executable} "$@"', "embedkit": f'exec {sys.executable} -m embedkit "$@"'}.items():
+        for name, body in {
+            "python": f'exec {sys.executable} "$@"',
+            "embedkit": f'exec {sys.executable} -m embedkit "$@"',
+        }.items():
             (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
             (bin_ / name).chmod(0o755)
         self.env = {
-            **os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}", "EMBEDKIT_CONFIG_DIR": str(configs),
+            **os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}",
+            "EMBEDKIT_CONFIG_DIR": str(configs),
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         }  # fmt: skip
         self.order = [d for d in execution_order(DOCS) if not not_executed(d)]
@@ -267,19 +287,28 @@ class Session:
             if j not in self.results:
                 text, env, stdin = self.command(self.order[j])
                 self.setup(self.order[j])
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), _child_cpu()
                 p = subprocess.run(["bash", "-c", text], cwd=self.ws, env=env, input=stdin or "", text=True,
                                    capture_output=True, timeout=TIMEOUT_S)  # fmt: skip
                 self.results[j] = (p.returncode, p.stdout + p.stderr, time.perf_counter() - t0)
+                done, out = self.order[j], (p.stdout + p.stderr)[-1500:].splitlines()
                 with open(self.base / "timings.txt", "a") as f:  # for whoever measures the suite
-                    f.write(f"{self.results[j][2]:7.1f} s  rc {p.returncode}  {self.order[j].where}: {self.order[j].text}\n")
+                    f.write(f"{self.results[j][2]:7.1f} s wall {_child_cpu() - c0:6.1f} s CPU  ")
+                    f.write(f"rc {p.returncode}  {done.where}: {done.text}\n")
                     if p.returncode:
-                        f.write(f"    ran: {text}\n" + "".join(f"    | {x}\n" for x in (p.stdout + p.stderr)[-1500:].splitlines()))
+                        f.write(f"    ran: {text}\n" + "".join(f"    | {x}\n" for x in out))
         return self.results[i]
 
     def run_all(self) -> None:
         if self.order:
             self.run(self.order[-1])
+
+
+def _child_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def substitute_all(text: str, values: dict[str, str]) -> str:
@@ -340,5 +369,17 @@ def test_version_matches_the_package():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["version"] == __version__
-    p = subprocess.run([sys.executable, "-m", "embedkit", "--version"], capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "embedkit", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
     assert (p.returncode, p.stdout.strip()) == (0, f"embedkit {__version__}"), p.stderr
+
+
+def test_contents_lists_every_section():
+    """The README's table of contents links every ``##`` section (add a new one there)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    for title in re.findall(r"^## (.+)$", text, flags=re.M):
+        if title != "Contents":
+            anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+            assert f"(#{anchor})" in contents, f"README contents: no link to '## {title}' (#{anchor})"
