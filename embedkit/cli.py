@@ -77,8 +77,10 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.evaluate.run:cmd_evaluate",
         "score a fit config on real audio: grouped-CV windows + composed soundscapes, vs BirdNET zero-shot",
         [
-            "python -m embedkit.evaluate --data ../shared/data/xc-pr-birds --embeddings embeddings --table",
-            "embedkit evaluate --data DATA --embeddings embeddings --set head=logreg zero_shot=off",
+            "python -m embedkit.evaluate --data ../shared/data/xc-pr-birds --embeddings embeddings --table "
+            "--backgrounds ../shared/data/backgrounds --seed 0 1 --soundscapes 12",
+            "embedkit evaluate --data DATA --embeddings embeddings --soundscapes 12 "
+            "--set head=logreg zero_shot=off",
         ],
     ),
     "score": (

@@ -33,7 +33,7 @@ BACKGROUNDS = [
 #: test soundscape stem -> (background indices, [(species, recording, start s in the soundscape)])
 TEST_SOUNDSCAPES = {
     "H01_20230101_060000": ((0, 1), [("banana", "XC46631", 2.0), ("purtan1", "XC308518", 11.0)]),
-    "H02_20230102_070000": ((1, 2), [("smbani", "XC171400", 7.0), ("elwwar1", "XC32233", 13.0)]),
+    "H02_20230420_074000": ((1, 2), [("smbani", "XC171400", 7.0), ("elwwar1", "XC32233", 13.0)]),
 }
 SOUNDSCAPE_S = 20
 
