@@ -97,7 +97,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.evaluate.compose_cmd:cmd_compose",
         "compose labelled soundscapes from held-out training calls over field recordings (to tune on)",
         [
-            "embedkit compose --data DATA --backgrounds DATA/train_soundscapes --out tune --n 20",
+            "embedkit compose --data DATA --backgrounds DATA/train_soundscapes --out tune --n 20 --seed 0",
             "python fit.py --data DATA --tune-on tune --tune-truth tune/truth.csv",
         ],
     ),
@@ -153,7 +153,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         None,
         "embedkit.cli:cmd_heads",
         "list registered heads and their default parameters",
-        ["embedkit heads", "python fit.py --head mlp --params hidden=1024 dropout=0.2"],
+        ["embedkit heads", "python fit.py --head mil --params hidden=512 dropout=0.3"],
     ),
 }
 
