@@ -76,6 +76,7 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     ("birdset.toml", "{onnx_toml}", "its description"),
     ("model.tflite", "{tflite}", "BirdNET's own .tflite file (bundled), read through the generic path"),
     ("/shared/embeddings", "{shared}", "the cluster's shared folder (outside the workspace)"),
+    ("demo_run/models", "models", "make demo is not run (NOT_EXECUTED): the workspace's models root"),
     # sizes
     ("--soundscapes 12", "--soundscapes 1", "1 composed soundscape per fold, not 12"),
     ("--seed 0 1", "--seed 0", "one composition seed"),
