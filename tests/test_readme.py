@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from readme_commands import (
@@ -32,6 +29,7 @@ from readme_commands import (
     parse_check,
     readme_commands,
 )
+from readme_session import Session, plain
 
 # ---------------------------------------------------------------------------------------------------------
 # THE substitution table: (as documented, as run, why). Applied in this order to the command text, at word
@@ -134,20 +132,16 @@ def documented() -> list[Doc]:
     return out
 
 
-def _plain(d: Doc) -> str:
-    return " ".join(d.tokens)
-
-
 def _match(d: Doc, prefix: str) -> bool:
-    return _plain(d).startswith(prefix)
+    return plain(d).startswith(prefix)
 
 
 def execution_order(docs: list[Doc]) -> list[Doc]:
     moved = {a: b for a, b, _ in AFTER}
-    order = [d for d in docs if _plain(d) not in moved]
+    order = [d for d in docs if plain(d) not in moved]
     for d in docs:
-        if _plain(d) in moved:
-            at = next(i for i, e in enumerate(order) if _plain(e) == moved[_plain(d)])
+        if plain(d) in moved:
+            at = next(i for i, e in enumerate(order) if plain(e) == moved[plain(d)])
             order.insert(at + 1, d)
     return order
 
@@ -156,17 +150,10 @@ def not_executed(d: Doc) -> str | None:
     return next((why for prefix, why in NOT_EXECUTED if _match(d, prefix)), None)
 
 
-def substitute(text: str, values: dict[str, str]) -> str:
-    for doc, run, _ in SUBSTITUTIONS:
-        pattern = r"(?:(?<=[\s=\"'])|^)" + re.escape(doc) + r"(?=$|[\s/:\"'])"
-        text = re.sub(pattern, lambda _m, r=run: r.format(**values), text)
-    return text
-
-
 DOCS = documented()
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=[f"{d.where}:{_plain(d)[:60]}" for d in DOCS])
+@pytest.mark.parametrize("doc", DOCS, ids=[f"{d.where}:{plain(d)[:60]}" for d in DOCS])
 def test_parses(doc: Doc):
     tokens = doc.tokens
     if tokens[0] == "make":
@@ -185,135 +172,16 @@ def test_parses(doc: Doc):
 
 def test_tables_name_documented_commands():
     """A table entry whose command is no longer documented is stale: it would hide nothing but mislead."""
-    plain = [_plain(d) for d in DOCS]
+    texts = [plain(d) for d in DOCS]
     for prefix, _ in NOT_EXECUTED:
-        assert any(p.startswith(prefix) for p in plain), prefix
+        assert any(p.startswith(prefix) for p in texts), prefix
     for prefix, _, _ in SETUP:
-        assert any(p.startswith(prefix) for p in plain), prefix
+        assert any(p.startswith(prefix) for p in texts), prefix
     for a, b, _ in AFTER:
-        assert a in plain and b in plain, (a, b)
-    texts = " ".join(d.text for d in DOCS)
+        assert a in texts and b in texts, (a, b)
+    whole = " ".join(d.text for d in DOCS)
     for doc, _, _ in SUBSTITUTIONS:
-        assert doc in texts, f"substitution {doc!r} matches no documented command"
-
-
-class Session:
-    """The shared workspace: a fresh git repository holding only the checkout's .gitignore, where the
-    documented commands run one after the other."""
-
-    def __init__(self, base: Path, shared: Path):
-        import readme_data as rd
-
-        self.base = base
-        self.ws = base / "ws"
-        self.ws.mkdir()
-        shutil.copy(ROOT / ".gitignore", self.ws / ".gitignore")
-        subprocess.run(["git", "init", "-q", str(self.ws)], check=True)
-        extra = base / "extra"
-        extra.mkdir()
-        data = rd.tiny_birdclef(shared, base / "data")
-        self._long_truth(data, extra)
-        (extra / "labels.txt").write_text("banana\nsmbani\n")
-        mydata = base / "mydata"
-        shutil.copytree(data / "train_audio", mydata / "train_audio")
-        shutil.copytree(data / "test_soundscapes", mydata / "unlabelled")
-        onnx, onnx_toml = rd.byo_onnx(base / "byo")
-        self.values = {
-            "repo": str(ROOT), "ws": str(self.ws), "shared": str(base / "shared_embeddings"),
-            "mydata": str(mydata), "data": str(data), "extra": str(extra),
-            "panns": str(rd.panns_checkpoint(base / "panns")), "w2v": str(rd.wav2vec2_folder(base / "w2v")),
-            "perch": str(rd.perch_files(shared, base / "perch")), "onnx": str(onnx),
-            "onnx_toml": str(onnx_toml),
-            "tflite": str(rd.birdnet_tflite()),
-        }  # fmt: skip
-        configs = base / "configs"  # the shipped defaults, with the same substitutions
-        configs.mkdir()
-        for f in (ROOT / "configs").glob("*.toml"):
-            (configs / f.name).write_text(substitute_all(f.read_text(), self.values))
-        bin_ = base / "bin"  # `python` and `embedkit` as a user has them, this checkout's code first
-        bin_.mkdir()
-        for name, body in {
-            "python": f'exec {sys.executable} "$@"',
-            "embedkit": f'exec {sys.executable} -m embedkit "$@"',
-        }.items():
-            (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
-            (bin_ / name).chmod(0o755)
-        self.env = {
-            **os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}",
-            "EMBEDKIT_CONFIG_DIR": str(configs),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        }  # fmt: skip
-        self.order = [d for d in execution_order(DOCS) if not not_executed(d)]
-        self.results: dict[int, tuple[int, str, float]] = {}
-
-    @staticmethod
-    def _long_truth(data: Path, extra: Path) -> None:
-        import pandas as pd
-
-        wide = pd.read_csv(data / "test_truth.csv")
-        rows = []
-        for _, r in wide.iterrows():
-            stem, end = r["row_id"].rsplit("_", 1)
-            for label in wide.columns[1:]:
-                if r[label]:
-                    rows.append({"filename": f"{stem}.ogg", "start": int(end) - 5, "end": int(end),
-                                 "primary_label": label})  # fmt: skip
-        pd.DataFrame(rows).to_csv(extra / "train_soundscapes_labels.csv", index=False)
-
-    def command(self, d: Doc) -> tuple[str, dict[str, str], str | None]:
-        """(shell text as run, environment, stdin)."""
-        text = d.script if d.script else d.text
-        env = dict(self.env)
-        for sub, values, _ in ENV:
-            if sub in d.text:
-                env.update(values)
-        stdin = next((s for prefix, s, _ in STDIN if _match(d, prefix)), None)
-        return substitute_all(text, self.values), env, stdin
-
-    def setup(self, d: Doc) -> None:
-        kind = next((k for prefix, k, _ in SETUP if _match(d, prefix)), None)
-        if kind == "legacy":
-            from test_model_trust import legacy_copy
-
-            for name in [t for t in d.tokens[2:] if not t.startswith("-")]:
-                path = self.ws / name
-                tmp = legacy_copy(path.resolve(), self.base / "legacy" / name)
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-                shutil.move(tmp, path)
-
-    def run(self, d: Doc) -> tuple[int, str, float]:
-        """Run ``d`` after every command before it in execution order (each once); (rc, output, seconds)."""
-        i = self.order.index(d)
-        for j in range(i + 1):
-            if j not in self.results:
-                text, env, stdin = self.command(self.order[j])
-                self.setup(self.order[j])
-                t0, c0 = time.perf_counter(), _child_cpu()
-                p = subprocess.run(["bash", "-c", text], cwd=self.ws, env=env, input=stdin or "", text=True,
-                                   capture_output=True, timeout=TIMEOUT_S)  # fmt: skip
-                self.results[j] = (p.returncode, p.stdout + p.stderr, time.perf_counter() - t0)
-                done, out = self.order[j], (p.stdout + p.stderr)[-1500:].splitlines()
-                with open(self.base / "timings.txt", "a") as f:  # for whoever measures the suite
-                    f.write(f"{self.results[j][2]:7.1f} s wall {_child_cpu() - c0:6.1f} s CPU  ")
-                    f.write(f"rc {p.returncode}  {done.where}: {done.text}\n")
-                    if p.returncode:
-                        f.write(f"    ran: {text}\n" + "".join(f"    | {x}\n" for x in out))
-        return self.results[i]
-
-    def run_all(self) -> None:
-        if self.order:
-            self.run(self.order[-1])
-
-
-def _child_cpu() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def substitute_all(text: str, values: dict[str, str]) -> str:
-    return "\n".join(substitute(line, values) for line in text.splitlines()) + ("\n" if "\n" in text else "")
+        assert doc in whole, f"substitution {doc!r} matches no documented command"
 
 
 @pytest.fixture(scope="session")
@@ -324,14 +192,15 @@ def session(tmp_path_factory) -> Session:
         if os.environ.get("EMBEDKIT_REQUIRE_SHARED") == "1":
             pytest.fail(f"EMBEDKIT_REQUIRE_SHARED=1 but {SHARED} is missing")
         pytest.skip(f"{SHARED} not present")
-    return Session(tmp_path_factory.mktemp("readme"), SHARED)
+    order = [d for d in execution_order(DOCS) if not not_executed(d)]
+    return Session(tmp_path_factory.mktemp("readme"), SHARED, order, sys.modules[__name__])
 
 
 EXECUTED = [d for d in execution_order(DOCS) if not not_executed(d)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc", EXECUTED, ids=[f"{d.where}:{_plain(d)[:60]}" for d in EXECUTED])
+@pytest.mark.parametrize("doc", EXECUTED, ids=[f"{d.where}:{plain(d)[:60]}" for d in EXECUTED])
 def test_runs(doc: Doc, session: Session):
     rc, out, _ = session.run(doc)
     text, _, _ = session.command(doc)
