@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.train.run:main",
         "fit a head on stored embeddings with grouped cross-validation, then save it",
         [
-            "python fit.py --head lgbm --backbone birdnet --data /kaggle/input/birdclef-2025",
+            "python fit.py --backbone birdnet --data /kaggle/input/birdclef-2025   # → models/birdnet-logreg",
             "python fit.py --head logreg --backbone panns --folds 5 --params C=0.5",
         ],
     ),
@@ -41,8 +41,8 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.infer:main",
         "embed test soundscapes, apply saved head(s), write submission.csv",
         [
-            "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-lgbm",
-            "python infer.py --models models/birdnet-lgbm models/panns-mlp --weights 0.6 0.4 --smooth 0.2",
+            "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-logreg",
+            "python infer.py --models models/birdnet-logreg models/birdnet-mil --weights 0.6 0.4 --tta 0",
         ],
     ),
     "analyze": (
@@ -69,7 +69,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "find the windows most similar to a clip or a stored window; hits.csv, snippets, an HTML page",
         [
             "embedkit search --index embeddings/birdnet/train_audio --query call.wav:1.5-4 --k 50 --html",
-            "embedkit search --index embeddings/birdnet/train_audio --row-id XC123456_10 --exact",
+            "embedkit search --index embeddings/birdnet/train_audio --row-id XC46631_5 --exact",
         ],
     ),
     "label": (
@@ -77,7 +77,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.search.label:main",
         "mark search hits y / n / skip in the terminal (or check a hits table labelled in an editor)",
         [
-            "embedkit label --hits hits.csv --species bananaq --out labelled.csv",
+            "embedkit label --hits hits.csv --species banana --out labelled.csv",
             "python fit.py --data DATA --extra-labels labelled.csv",
         ],
     ),
@@ -86,8 +86,10 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.evaluate.run:cmd_evaluate",
         "score a fit config on real audio: grouped-CV windows + composed soundscapes, vs BirdNET zero-shot",
         [
-            "python -m embedkit.evaluate --data ../shared/data/xc-pr-birds --embeddings embeddings --table",
-            "embedkit evaluate --data DATA --embeddings embeddings --set head=logreg zero_shot=off",
+            "python -m embedkit.evaluate --data ../shared/data/xc-pr-birds --embeddings embeddings --table "
+            "--backgrounds ../shared/data/backgrounds --seed 0 1 --soundscapes 12",
+            "embedkit evaluate --data DATA --embeddings embeddings --soundscapes 12 "
+            "--set head=logreg zero_shot=off",
         ],
     ),
     "score": (
@@ -104,7 +106,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.evaluate.compose_cmd:cmd_compose",
         "compose labelled soundscapes from held-out training calls over field recordings (to tune on)",
         [
-            "embedkit compose --data DATA --backgrounds DATA/train_soundscapes --out tune --n 20",
+            "embedkit compose --data DATA --backgrounds DATA/train_soundscapes --out tune --n 20 --seed 0",
             "python fit.py --data DATA --tune-on tune --tune-truth tune/truth.csv",
         ],
     ),
@@ -128,8 +130,8 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.kaggle_kit:cmd_kaggle_kit",
         "build a folder to upload as a Kaggle dataset: wheels, models, kaggle_infer.py (offline install)",
         [
-            "embedkit kaggle-kit --models models/birdnet-lgbm --out kaggle_kit",
-            "make kaggle-kit KIT_MODELS='models/birdnet-lgbm models/birdnet-logreg' KAGGLE_PYTHON=3.12",
+            "embedkit kaggle-kit --models models/birdnet-logreg --out kaggle_kit",
+            "make kaggle-kit KIT_MODELS='models/birdnet-logreg models/birdnet-mil' KAGGLE_PYTHON=3.12",
         ],
     ),
     "upgrade-model": (
@@ -137,8 +139,8 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.upgrade:cmd_upgrade_model",
         "rewrite model folders of embedkit 0.1 (pickled heads) as data: JSON, safetensors, hashes",
         [
-            "embedkit upgrade-model models/birdnet-lgbm --trust-pickle",
-            "embedkit upgrade-model models/birdnet-mil models/panns-mlp --trust-pickle",
+            "embedkit upgrade-model models/birdnet-logreg --trust-pickle",
+            "embedkit upgrade-model models/birdnet-mil models/panns-logreg --trust-pickle",
         ],
     ),
     "models": (
@@ -184,7 +186,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         None,
         "embedkit.cli:cmd_heads",
         "list registered heads and their default parameters",
-        ["embedkit heads", "python fit.py --head mlp --params hidden=1024 dropout=0.2"],
+        ["embedkit heads", "python fit.py --head mil --params hidden=512 dropout=0.3"],
     ),
 }
 
@@ -210,6 +212,7 @@ def build_parser(prog: str = "embedkit") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--verbose", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action="version", version=f"embedkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (cfg_name, _, help_, examples) in COMMANDS.items():
         p = sub.add_parser(
@@ -225,6 +228,12 @@ def build_parser(prog: str = "embedkit") -> argparse.ArgumentParser:
         else:
             _extra_args(name, p)
     return parser
+
+
+def _version() -> str:
+    from embedkit import __version__
+
+    return __version__
 
 
 def _extra_args(name: str, p: argparse.ArgumentParser) -> None:

@@ -19,8 +19,8 @@ from embedkit.errors import EmbedkitError
 
 T = TypeVar("T")
 
-#: Folder of the shipped TOML configs (next to the package in a checkout).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: Folder of the shipped TOML configs (next to the package in a checkout; ``$EMBEDKIT_CONFIG_DIR`` wins).
+CONFIG_DIR = Path(os.environ.get("EMBEDKIT_CONFIG_DIR") or Path(__file__).resolve().parent.parent / "configs")
 
 
 class ConfigError(EmbedkitError, ValueError):
