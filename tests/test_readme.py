@@ -114,7 +114,7 @@ NOT_EXECUTED: list[tuple[str, str]] = [
     ("python extract.py --engine ray --ray-address auto", "needs the cluster `ray start` makes (above)"),
 ]  # fmt: skip
 #: programs that are not embedkit's (not parse-checked by argparse)
-EXTERNAL = ("ray start", "(echo")
+EXTERNAL = ("ray start", "(echo", "mkdir", "cp ", "printf")
 # ---------------------------------------------------------------------------------------------------------
 
 TIMEOUT_S = 300
