@@ -195,8 +195,8 @@ def _flip_body(b: bytes) -> bytes:
         ("start-text", {"rows": _start("soon")}, ("start_s = 'soon'", "finite number of seconds")),
         ("start-nan", {"rows": _start(float("nan"))}, ("start_s = 'nan'",)),
         ("start-huge", {"rows": _start(1e308)}, ("start_s = '1e+308'",)),
-        ("graph-bytes", {"graph": _flip_body}, ("cannot read the index",)),
-        ("graph-cut", {"graph": lambda b: b[: len(b) // 2]}, ("cannot read the index",)),
+        ("graph-bytes", {"graph": _flip_body}, ("refused: the search graph",)),
+        ("graph-cut", {"graph": lambda b: b[: len(b) // 2]}, ("refused: the search graph",)),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )

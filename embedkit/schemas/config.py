@@ -60,6 +60,9 @@ def check_config(values: dict[str, Any], source: str, flags: bool = False) -> No
             elif isinstance(x, float) and not math.isfinite(x):
                 raise SchemaError(f"{source_}{where} = {x}: not a finite number (allowed: finite values)")
         items = v if isinstance(v, list) else [v]
+        # bounds apply to numbers only: a name may be a number in one stage and a path in another
+        # (InferConfig.weights: blend weights; ExtractConfig.weights: a model file)
+        items = [x for x in items if isinstance(x, int | float) and not isinstance(x, bool)]
         if key in INT_BOUNDS and v is not None:
             lo, hi = INT_BOUNDS[key]
             for x in items:
