@@ -97,8 +97,11 @@ def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = Non
             zb = None if clips.index is None or bgw.L is None else class_logits(bgw.L, clips.index)
             bg = Windows(bgw.X, np.char.add("bg/", bgw.files), zb)
 
-        def pool(k):
-            return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
+        def pool(k):  # fold k's weak negatives: only background groups none of its test files share
+            if bgw is None:
+                return test[0].take(scapes.fold != k)
+            ok = tests.negatives(k)
+            return bg.take(ok) if ok.any() else None
 
     from embedkit.audio.tta import tta_offsets
     from embedkit.evaluate.tta import reduce_shifted, with_shifted
@@ -293,6 +296,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
     p.add_argument("--backgrounds", help="folder of real field recordings: add the real-background "
                    "soundscape test (e.g. ../shared/data/backgrounds or DATA/train_soundscapes)")  # fmt: skip
+    p.add_argument("--background-groups", default="auto", metavar="RULE",
+                   help="grouping of background files by site/recording; whole groups go to folds: "
+                   "auto (name up to its last _), folder, file, or a CSV file,group")  # fmt: skip
     p.add_argument(
         "--cache", help="folder for the embedded soundscapes (default: ~/.cache/embedkit/evaluate)"
     )
@@ -315,8 +321,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max,
         tta=args.tta,
     )
+    backgrounds = None
+    if args.backgrounds:
+        from embedkit.evaluate.groups import Backgrounds, file_groups
+
+        backgrounds = Backgrounds(args.backgrounds, args.background_groups)
+        file_groups([], args.background_groups)  # an unknown rule fails here, before any work
     lines, res, clips, _ = run_evaluate(
-        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds,
+        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, backgrounds,
         fit_aug,
     )  # fmt: skip
     if not args.table:

@@ -28,12 +28,21 @@ class TestSets:
         background: the background files' own windows (fold = the file's fold), with ``--backgrounds``.
         source: ``(clips, n, cache, threads, backgrounds)`` they were made from (for the shifted windows of
             :func:`embedkit.evaluate.tta.tta_windows`).
+        split: the backgrounds' :class:`~embedkit.evaluate.groups.BackgroundSplit`, with ``--backgrounds``.
     """
 
     scapes: SoundscapeSet
     sets: list[tuple[str, int, np.ndarray]]
     background: SoundscapeSet | None = None
     source: tuple | None = None
+    split: object | None = None
+
+    def negatives(self, k: int) -> np.ndarray | None:
+        """Mask [B] over :attr:`background`'s windows: fold k's allowed weak negatives (None: none given)."""
+        if self.background is None or self.split is None:
+            return None
+        ok = np.asarray(self.split.files)[self.split.negatives_for(k)]
+        return np.isin(self.background.files, ok)
 
     @property
     def kinds(self) -> list[str]:
@@ -65,8 +74,16 @@ def load_testsets(
 
     files = np.concatenate([np.char.add(f"{k}{sd}/", s.files.astype(str)) for k, sd, s in parts])
     merged = SoundscapeSet(cat("X"), cat("L"), cat("truth"), cat("fold"), files, cat("window"))
-    bgw = background_windows(clips, backgrounds, cache, threads) if backgrounds else None
-    return TestSets(merged, sets, bgw, (clips, n, cache, threads, backgrounds))
+    bgw, split = None, None
+    if backgrounds:
+        import sys
+
+        from embedkit.evaluate.groups import background_split
+
+        split = background_split(backgrounds, int(clips.fold.max()) + 1)
+        print("[evaluate] " + "\n[evaluate] ".join(split.lines()), file=sys.stderr)
+        bgw = background_windows(clips, backgrounds, cache, threads)
+    return TestSets(merged, sets, bgw, (clips, n, cache, threads, backgrounds), split)
 
 
 def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> dict:
