@@ -253,6 +253,8 @@ def run_infer(cfg: InferConfig) -> InferResult:
     Returns:
         The written path, row ids, probabilities [N, C], failures and validation problems (empty = valid).
     """
+    from embedkit.predict.summary import settings_text
+
     t0 = time.monotonic()
     run = _prepare(cfg)
     _embed_all(cfg, run, t0)
@@ -267,7 +269,7 @@ def run_infer(cfg: InferConfig) -> InferResult:
     print(
         f"[infer] {len(run.files)} files, {len(row_ids)} rows, {run.total_audio / 60:.1f} min of audio in "
         f"{el:.1f} s ({rt:.0f}x realtime; 700 one-minute files: {700 / max(rt, 1e-9):.1f} min) -> {out}; "
-        f"smoothing {run.smooth[0]:g} ({run.smooth[1]})",
+        + settings_text(tta_offsets(cfg.tta), run.smooth, cfg.file_max, run.models, run.wts),
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)
