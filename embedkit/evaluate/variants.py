@@ -1,7 +1,8 @@
 """The rows of ``embedkit evaluate --table``: the default configuration and the default with one change.
 
 Each row is ``(name, FitConfig changes, post-processing changes)``; post-processing keys are ``smooth``,
-``file_max``, ``tta`` (offsets), ``tta_reduce`` (``mean``/``max`` over the shifted windows) and ``tune`` (prior and smoothing learned on the other folds' soundscapes,
+``file_max``, ``tta`` (offsets), ``tta_reduce`` (``mean``/``max`` over the shifted windows) and ``tune``
+(prior and smoothing learned on the other folds' soundscapes,
 :mod:`embedkit.evaluate.tuned`). :data:`AUG_KEYS` are evaluate-only keys (not FitConfig fields) of the
 augmented rows (:mod:`embedkit.evaluate.augmented`).
 """
