@@ -39,12 +39,17 @@ def _pool(cfg, tests, test, clips):
     return pool
 
 
-def _fit(cfg, data, clips, tests, test, offsets, reduce, memo, aug, augmented):
-    """(oof [N, C], soundscape probabilities [M, C], seconds) of ``cfg``, memoised."""
+def _fit(cfg, data, clips, tests, test, offsets, memo, aug, augmented):
+    """One fit of ``cfg`` per fold, memoised (rows differing only in post-processing share it).
+
+    Returns:
+        (oof [N, C], probabilities of the soundscapes and their shifted copies [(1 + S) * M, C], the shifted
+        test windows, seconds).
+    """
     from embedkit.evaluate.tta import with_shifted
     from embedkit.train.cv import cross_validate
 
-    key = repr((cfg, offsets, reduce))
+    key = repr((cfg, offsets))
     key += "" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}"
     if memo is not None and key in memo:
         return memo[key]
@@ -94,7 +99,7 @@ def run_config(cfg, post: dict, clips, tests, memo: dict | None = None, augmente
     test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
     offsets, reduce = tta_offsets(post.get("tta")), post.get("tta_reduce", "mean")
     aug = training_copies(cfg, augmented, clips, data)
-    args = (data, clips, tests, test, offsets, reduce, memo, aug, augmented)
+    args = (data, clips, tests, test, offsets, memo, aug, augmented)
     after = mode == "prior" and cfg.pseudo == 0 and zs is not None  # prior blended after an off fit
     oof, tp, shifted, secs = _fit(replace(cfg, zero_shot="off") if after else cfg, *args)
     head = (oof, tp) if mode == "off" or after else None
