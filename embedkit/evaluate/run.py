@@ -44,12 +44,16 @@ def run_evaluate(
     threads=None,
     backgrounds=None,
     fit_aug: dict | None = None,
+    only: list[str] | None = None,
+    partial=None,
 ):
     """Run the evaluation; returns (markdown lines, {row name: result}, clips, all soundscape windows).
 
     ``seed`` may be a list: every soundscape test is composed once per seed and scores are averaged.
     ``backgrounds`` (a folder of field recordings) adds the real-background test beside the synthetic one.
-    ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them.
+    ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them. ``only``:
+    table rows whose name contains one of these texts (the default row always runs; the others are said
+    on stderr). ``partial``: a file that gets the main table after every row (replaced atomically).
     """
     from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
     from embedkit.evaluate.data import load_clips
@@ -65,6 +69,11 @@ def run_evaluate(
     post = {"smooth": smooth, "file_max": infer.file_max, "tta": tuple(infer.tta)}
     rows, grid, best = _zero_shot_rows(clips, scapes, post)
     variants = VARIANTS if table else [("configuration", {}, {})]
+    if table and only:
+        keep = [v for v in variants if v[0] == "**default**" or any(t in v[0] for t in only)]
+        skipped = [v[0] for v in variants if v not in keep]
+        print(f"[evaluate] --rows: {len(skipped)} rows not run: {'; '.join(skipped)}", file=sys.stderr)
+        variants = keep
     memo: dict = {}
     augs: dict = {}
     for name, change, pchange in variants:
@@ -82,6 +91,13 @@ def run_evaluate(
             aug = augs[(k, mixup)]
         res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
         rows.append((name, res))
+        if partial:
+            from embedkit.evaluate.tables import table_lines
+            from embedkit.files import replace_atomically
+
+            n_mapped = int((clips.index >= 0).sum()) if clips.index is not None else 0
+            text = "\n".join(table_lines(rows, len(clips.labels), n_mapped, 0)) + "\n"
+            replace_atomically(partial, lambda tmp, t=text: tmp.write_text(t), sync=False)
         field = f"  real bg {res['fd']:.4f} / {res['fd_mapped']:.4f}" if "fd" in res else ""
         print(
             f"[evaluate] {name}: CV {res['cv']:.4f} / {res['cv_mapped']:.4f}  "
@@ -165,6 +181,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, help="backbone threads for the soundscapes (default: all cores)")
     p.add_argument("--table", action="store_true", help="run every row of the technique table")
+    p.add_argument("--rows", nargs="+", metavar="TEXT",
+                   help="with --table: only rows whose name contains one of these texts (and the default)")
     p.add_argument("--out", help="also write the markdown table(s) to this file")
 
 
@@ -190,7 +208,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         file_groups([], args.background_groups)  # an unknown rule fails here, before any work
     lines, res, clips, _ = run_evaluate(
         fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, backgrounds,
-        fit_aug,
+        fit_aug, args.rows, f"{args.out}.partial" if args.out else None,
     )  # fmt: skip
     if not args.table:
         zs = res.get("BirdNET zero-shot, none")
@@ -200,5 +218,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         from pathlib import Path
 
-        Path(args.out).write_text(text)
+        from embedkit.files import replace_atomically
+
+        replace_atomically(args.out, lambda tmp: tmp.write_text(text), sync=False)
+        Path(f"{args.out}.partial").unlink(missing_ok=True)
     return 0
