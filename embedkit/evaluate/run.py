@@ -10,13 +10,18 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
   post-processed like ``infer.py`` (``--smooth``, ``--file-max``) and scored with the competition metric
   over all folds' windows.
 
-BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
+BirdNET's zero-shot classifier is scored on the same windows in every form the toolkit offers
+(:mod:`embedkit.evaluate.zsgrid`, the best row marked), and every row gets paired bootstrap intervals over
+soundscapes against the best zero-shot row and the default (:mod:`embedkit.evaluate.bootstrap`), a head-only
+score (prior off) and the second test on the species the backbone is strong on
+(:func:`embedkit.evaluate.scoring.strong_labels`). With ``--table`` every row of
 :data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
 switched); otherwise only the configuration given (``configs/fit.toml`` + ``--set``), with a per-class table.
 The unlabelled set of weak negatives and self-training (``fit.py --unlabelled``) is, with ``--backgrounds``,
-the windows of the other folds' background files for fold k (fold k's soundscapes are composed over fold
-k's files only); without it, weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and
-self-training uses the soundscapes of the other folds. Rows with ``augmented = "clean+mixed"`` (and the
+the windows of the background files of the *other* folds' site groups for fold k
+(:mod:`embedkit.evaluate.groups`; fold k's soundscapes are composed over fold k's groups only); without it,
+weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and self-training uses the soundscapes
+of the other folds. Rows with ``augmented = "clean+mixed"`` (and the
 evaluate-only keys :data:`AUG_KEYS`) add fold-honest augmented copies of the training windows
 (:mod:`embedkit.evaluate.augmented`; needs ``--backgrounds``, else the row is skipped).
 """
