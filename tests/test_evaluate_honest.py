@@ -203,3 +203,32 @@ def test_prior_blended_after_the_off_fit_is_cross_validate_and_head_only_is_the_
     np.testing.assert_allclose(r["head_test"], off["test"])
     assert r["ho"] == pytest.approx(off["fd"]) and r["ho_mapped"] == pytest.approx(off["fd_mapped"])
     assert not np.allclose(r["test"], off["test"]) and len(memo) == 1  # one fit serves both rows
+
+
+# -- the CLI: --rows, --background-groups, the split under the tables ------------------------------------
+
+
+def test_evaluate_cli_rows_filter_grouped_split_and_out(tmp_path, capsys):
+    from conftest import write_audio
+    from test_quality import make_root
+
+    from embedkit.cli import main
+    from embedkit.config import ExtractConfig
+    from embedkit.extract import run_extract
+
+    root = make_root(tmp_path / "data")
+    run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(tmp_path / "emb"), progress=False))
+    bg = tmp_path / "bg"
+    for name, s in (("siteA_1.ogg", 8.0), ("siteA_2.ogg", 8.0), ("siteB_1.ogg", 9.0), ("rain.ogg", 7.0)):
+        write_audio(bg / name, s, freq=300.0, seed=len(name))
+    out = tmp_path / "table.md"
+    args = ["evaluate", "--data", str(root), "--embeddings", str(tmp_path / "emb"), "--set", "backbone=toy",
+            "folds=3", "--table", "--rows", "logreg, plain", "--soundscapes", "1", "--tta", "0",
+            "--backgrounds", str(bg), "--cache", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    err, text = capsys.readouterr().err, out.read_text()
+    assert "rows not run" in err and "default, head mil" in err.split("rows not run")[1]
+    names = [ln.split(" | ")[0].lstrip("| ") for ln in text.splitlines() if ln.startswith("| ")]
+    assert names[1:] == ["logreg, plain", "**default**"] and "head only (prior off)" in text
+    assert "* fold 0: 2 files, 16 s: siteA" in text and not (tmp_path / "table.md.partial").exists()
+    assert main([*args[:-2], "--background-groups", "nonsense"]) == 2
