@@ -45,9 +45,8 @@ TARGET_MIN = {"birdnet": 8.0, "panns": 15.0}
 
 def make_soundscapes(folder: Path, n: int, seed: int = 1) -> float:
     """``n`` one-minute 32 kHz OGG clips cut from the concatenated recordings; returns seconds written."""
-    import soundfile as sf
-
     from embedkit.audio import load_mono
+    from embedkit.audio.write import write_audio
 
     folder.mkdir(parents=True, exist_ok=True)
     files = [p for p, _ in xc_files()]
@@ -61,7 +60,7 @@ def make_soundscapes(folder: Path, n: int, seed: int = 1) -> float:
         have += len(y)
         while have >= need and k < n:
             allx = np.concatenate(buf)
-            sf.write(folder / f"BENCH_{k:04d}.ogg", allx[:need], 32_000, format="OGG", subtype="VORBIS")
+            write_audio(folder / f"BENCH_{k:04d}.ogg", allx[:need], 32_000, "OGG", "VORBIS")
             k += 1
             buf, have = [allx[need:]], len(allx) - need
     if k < n:

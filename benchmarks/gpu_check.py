@@ -116,13 +116,13 @@ def extract_rate(bb, files: Path, out: Path) -> float:
 
 
 def synth_files(folder: Path, n: int, seconds: float) -> Path:
-    import soundfile as sf
+    from embedkit.audio.write import write_audio
 
     rng = np.random.default_rng(1)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         x = (0.1 * rng.standard_normal(int(seconds * 32000))).astype(np.float32)
-        sf.write(folder / f"f{i:03d}.ogg", x, 32000, format="OGG", subtype="VORBIS")
+        write_audio(folder / f"f{i:03d}.ogg", x, 32000, "OGG", "VORBIS")
     return folder
 
 

@@ -308,8 +308,8 @@ def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
         run_evaluate(fit, InferConfig(), False, 2, [5], cache, None, tmp_path / "empty")
     from embedkit.evaluate.data import background_windows
 
-    bgw = background_windows(clips, bg, cache)  # sorted files: rain (7 s, fold 0), wind (14 s, fold 1)
-    assert bgw.files.tolist() == ["rain.ogg", "wind.ogg", "wind.ogg"] and bgw.fold.tolist() == [0, 1, 1]
+    bgw = background_windows(clips, bg, cache)  # groups by duration: wind (14 s) fold 0, rain (7 s) fold 1
+    assert bgw.files.tolist() == ["rain.ogg", "wind.ogg", "wind.ogg"] and bgw.fold.tolist() == [1, 0, 0]
     # weak negatives (on by default) come from the other folds' background windows: off, another head
     neg = replace(fit, weak_negatives=0.0)
     r2 = run_evaluate(neg, inf, False, 2, [0, 1], cache, None, bg)[1]["configuration"]

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
 from embedkit.demo.calls import SR
 from embedkit.demo.synth import SOUNDSCAPE_S, focal_clip, noise_bank, soundscape, species_table
@@ -70,8 +69,10 @@ def _stems(rng: np.random.Generator, k: int) -> list[str]:
 
 
 def _write(path: Path, audio: np.ndarray) -> None:
+    from embedkit.audio.write import write_audio
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, audio, SR, format="OGG", subtype="VORBIS")
+    write_audio(path, audio, SR, "OGG", "VORBIS")  # block-wise: long Vorbis writes crash libsndfile 1.2.2
 
 
 def _train_rows(species: list[dict], clips_per_species: int, meta: np.random.Generator) -> list[dict]:

@@ -1,8 +1,8 @@
 """Augmented training windows for ``embedkit evaluate`` (what ``extract.py --augment-background`` adds).
 
 Honest by construction: fold k's heads are scored on soundscapes composed over fold k's background files
-(sorted file i → fold ``i % folds``, :mod:`embedkit.evaluate.data`), so the training windows of fold j are
-mixed with **fold j's** background files only (:func:`embedkit.audio.augment.augment_window`), and a mixup
+(whole site/recording groups per fold, :mod:`embedkit.evaluate.groups`), so the training windows of fold j
+are mixed with **fold j's** background files only (:func:`embedkit.audio.augment.augment_window`), and a mixup
 partner (probability ``mixup``) is a window of another species of the same fold. A head fit on folds j ≠ k
 then never hears fold k's test backgrounds. Variant v of fold k draws from ``default_rng([seed, v, k])``, so
 K = 2 reuses the cached variant 1 of K = 1. Each variant is embedded once with the shards' backbone and
@@ -58,7 +58,7 @@ def _windows(audio: np.ndarray, w: int, hop: int, win: int) -> np.ndarray:
     return np.pad(a, (0, win - len(a))).astype(np.float32)
 
 
-def _variant(clips, bgs, v: int, seed: int, aug: Augment, bb, win: int, hop: int) -> dict:
+def _variant(clips, bgs, v: int, seed: int, aug: Augment, bb, win: int, hop: int, split) -> dict:
     """Embed variant ``v`` of every clip window, fold by fold (see the module docstring)."""
     from embedkit.audio import load_mono
 
@@ -70,7 +70,7 @@ def _variant(clips, bgs, v: int, seed: int, aug: Augment, bb, win: int, hop: int
     for k in range(n_folds):
         rows = np.flatnonzero(clips.fold == k)
         audio = {f: load_mono(root / f, bb.sample_rate) for f in sorted(set(clips.files[rows].tolist()))}
-        mine = [b for i, b in enumerate(bgs) if i % n_folds == k] or bgs
+        mine = [b for b, f in zip(bgs, split.fold, strict=True) if f == k] or bgs
         rng = np.random.default_rng([seed, v, k])
         batch: list[np.ndarray] = []
         for i in rows:
@@ -96,6 +96,7 @@ def _variant(clips, bgs, v: int, seed: int, aug: Augment, bb, win: int, hop: int
 
 def _key(clips, backgrounds, v: int, seed: int, aug: Augment) -> str:
     from embedkit.evaluate.data import _background_ident
+    from embedkit.evaluate.groups import background_split
 
     ident = {
         "data": str(Path(clips.data).resolve()),
@@ -104,6 +105,7 @@ def _key(clips, backgrounds, v: int, seed: int, aug: Augment) -> str:
         ).hexdigest(),
         "backbone": {k: v for k, v in clips.provenance.items() if k not in ("created", "source", "split")},
         "backgrounds": _background_ident(backgrounds),
+        "split": background_split(backgrounds, int(clips.fold.max()) + 1).key(),
         "variant": v,
         "seed": seed,
         "augment": asdict(aug),
@@ -135,6 +137,7 @@ def augmented_set(
     from embedkit.backbones.build import build_backbone
     from embedkit.config import cache_dir
     from embedkit.evaluate.data import _load_backgrounds
+    from embedkit.evaluate.groups import background_split
 
     folder = Path(cache) if cache else cache_dir() / "evaluate"
     parts, bb, bgs = [], None, None
@@ -147,7 +150,8 @@ def augmented_set(
                 bgs = _load_backgrounds(backgrounds, bb.sample_rate)
             win = int(round(clips.provenance.get("window_s", 5.0) * bb.sample_rate))
             hop = int(round(clips.provenance.get("hop_s", 5.0) * bb.sample_rate))
-            arrays = _variant(clips, bgs, v, seed, aug, bb, win, hop)
+            split = background_split(backgrounds, int(clips.fold.max()) + 1)
+            arrays = _variant(clips, bgs, v, seed, aug, bb, win, hop, split)
             folder.mkdir(parents=True, exist_ok=True)
             replace_atomically(path, lambda tmp, a=arrays: np.savez(tmp, **a), sync=False)
             print(f"[evaluate] augmented variant {v}: {len(arrays['X'])} windows embedded, "

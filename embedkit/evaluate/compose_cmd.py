@@ -62,10 +62,24 @@ def holdout_recordings(train: pd.DataFrame, share: float, seed: int) -> list[str
 
 
 def _write_audio(path: Path, audio: np.ndarray, sample_rate: int, fmt: str) -> None:
-    import soundfile as sf
+    from embedkit.audio.write import write_audio
 
-    major, sub = FORMATS[fmt]
-    sf.write(str(path), audio, sample_rate, format=major, subtype=sub)
+    major, sub = FORMATS[fmt]  # block-wise: one long Vorbis write crashes libsndfile 1.2.2
+    write_audio(path, audio, sample_rate, major, sub, atomic=False)  # the staged folder is renamed whole
+
+
+def _remove_stale_stages(out: Path) -> None:
+    """Remove ``.<out>.tmp-<pid>`` folders of earlier runs whose process is gone (killed, crashed)."""
+    for stage in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = stage.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _truth_tables(scapes, labels: list[str], window_s: float):
@@ -111,6 +125,7 @@ def compose_folder(args: argparse.Namespace) -> Path:
                            prefix=args.prefix, snr_db=tuple(args.snr_db))  # fmt: skip
     truth, calls = _truth_tables(scapes, labels, 5.0)
     stage = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    _remove_stale_stages(out)
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:

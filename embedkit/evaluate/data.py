@@ -124,8 +124,10 @@ def _cache_key(clips: ClipSet, n: int, seed: int, backgrounds=None) -> str:
         "composer": COMPOSER_VERSION,
     }
     if backgrounds:
+        from embedkit.evaluate.groups import background_split
+
         ident["backgrounds"] = _background_ident(backgrounds)
-        ident["background_split"] = "sorted file i -> fold i % folds"
+        ident["background_split"] = background_split(backgrounds, int(clips.fold.max()) + 1).key()
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -147,9 +149,10 @@ def soundscape_set(
         threads: backbone threads.
         backgrounds: folder of real field recordings: compose over them
             (:func:`embedkit.evaluate.field.compose_field`) instead of quiet stretches + pink noise. The
-            files are split between the folds (sorted file i goes to fold ``i % folds``) and fold k's
+            files are split between the folds by site/recording (:mod:`embedkit.evaluate.groups`; a
+            :class:`~embedkit.evaluate.groups.Backgrounds` carries the grouping rule) and fold k's
             soundscapes use fold k's files only, so a head fit on the other folds may learn from the other
-            folds' background files (:func:`background_windows`) without seeing its test backgrounds.
+            folds' background files (:func:`background_windows`) without hearing its test site.
     """
     from embedkit.config import cache_dir
 
@@ -170,6 +173,10 @@ def soundscape_set(
     }
     if s.L is not None:
         arrays["L"] = s.L.astype(np.float16)
+    if backgrounds:  # the background split, cached with the soundscapes it made
+        from embedkit.evaluate.groups import background_split
+
+        arrays["split"] = np.array(background_split(backgrounds, int(clips.fold.max()) + 1).to_json())
     replace_atomically(path, lambda tmp: np.savez(tmp, **arrays), sync=False)
     # the values the cache holds, so a first run scores exactly as the cached runs after it
     X, L = s.X.astype(np.float16).astype(np.float32), None if s.L is None else s.L.astype(np.float16)
@@ -182,13 +189,16 @@ def _load_backgrounds(folder, sample_rate: int) -> list[np.ndarray]:
     return [load_mono(p, sample_rate) for p in list_audio(folder)]
 
 
-def compose_fold(clips: ClipSet, k: int, n: int, seed: int, sample_rate: int, bgs=None) -> list:
-    """Fold ``k``'s ``n`` soundscapes (seeded: the same audio every call), over ``bgs`` if given."""
+def compose_fold(clips: ClipSet, k: int, n: int, seed: int, sample_rate: int, bgs=None, split=None) -> list:
+    """Fold ``k``'s ``n`` soundscapes (seeded: the same audio every call), over ``bgs`` if given.
+
+    ``bgs`` are all background recordings (in :func:`embedkit.audio.list_audio` order) and ``split`` their
+    :class:`~embedkit.evaluate.groups.BackgroundSplit`: fold k uses its own groups' files only.
+    """
     from embedkit.audio import load_mono
     from embedkit.evaluate.compose import compose
     from embedkit.evaluate.field import compose_field
 
-    n_folds = int(clips.fold.max()) + 1
     prim = clips.truth.argmax(1)
     root = Path(clips.data) / "train_audio"
     recs = []
@@ -198,11 +208,13 @@ def compose_fold(clips: ClipSet, k: int, n: int, seed: int, sample_rate: int, bg
           "window_s": clips.provenance.get("window_s", 5.0)}  # fmt: skip
     if bgs is None:
         return compose(recs, len(clips.labels), n, **kw)
-    mine = [b for i, b in enumerate(bgs) if i % n_folds == k]
-    if not mine:
-        msg = f"fewer background files than folds: fold {k} composed over all of them, so its"
-        print(f"[evaluate] {msg} heads' background negatives overlap its test", file=sys.stderr)
-    return compose_field(recs, mine or bgs, len(clips.labels), n, **kw)
+    if split is None:
+        raise ValueError("compose_fold over backgrounds needs their split (embedkit.evaluate.groups)")
+    use = split.test_files(k)
+    if not (split.fold == k).any():
+        msg = f"fewer background groups than folds: fold {k} composed over all files (its heads get no"
+        print(f"[evaluate] {msg} weak negatives)", file=sys.stderr)
+    return compose_field(recs, [b for b, u in zip(bgs, use, strict=True) if u], len(clips.labels), n, **kw)
 
 
 def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=None) -> SoundscapeSet:
@@ -217,8 +229,13 @@ def _build(clips: ClipSet, n: int, seed: int, threads: int | None, backgrounds=N
     bgs = _load_backgrounds(backgrounds, bb.sample_rate) if backgrounds else None
     t0 = time.monotonic()
     n_folds = int(clips.fold.max()) + 1
+    split = None
+    if backgrounds:
+        from embedkit.evaluate.groups import background_split
+
+        split = background_split(backgrounds, n_folds)
     for k in range(n_folds):
-        for sc in compose_fold(clips, k, n, seed, bb.sample_rate, bgs):
+        for sc in compose_fold(clips, k, n, seed, bb.sample_rate, bgs, split):
             batch = sc.audio[: len(sc.truth) * win].reshape(len(sc.truth), win)
             e, lg = bb.embed_with_logits(batch) if with_logits else (bb.embed(batch), None)
             out["X"].append(e)
@@ -240,15 +257,18 @@ def background_windows(clips: ClipSet, backgrounds, cache=None, threads: int | N
     """The 5 s windows of every background file, embedded; ``fold`` is the file's fold (see soundscape_set).
 
     For weak negatives / self-training in ``embedkit evaluate --backgrounds``: fold k's head may use the
-    windows of the other folds' background files. Cached like the soundscapes.
+    windows of the files :meth:`~embedkit.evaluate.groups.BackgroundSplit.negatives_for` allows (other
+    folds' groups). ``files`` are paths relative to the folder. Cached like the soundscapes.
     """
     from embedkit.audio import list_audio, load_mono
     from embedkit.backbones.build import build_backbone
     from embedkit.config import cache_dir
+    from embedkit.evaluate.groups import background_split
 
     folder = Path(cache) if cache else cache_dir() / "evaluate"
     prov = {k: v for k, v in clips.provenance.items() if k not in ("created", "source", "split")}
-    ident = {"bg": _background_ident(backgrounds), "folds": int(clips.fold.max()) + 1, "backbone": prov}
+    split = background_split(backgrounds, int(clips.fold.max()) + 1)
+    ident = {"bg": _background_ident(backgrounds), "split": split.key(), "backbone": prov}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = folder / f"backgrounds-{key}.npz"
     if not path.is_file():
@@ -260,12 +280,13 @@ def background_windows(clips: ClipSet, backgrounds, cache=None, threads: int | N
             m = max(1, len(a) // win)
             a = np.pad(a, (0, max(0, m * win - len(a))))[: m * win].reshape(m, win)
             e, lg = bb.embed_with_logits(a) if hasattr(bb, "embed_with_logits") else (bb.embed(a), None)
-            for k, v in (("X", e), ("L", lg), ("fold", np.full(m, i % ident["folds"])),
-                         ("files", np.full(m, p.name)), ("window", np.arange(m))):  # fmt: skip
+            for k, v in (("X", e), ("L", lg), ("fold", np.full(m, split.fold[i])),
+                         ("files", np.full(m, split.files[i])), ("window", np.arange(m))):  # fmt: skip
                 out[k].append(v)
         bb.close()
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {k: np.concatenate(v) for k, v in out.items() if v[0] is not None}
+        arrays["split"] = np.array(split.to_json())  # the split, cached with the windows
         arrays["X"] = arrays["X"].astype(np.float16)
         if "L" in arrays:
             arrays["L"] = arrays["L"].astype(np.float16)

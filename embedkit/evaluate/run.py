@@ -10,13 +10,18 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
   post-processed like ``infer.py`` (``--smooth``, ``--file-max``) and scored with the competition metric
   over all folds' windows.
 
-BirdNET's zero-shot classifier is scored on the same windows. With ``--table`` every row of
+BirdNET's zero-shot classifier is scored on the same windows in every form the toolkit offers
+(:mod:`embedkit.evaluate.zsgrid`, the best row marked), and every row gets paired bootstrap intervals over
+soundscapes against the best zero-shot row and the default (:mod:`embedkit.evaluate.bootstrap`), a head-only
+score (prior off) and the second test on the species the backbone is strong on
+(:func:`embedkit.evaluate.scoring.strong_labels`). With ``--table`` every row of
 :data:`VARIANTS` is run (each head plain, the default configuration, and the default with one technique
 switched); otherwise only the configuration given (``configs/fit.toml`` + ``--set``), with a per-class table.
 The unlabelled set of weak negatives and self-training (``fit.py --unlabelled``) is, with ``--backgrounds``,
-the windows of the other folds' background files for fold k (fold k's soundscapes are composed over fold
-k's files only); without it, weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and
-self-training uses the soundscapes of the other folds. Rows with ``augmented = "clean+mixed"`` (and the
+the windows of the background files of the *other* folds' site groups for fold k
+(:mod:`embedkit.evaluate.groups`; fold k's soundscapes are composed over fold k's groups only); without it,
+weak negatives are skipped (as ``fit.py`` without ``--unlabelled``) and self-training uses the soundscapes
+of the other folds. Rows with ``augmented = "clean+mixed"`` (and the
 evaluate-only keys :data:`AUG_KEYS`) add fold-honest augmented copies of the training windows
 (:mod:`embedkit.evaluate.augmented`; needs ``--backgrounds``, else the row is skipped).
 """
@@ -25,169 +30,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 
-import numpy as np
-
 from embedkit.config import FitConfig, InferConfig
-from embedkit.errors import UsageError
+from embedkit.evaluate.fitrow import run_config  # noqa: F401 - re-exported
+from embedkit.evaluate.scoring import postprocess  # noqa: F401 - re-exported
+from embedkit.evaluate.tables import per_class_lines, post_label, table_lines  # noqa: F401 - re-exported
 from embedkit.evaluate.variants import AUG_KEYS, NO_POST, VARIANTS  # noqa: F401 - the row table
-
-
-def postprocess(P: np.ndarray, files: np.ndarray, window: np.ndarray, smooth: float, file_max: float):
-    """``infer.py``'s post-processing per file: smoothing over neighbouring windows, then file-max blend."""
-    from embedkit.predict.post import file_max_blend, smooth_windows
-
-    if smooth <= 0 and file_max <= 0:
-        return P
-    out = P.copy()
-    for f in np.unique(files):
-        rows = np.flatnonzero(files == f)
-        rows = rows[np.argsort(window[rows], kind="stable")]
-        out[rows] = file_max_blend(smooth_windows(P[rows], smooth), file_max)
-    return out
-
-
-def _scores(truth, P, mapped) -> tuple[float, float]:
-    from embedkit.metrics import birdclef_score, scorable_classes
-
-    ok = scorable_classes(truth)
-    all_ = birdclef_score(truth, P) if ok.any() else float("nan")
-    m = ok & mapped
-    return all_, (birdclef_score(truth[:, m], P[:, m]) if m.any() else float("nan"))
-
-
-def run_config(cfg: FitConfig, post: dict, clips, tests, memo: dict | None = None, augmented=None) -> dict:
-    """Fit ``cfg`` per fold; score CV windows and soundscapes (:class:`~embedkit.evaluate.testsets.TestSets`).
-
-    Returns:
-        scores (``cv``, ``cv_mapped``, ``sc``, ``sc_mapped``, with field sets ``fd``, ``fd_mapped``), the
-        probabilities (``oof``, ``test``), ``seconds``, ``post``. ``memo`` (a dict kept across calls) reuses
-        the fits of an equal fit config, so rows that change only the post-processing fit nothing.
-        ``augmented`` (an :class:`~embedkit.evaluate.augmented.AugmentedSet`) is used when
-        ``cfg.augmented == "clean+mixed"``.
-    """
-    from embedkit.evaluate.augmented import training_copies
-    from embedkit.evaluate.testsets import score_sets
-    from embedkit.predict.apply import Windows
-    from embedkit.train.cv import cross_validate
-    from embedkit.zeroshot import class_logits
-
-    if post.get("tune"):  # prior weight and smoothing chosen on the other folds' soundscapes
-        from embedkit.evaluate.tuned import run_tuned
-
-        return run_tuned(cfg, post, clips, tests, memo)
-    t0 = time.monotonic()
-    scapes = tests.scapes
-    mode = cfg.zero_shot if clips.index is not None else "off"
-    if mode == "auto":
-        mode = "prior"
-    if (cfg.confidence_weight > 0 or mode != "off") and clips.index is None:
-        raise UsageError("zero-shot options and confidence weights need logits in the shards (--save-logits)")
-    cfg = replace(cfg, zero_shot=mode)
-    zc = None if clips.index is None else class_logits(clips.L, clips.index)
-    zs = None if clips.index is None or scapes.L is None else class_logits(scapes.L, clips.index)
-    data = Windows(clips.X, clips.files, zc, clips.targets(cfg.secondary_weight))
-    test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
-    pool = None
-    bgw = tests.background
-    if (cfg.weak_negatives > 0 and bgw is not None) or cfg.pseudo > 0:
-        if bgw is not None:  # the other folds' background files (fold k's test never uses them)
-            zb = None if clips.index is None or bgw.L is None else class_logits(bgw.L, clips.index)
-            bg = Windows(bgw.X, np.char.add("bg/", bgw.files), zb)
-
-        def pool(k):
-            return test[0].take(scapes.fold != k) if bgw is None else bg.take(bgw.fold != k)
-
-    from embedkit.audio.tta import tta_offsets
-    from embedkit.evaluate.tta import reduce_shifted, with_shifted
-
-    offsets = tta_offsets(post.get("tta"))
-    aug = training_copies(cfg, augmented, clips, data)
-    key = repr((cfg, offsets, post.get("tta_reduce")))
-    key += "" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}"
-    if memo is not None and key in memo:
-        oof, tp, t0 = *memo[key][:2], time.monotonic() - memo[key][2]
-    else:
-        oof, _, tp = cross_validate(cfg, data, clips.fold, pool, t0, with_shifted(tests, test, offsets), aug)
-        tp = reduce_shifted(tp, len(offsets), post.get("tta_reduce", "mean"))
-        if memo is not None:
-            memo[key] = (oof, tp, time.monotonic() - t0)
-    smooth, fmax = post["smooth"], post["file_max"]
-    oof = postprocess(oof, clips.files, clips.window, smooth, fmax)
-    tp = postprocess(tp, scapes.files, scapes.window, smooth, fmax)
-    mapped = clips.index >= 0 if clips.index is not None else np.zeros(len(clips.labels), bool)
-    cv26, cv22 = _scores(clips.truth, oof, mapped)
-    el = time.monotonic() - t0
-    return {
-        "cv": cv26,
-        "cv_mapped": cv22,
-        **score_sets(tests, tp, mapped, _scores),
-        "oof": oof,
-        "test": tp,
-        "seconds": el,
-        "post": post_label(post),
-    }
-
-
-def zero_shot_row(clips, tests, post: dict) -> dict:
-    """BirdNET's own logits on the same windows (mapped labels only), post-processed like ``post``."""
-    from embedkit.evaluate.testsets import score_sets
-    from embedkit.zeroshot import class_logits
-
-    scapes = tests.scapes
-    mapped = clips.index >= 0
-    zc = postprocess(
-        class_logits(clips.L, clips.index), clips.files, clips.window, post["smooth"], post["file_max"]
-    )
-    zt = class_logits(scapes.L, clips.index)
-    if post.get("tta"):  # BirdNET's probabilities averaged over the shifted windows, as the heads' TTA
-        from embedkit.audio.tta import tta_offsets
-        from embedkit.evaluate.tta import tta_windows
-
-        _, Ls = tta_windows(tests, tta_offsets(post["tta"]))
-        zs = [zt, *(class_logits(L, clips.index) for L in Ls)]
-        zt = np.mean([1.0 / (1.0 + np.exp(-z)) for z in zs], axis=0)
-    zt = postprocess(zt, scapes.files, scapes.window, post["smooth"], post["file_max"])
-    nan = float("nan")
-    sc = score_sets(tests, zt, mapped, _scores)
-    sc.update({k: nan for k in ("sc", "fd") if k in sc})
-    out = {"cv": nan, "cv_mapped": _scores(clips.truth, zc, mapped)[1], **sc, "oof": zc, "test": zt}
-    out["seconds"] = 0.0
-    return {**out, "post": post_label(post)}
-
-
-def post_label(post: dict) -> str:
-    """Short text for the post-processing column: ``smooth 0.5``, ``file-max 0.25``, ``none``."""
-    parts = [f"smooth {post['smooth']:g}" if post["smooth"] > 0 else ""]
-    parts.append(f"file-max {post['file_max']:g}" if post["file_max"] > 0 else "")
-    parts.append("TTA ±" + "/".join(f"{abs(s):g}" for s in post["tta"]) + " s" if post.get("tta") else "")
-    return ", ".join(p for p in parts if p) or "none"
-
-
-def table_lines(rows: list[tuple[str, dict]], n_labels: int, n_mapped: int) -> list[str]:
-    """Markdown table of result rows (real-background columns when the rows have them)."""
-
-    def f(v):
-        return "—" if v != v else f"{v:.3f}"
-
-    keys = ["cv", "cv_mapped", "sc", "sc_mapped"]
-    cols = f"soundscapes, {n_labels} | soundscapes, {n_mapped}"
-    if rows and "fd" in rows[0][1]:
-        keys += ["fd", "fd_mapped"]
-        cols = f"synthetic bg, {n_labels} | synthetic bg, {n_mapped} | "
-        cols += f"real bg, {n_labels} | real bg, {n_mapped}"
-    head = [
-        f"| configuration | post-processing | CV AUC, {n_labels} species | CV AUC, {n_mapped} in BirdNET | "
-        f"{cols} | s |",
-        "|---" * (len(keys) + 3) + "|",
-    ]
-    body = []
-    for name, r in rows:
-        cells = [f(r[k]) for k in keys] + [f"{r['seconds']:.0f}"]
-        body.append(f"| {name} | {r.get('post', '')} | " + " | ".join(cells) + " |")
-    return head + body
 
 
 def run_evaluate(
@@ -200,12 +49,16 @@ def run_evaluate(
     threads=None,
     backgrounds=None,
     fit_aug: dict | None = None,
+    only: list[str] | None = None,
+    partial=None,
 ):
     """Run the evaluation; returns (markdown lines, {row name: result}, clips, all soundscape windows).
 
     ``seed`` may be a list: every soundscape test is composed once per seed and scores are averaged.
     ``backgrounds`` (a folder of field recordings) adds the real-background test beside the synthetic one.
-    ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them.
+    ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them. ``only``:
+    table rows whose name contains one of these texts (the default row always runs; the others are said
+    on stderr). ``partial``: a file that gets the main table after every row (replaced atomically).
     """
     from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
     from embedkit.evaluate.data import load_clips
@@ -219,15 +72,13 @@ def run_evaluate(
 
     smooth = DEFAULT_SMOOTH if infer.smooth is None else infer.smooth
     post = {"smooth": smooth, "file_max": infer.file_max, "tta": tuple(infer.tta)}
-    rows: list[tuple[str, dict]] = []
-    if clips.index is not None:
-        rows.append(("BirdNET zero-shot", zero_shot_row(clips, scapes, NO_POST)))
-        zpost = {**post, "tta": ()}  # BirdNET's logits of the unshifted windows
-        rows.append(("BirdNET zero-shot + default post-processing", zero_shot_row(clips, scapes, zpost)))
-        if post["tta"]:
-            zs_tta = zero_shot_row(clips, scapes, post)
-            rows.append(("BirdNET zero-shot + default post-processing + TTA", zs_tta))
+    rows, grid, best = _zero_shot_rows(clips, scapes, post)
     variants = VARIANTS if table else [("configuration", {}, {})]
+    if table and only:
+        keep = [v for v in variants if v[0] == "**default**" or any(t in v[0] for t in only)]
+        skipped = [v[0] for v in variants if v not in keep]
+        print(f"[evaluate] --rows: {len(skipped)} rows not run: {'; '.join(skipped)}", file=sys.stderr)
+        variants = keep
     memo: dict = {}
     augs: dict = {}
     for name, change, pchange in variants:
@@ -245,28 +96,62 @@ def run_evaluate(
             aug = augs[(k, mixup)]
         res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
         rows.append((name, res))
+        if partial:
+            from embedkit.evaluate.tables import table_lines
+            from embedkit.files import replace_atomically
+
+            n_mapped = int((clips.index >= 0).sum()) if clips.index is not None else 0
+            text = "\n".join(table_lines(rows, len(clips.labels), n_mapped, 0)) + "\n"
+            replace_atomically(partial, lambda tmp, t=text: tmp.write_text(t), sync=False)
         field = f"  real bg {res['fd']:.4f} / {res['fd_mapped']:.4f}" if "fd" in res else ""
         print(
             f"[evaluate] {name}: CV {res['cv']:.4f} / {res['cv_mapped']:.4f}  "
             f"soundscapes {res['sc']:.4f} / {res['sc_mapped']:.4f}{field}  ({res['seconds']:.0f} s)",
             file=sys.stderr,
         )
+    return _report(rows, grid, best, clips, scapes, table), dict(rows + grid), clips, scapes.scapes
+
+
+def _zero_shot_rows(clips, tests, post: dict):
+    """(main-table zero-shot rows, the whole grid, the best grid row's name); empty without logits."""
+    from embedkit.evaluate.zsgrid import best_row, grid_rows, zero_shot_row
+
+    if clips.index is None or tests.scapes.L is None:
+        return [], [], None
+    grid = grid_rows(clips, tests)
+    best = best_row(grid)
+    by_name = dict(grid)
+    dpost = {**post, "tta_reduce": "mean"}
+
+    same = [nm for nm, r in grid if r["post"] == post_label(dpost)]
+    dflt = by_name[same[0]] if same else zero_shot_row(clips, tests, dpost)
+    rows = [("BirdNET zero-shot", by_name[f"BirdNET zero-shot, {post_label(NO_POST)}"]),
+            ("BirdNET zero-shot + default post-processing", dflt),
+            (f"**BirdNET zero-shot, best of the grid**: {by_name[best]['post']}", by_name[best])]  # fmt: skip
+    return rows, grid, best
+
+
+def _report(rows, grid, best, clips, tests, table: bool) -> list[str]:
+    """Main table; with logits the zero-shot grid and the paired intervals; with backgrounds their split."""
+    from embedkit.evaluate.bootstrap import N_BOOT, compare_rows
+    from embedkit.evaluate.tables import grid_lines, interval_lines
+
+    n_labels = len(clips.labels)
     n_mapped = int((clips.index >= 0).sum()) if clips.index is not None else 0
-    return table_lines(rows, len(clips.labels), n_mapped), dict(rows), clips, scapes.scapes
-
-
-def per_class_lines(clips, res: dict, zs: dict | None) -> list[str]:
-    """Markdown per-class table: recordings, CV AUC, soundscape AUC (and BirdNET zero-shot's)."""
-    from embedkit.metrics import per_class_auc
-
-    cv = per_class_auc(clips.truth, res["oof"])
-    lines = ["| label | recordings | CV AUC | BirdNET CV AUC |", "|---|---|---|---|"]
-    zcv = per_class_auc(clips.truth, zs["oof"]) if zs else np.full(len(cv), np.nan)
-    for c, lab in enumerate(clips.labels):
-        n = len(set(clips.files[clips.truth[:, c]].tolist()))
-        known = clips.index is not None and clips.index[c] >= 0
-        z = f"{zcv[c]:.3f}" if known else "—"
-        lines.append(f"| {lab} | {n} | {cv[c]:.3f} | {z} |")
+    n_strong = int(tests.strong.sum()) if tests.strong is not None and "field" in tests.kinds else 0
+    lines = table_lines(rows, n_labels, n_mapped, n_strong)
+    if grid:
+        lines += ["", *grid_lines(grid, best, n_mapped, n_strong)]
+        default = "**default**" if table else "configuration"
+        heads = [(nm, r) for nm, r in rows if not r.get("zero_shot")]
+        deltas = compare_rows(grid + heads, tests, clips.index >= 0, best, default)
+        if deltas:
+            lines += ["", *interval_lines(deltas, n_labels, n_mapped, n_strong, N_BOOT)]
+    if n_strong:
+        names = ", ".join(lab for lab, s in zip(clips.labels, tests.strong, strict=True) if s)
+        lines += ["", f"Strong species (BirdNET's own clip-window AUC >= 0.95, chosen on the clips): {names}"]
+    if tests.split is not None:
+        lines += ["", *tests.split.lines()]
     return lines
 
 
@@ -293,11 +178,16 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="composition seed(s); scores are averaged over them (default: 0)")  # fmt: skip
     p.add_argument("--backgrounds", help="folder of real field recordings: add the real-background "
                    "soundscape test (e.g. ../shared/data/backgrounds or DATA/train_soundscapes)")  # fmt: skip
+    p.add_argument("--background-groups", default="auto", metavar="RULE",
+                   help="grouping of background files by site/recording; whole groups go to folds: "
+                   "auto (name up to its last _), folder, file, or a CSV file,group")  # fmt: skip
     p.add_argument(
         "--cache", help="folder for the embedded soundscapes (default: ~/.cache/embedkit/evaluate)"
     )
     p.add_argument("--threads", type=int, help="backbone threads for the soundscapes (default: all cores)")
     p.add_argument("--table", action="store_true", help="run every row of the technique table")
+    p.add_argument("--rows", nargs="+", metavar="TEXT",
+                   help="with --table: only rows whose name contains one of these texts (and the default)")
     p.add_argument("--out", help="also write the markdown table(s) to this file")
 
 
@@ -315,16 +205,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max,
         tta=args.tta,
     )
+    backgrounds = None
+    if args.backgrounds:
+        from embedkit.evaluate.groups import Backgrounds, file_groups
+
+        backgrounds = Backgrounds(args.backgrounds, args.background_groups)
+        file_groups([], args.background_groups)  # an unknown rule fails here, before any work
     lines, res, clips, _ = run_evaluate(
-        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, args.backgrounds,
-        fit_aug,
+        fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, backgrounds,
+        fit_aug, args.rows, f"{args.out}.partial" if args.out else None,
     )  # fmt: skip
     if not args.table:
-        lines += ["", *per_class_lines(clips, res["configuration"], res.get("BirdNET zero-shot"))]
+        zs = res.get("BirdNET zero-shot, none")
+        lines += ["", *per_class_lines(clips, res["configuration"], zs)]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
         from pathlib import Path
 
-        Path(args.out).write_text(text)
+        from embedkit.files import replace_atomically
+
+        replace_atomically(args.out, lambda tmp: tmp.write_text(text), sync=False)
+        Path(f"{args.out}.partial").unlink(missing_ok=True)
     return 0

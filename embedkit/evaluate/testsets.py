@@ -28,12 +28,29 @@ class TestSets:
         background: the background files' own windows (fold = the file's fold), with ``--backgrounds``.
         source: ``(clips, n, cache, threads, backgrounds)`` they were made from (for the shifted windows of
             :func:`embedkit.evaluate.tta.tta_windows`).
+        split: the backgrounds' :class:`~embedkit.evaluate.groups.BackgroundSplit`, with ``--backgrounds``.
+        strong: bool [C], the labels of the second test (:func:`embedkit.evaluate.scoring.strong_labels`).
     """
 
     scapes: SoundscapeSet
     sets: list[tuple[str, int, np.ndarray]]
     background: SoundscapeSet | None = None
     source: tuple | None = None
+    split: object | None = None
+    strong: np.ndarray | None = None
+
+    def strong_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Rows of ``mask`` without a call of a label outside :attr:`strong` (the second test's windows)."""
+        if self.strong is None:
+            return np.zeros_like(mask)
+        return mask & ~self.scapes.truth[:, ~self.strong].any(1)
+
+    def negatives(self, k: int) -> np.ndarray | None:
+        """Mask [B] over :attr:`background`'s windows: fold k's allowed weak negatives (None: none given)."""
+        if self.background is None or self.split is None:
+            return None
+        ok = np.asarray(self.split.files)[self.split.negatives_for(k)]
+        return np.isin(self.background.files, ok)
 
     @property
     def kinds(self) -> list[str]:
@@ -65,8 +82,19 @@ def load_testsets(
 
     files = np.concatenate([np.char.add(f"{k}{sd}/", s.files.astype(str)) for k, sd, s in parts])
     merged = SoundscapeSet(cat("X"), cat("L"), cat("truth"), cat("fold"), files, cat("window"))
-    bgw = background_windows(clips, backgrounds, cache, threads) if backgrounds else None
-    return TestSets(merged, sets, bgw, (clips, n, cache, threads, backgrounds))
+    bgw, split = None, None
+    if backgrounds:
+        import sys
+
+        from embedkit.evaluate.groups import background_split
+
+        split = background_split(backgrounds, int(clips.fold.max()) + 1)
+        print("[evaluate] " + "\n[evaluate] ".join(split.lines()), file=sys.stderr)
+        bgw = background_windows(clips, backgrounds, cache, threads)
+    from embedkit.evaluate.scoring import strong_labels
+
+    src = (clips, n, cache, threads, backgrounds)
+    return TestSets(merged, sets, bgw, src, split, strong_labels(clips))
 
 
 def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> dict:
@@ -79,20 +107,28 @@ def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> di
         scores: ``(truth, P, mapped) → (all labels, mapped labels)``.
 
     Returns:
-        ``{"sc": .., "sc_mapped": .., "fd": .., "fd_mapped": .., "per_seed": {(kind, seed): (all, mapped)}}``
-        (``fd`` keys only with field sets).
+        ``{"sc": .., "sc_mapped": .., "fd": .., "fd_mapped": .., "st": .., "per_seed": {(kind, seed): (all,
+        mapped)}}`` (``fd`` keys only with field sets; ``st``: the second test, the field windows without a
+        call of a label outside ``tests.strong``, scored over the strong labels; NaN without them).
     """
     out: dict = {"per_seed": {}}
+    strong = tests.strong if tests.strong is not None else np.zeros(len(mapped), bool)
     for kind in tests.kinds:
-        vals = []
+        vals, st = [], []
         for k, seed, mask in tests.sets:
             if k == kind:
                 v = scores(tests.scapes.truth[mask], P[mask], mapped)
                 out["per_seed"][(kind, seed)] = v
                 vals.append(v)
+                rows = tests.strong_rows(mask)
+                if kind == "field" and strong.any() and rows.any():
+                    t, p = tests.scapes.truth[rows][:, strong], P[rows][:, strong]
+                    st.append(scores(t, p, strong[strong])[0])
         key = KINDS[kind]
         out[key] = float(np.mean([v[0] for v in vals]))
         out[f"{key}_mapped"] = float(np.mean([v[1] for v in vals]))
+        if kind == "field":
+            out["st"] = float(np.mean(st)) if st else float("nan")
     return out
 
 

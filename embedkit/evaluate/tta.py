@@ -54,11 +54,16 @@ def _embed_shifted(clips, n, seed, offsets, threads, backgrounds):
     ws = clips.provenance.get("window_s", 5.0)
     win = int(round(ws * bb.sample_rate))
     bgs = _load_backgrounds(backgrounds, bb.sample_rate) if backgrounds else None
+    split = None
+    if backgrounds:
+        from embedkit.evaluate.groups import background_split
+
+        split = background_split(backgrounds, int(clips.fold.max()) + 1)
     X: list = [[] for _ in offsets]
     L: list = [[] for _ in offsets]
     t0 = time.monotonic()
     for k in range(int(clips.fold.max()) + 1):
-        for sc in compose_fold(clips, k, n, seed, bb.sample_rate, bgs):
+        for sc in compose_fold(clips, k, n, seed, bb.sample_rate, bgs, split):
             audio = sc.audio[: len(sc.truth) * win]  # the windows the test scores, as in data._build
             V = shifted_windows(audio, bb.sample_rate, offsets, Windowing(ws, ws))  # [W, 1 + S, win]
             for s in range(len(offsets)):

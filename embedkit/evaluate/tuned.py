@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -24,14 +23,14 @@ def _tune_kind(tests) -> str:
 
 
 def _apply(P, z, weights, offset, files, window, smooth: float, file_max: float) -> np.ndarray:
-    from embedkit.evaluate.run import postprocess
+    from embedkit.evaluate.scoring import postprocess
     from embedkit.zeroshot import apply_prior
 
     q = P if weights is None else apply_prior(P, z, weights, offset)
     return postprocess(q, files, window, smooth, file_max)
 
 
-def run_tuned(cfg, post: dict, clips, tests, memo: dict | None = None) -> dict:
+def run_tuned(cfg, post: dict, clips, tests, raw: dict) -> dict:
     """Scores of the default fit with the prior weight and smoothing chosen on other folds' soundscapes.
 
     Args:
@@ -39,12 +38,14 @@ def run_tuned(cfg, post: dict, clips, tests, memo: dict | None = None) -> dict:
         post: post-processing (``file_max`` used; ``smooth`` is learned; ``per_class``: per-label weights).
         clips: the clip windows (:func:`embedkit.evaluate.data.load_clips`).
         tests: the soundscape sets (:func:`embedkit.evaluate.testsets.load_testsets`).
-        memo: fits shared with the other rows (the heads are those of the "zero-shot prior off" row).
+        raw: :func:`~embedkit.evaluate.fitrow.run_config`'s result of ``cfg`` with the prior off and no
+            post-processing (the heads are those of the "zero-shot prior off" row; the caller fits them, so
+            this module imports nothing of the module that calls it).
 
     Returns:
-        As :func:`~embedkit.evaluate.run.run_config`, plus ``chosen``: (seed, fold, weight, smoothing).
+        As :func:`~embedkit.evaluate.fitrow.run_config`, plus ``chosen``: (seed, fold, weight, smoothing).
     """
-    from embedkit.evaluate.run import _scores, run_config
+    from embedkit.evaluate.scoring import scores as _scores
     from embedkit.evaluate.testsets import score_sets
     from embedkit.train.tune import tune_post
     from embedkit.zeroshot import class_logits
@@ -52,7 +53,6 @@ def run_tuned(cfg, post: dict, clips, tests, memo: dict | None = None) -> dict:
     if post.get("tta"):
         raise ValueError("the learned prior & smoothing row runs without TTA (tta=() in its post-processing)")
     t0 = time.monotonic()
-    raw = run_config(replace(cfg, zero_shot="off"), {"smooth": 0.0, "file_max": 0.0}, clips, tests, memo)
     sc = tests.scapes
     prior = clips.index is not None and cfg.zero_shot != "off" and sc.L is not None
     zc = class_logits(clips.L, clips.index) if prior else None
@@ -96,6 +96,9 @@ def run_tuned(cfg, post: dict, clips, tests, memo: dict | None = None) -> dict:
         "seconds": raw["seconds"] + time.monotonic() - t0,
         "post": "learned" + (" per species" if per_class else "") + (f", file-max {fmax:g}" if fmax else ""),
         "chosen": chosen,
+        "head_test": None,  # the learned smoothing differs per fold: no head-only score of its own
+        "ho": float("nan"),
+        "ho_mapped": float("nan"),
     }
 
 

@@ -1,7 +1,8 @@
 """The rows of ``embedkit evaluate --table``: the default configuration and the default with one change.
 
 Each row is ``(name, FitConfig changes, post-processing changes)``; post-processing keys are ``smooth``,
-``file_max``, ``tta`` (offsets) and ``tune`` (prior and smoothing learned on the other folds' soundscapes,
+``file_max``, ``tta`` (offsets), ``tta_reduce`` (``mean``/``max`` over the shifted windows) and ``tune``
+(prior and smoothing learned on the other folds' soundscapes,
 :mod:`embedkit.evaluate.tuned`). :data:`AUG_KEYS` are evaluate-only keys (not FitConfig fields) of the
 augmented rows (:mod:`embedkit.evaluate.augmented`).
 """
@@ -37,6 +38,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, self-training 1 round, BirdNET-gated", GATED, {}),
     ("default, TTA off", {}, {"tta": ()}),
+    ("default, TTA maximum over the shifts", {}, {"tta_reduce": "max"}),
     ("default, no smoothing", {}, {"smooth": 0.0}),
     ("default, smoothing 0.25", {}, {"smooth": 0.25}),
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),

@@ -265,6 +265,8 @@ def run_infer(cfg: InferConfig) -> InferResult:
     Returns:
         The written path, row ids, probabilities [N, C], failures and validation problems (empty = valid).
     """
+    from embedkit.predict.summary import settings_text
+
     t0 = time.monotonic()
     run = _prepare(cfg)
     _embed_all(cfg, run, t0)
@@ -279,7 +281,8 @@ def run_infer(cfg: InferConfig) -> InferResult:
     speed = f"({rt:.0f}x realtime; 700 one-minute files: {700 / rt:.1f} min)" if rt > 0 else "(no audio)"
     print(
         f"[infer] {len(run.files)} files, {len(row_ids)} rows, {run.total_audio / 60:.1f} min of audio in "
-        f"{el:.1f} s {speed} -> {out}; smoothing {run.smooth[0]:g} ({run.smooth[1]})",
+        f"{el:.1f} s {speed} -> {out}; "
+        + settings_text(tta_offsets(cfg.tta), run.smooth, cfg.file_max, run.models, run.wts),
         file=sys.stderr,
     )
     return InferResult(out, row_ids, P, failures, problems, run.total_audio, el)

@@ -93,11 +93,11 @@ def play_hit(row, player: list[str] | None, out: TextIO) -> None:
     except (AudioError, KeyError) as e:
         print(f"  cannot play: {e}", file=out)
         return
-    import soundfile as sf
+    from embedkit.audio.write import write_audio
 
     with tempfile.TemporaryDirectory(prefix="embedkit-play-") as tmp:
         wav = Path(tmp) / "hit.wav"
-        sf.write(str(wav), x, sr, subtype="PCM_16")
+        write_audio(wav, x, sr, "WAV", "PCM_16", atomic=False)
         subprocess.run([*player, str(wav)], check=False)
 
 

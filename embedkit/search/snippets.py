@@ -37,16 +37,9 @@ def read_segment(path: str | os.PathLike, start_s: float, end_s: float) -> tuple
 
 
 def _write_wav(path: Path, x: np.ndarray, sr: int) -> None:
-    import soundfile as sf
+    from embedkit.audio.write import write_audio
 
-    from embedkit.files import replace_atomically
-
-    clipped = np.clip(x, -1, 1)
-
-    def write(tmp: Path) -> None:
-        sf.write(str(tmp), clipped, sr, format="WAV", subtype="PCM_16")
-
-    replace_atomically(path, write, sync=False)
+    write_audio(path, np.clip(x, -1, 1), sr, "WAV", "PCM_16")  # block-wise, through a temp file
 
 
 def snippet_name(row) -> str:
