@@ -314,3 +314,27 @@ def test_evaluate_with_real_backgrounds_two_seeds(toy_ds, tmp_path):
     neg = replace(fit, weak_negatives=0.0)
     r2 = run_evaluate(neg, inf, False, 2, [0, 1], cache, None, bg)[1]["configuration"]
     assert r2["fd"] != pytest.approx(r["fd"]) and len(list(cache.glob("backgrounds-*.npz"))) == 1
+
+
+def test_unlabelled_shards_without_logits_serve_weak_negatives_but_not_a_gate(toy_ds, capsys):
+    """README's ``fit.py --unlabelled train_soundscapes`` after extracting them without --save-logits: weak
+    negatives need no logits; the BirdNET gate of self-training does (one line, not a silent no-gate)."""
+    from embedkit.store import read_provenance
+    from embedkit.train.cv import load_unlabelled
+
+    root, emb = toy_ds
+    prov = read_provenance(emb / "toy" / "train_audio")
+    inputs = {
+        "index": np.array([0, 1, -1]),
+        "parts": [{"backbone": "toy", "provenance": prov, "dim": prov["dim"]}],
+    }
+    cfg = FitConfig(
+        backbone="toy", data=str(root), embeddings=str(emb), unlabelled="train_audio", zero_shot="prior"
+    )
+    u = load_unlabelled(cfg, inputs)
+    assert u is not None and u.z is None and len(u.X) > 0
+    cfg = replace(cfg, pseudo=1)
+    assert load_unlabelled(cfg, inputs).z is None
+    assert "head alone" in capsys.readouterr().err  # said, not silently dropped
+    with pytest.raises(UsageError, match="--pseudo-gate needs"):
+        load_unlabelled(replace(cfg, pseudo_gate=0.5), inputs)

@@ -45,10 +45,24 @@ def load_unlabelled(cfg, inputs: dict) -> Windows | None:
         if cfg.pseudo > 0:
             raise UsageError("--pseudo needs --unlabelled DATASET (e.g. train_soundscapes)")
         return None  # said by the recipe summary (recipe.describe)
-    from embedkit.train.data import read_unlabelled
+    from pathlib import Path
+
+    from embedkit.errors import UsageError
+    from embedkit.train.data import has_logits, read_unlabelled
     from embedkit.zeroshot import class_logits
 
-    want = inputs["index"] is not None and (cfg.zero_shot != "off" or cfg.pseudo_gate > 0)
+    known = inputs["index"] is not None
+    dataset = Path(cfg.embeddings) / cfg.backbone / cfg.unlabelled
+    logits = known and has_logits(dataset)
+    # the logits of unlabelled windows are needed only as head input (features); self-training uses them
+    # (the prior when labelling, the gate) when the shards have them; weak negatives never need them
+    if known and not logits and cfg.pseudo_gate > 0:
+        raise UsageError(f"--pseudo-gate needs BirdNET's logits of the --unlabelled windows; {dataset} has "
+                         f"none: extract it with --save-logits (or --pseudo-gate 0)")  # fmt: skip
+    if known and not logits and cfg.pseudo > 0 and uses_prior(cfg):
+        print(f"[fit] self-training labels the unlabelled windows with the head alone: {dataset} has no "
+              f"logits for the zero-shot prior (extract it with --save-logits)", file=sys.stderr)  # fmt: skip
+    want = (known and uses_features(cfg)) or (logits and (cfg.zero_shot != "off" or cfg.pseudo_gate > 0))
     keys, X, L = read_unlabelled(cfg, inputs["parts"], want)
     z = None if L is None else class_logits(L, inputs["index"])
     return Windows(X, keys["file"].astype(str).to_numpy(), z)
