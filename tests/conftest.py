@@ -106,6 +106,35 @@ class ToyLogits(ToyBackbone):
         return e, -e[:, : self.logits_dim].copy()
 
 
+def toy_training_set(root: Path, emb: Path, freq: dict[str, float], per_label: int = 3, first_s: float = 6.0,
+                     step_s: float = 2.0) -> Path:  # fmt: skip
+    """A toy BirdCLEF root of tone recordings, embedded with the ``toy`` backbone through the CLI.
+
+    Writes ``root/train_audio/<label>/XC<i><j>.ogg`` (``per_label`` each, ``first_s + step_s * j`` seconds,
+    tone ``freq[label]``), ``train.csv`` and ``sample_submission.csv``, then runs ``extract`` into ``emb``.
+
+    Returns:
+        ``root``.
+    """
+    import pandas as pd
+
+    from embedkit.cli import main as cli_main
+
+    rows = []
+    for li, label in enumerate(sorted(freq)):
+        for j in range(per_label):
+            fn = f"{label}/XC{li}{j}.ogg"
+            write_audio(root / "train_audio" / fn, first_s + step_s * j, freq=freq[label], seed=10 * li + j)
+            rows.append((label, "[]", fn))
+    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
+        root / "train.csv", index=False
+    )
+    (root / "sample_submission.csv").write_text("row_id," + ",".join(sorted(freq)) + "\n")
+    extract = ["extract", "--backbone", "toy", "--data", str(root), "--out", str(emb), "--no-progress"]
+    assert cli_main(extract) == 0
+    return root
+
+
 @pytest.fixture
 def toy_split(tmp_path) -> Path:
     """A data root with ``train_audio/<label>/*.ogg``: 3 labels x 3 files of 3-12 s, a tone per label."""

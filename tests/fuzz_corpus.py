@@ -29,26 +29,14 @@ def build_corpus(base: Path, heads=tuple(HEADS)) -> dict[str, Path]:
         ``{"model-<head>": folder, "index": folder, "kit": folder, "config-<kind>": toml, "hits": csv,
         "sample": csv, "emb": dataset folder}``.
     """
-    from conftest import write_audio
+    from conftest import toy_training_set, write_audio
 
     from embedkit import kaggle_kit as kk
     from embedkit.cli import main as cli_main
     from embedkit.store.manifest import manifest
 
-    root = base / "data"
-    rows = []
-    for li, label in enumerate(sorted(FREQ)):
-        for j in range(2):
-            fn = f"{label}/XC{li}{j}.ogg"
-            write_audio(root / "train_audio" / fn, 5.0 + 3 * j, freq=FREQ[label], seed=10 * li + j)
-            rows.append((label, "[]", fn))
-    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
-        root / "train.csv", index=False
-    )
-    (root / "sample_submission.csv").write_text("row_id," + ",".join(sorted(FREQ)) + "\n")
-    emb = base / "emb"
-    extract = ["extract", "--backbone", "toy", "--data", str(root), "--out", str(emb), "--no-progress"]
-    assert cli_main(extract) == 0
+    root, emb = base / "data", base / "emb"
+    toy_training_set(root, emb, FREQ, per_label=2, first_s=5.0, step_s=3.0)
     out: dict[str, Path] = {}
     for head in heads:
         args = ["fit", "--head", head, "--backbone", "toy", "--data", str(root), "--embeddings", str(emb),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_audio
+from conftest import toy_training_set, write_audio
 
 from embedkit import kaggle_kit as kk
 from embedkit.cli import main as cli_main
@@ -34,20 +34,8 @@ HEADS = ("logreg", "lgbm", "mil")
 def env(tmp_path_factory):
     """Toy data, embeddings, one fitted model per head kind, and soundscapes."""
     base = tmp_path_factory.mktemp("trust")
-    root = base / "data"
-    rows = []
-    for li, label in enumerate(sorted(FREQ)):
-        for j in range(3):
-            fn = f"{label}/XC{li}{j}.ogg"
-            write_audio(root / "train_audio" / fn, 6.0 + 2 * j, freq=FREQ[label], seed=10 * li + j)
-            rows.append((label, "[]", fn))
-    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
-        root / "train.csv", index=False
-    )
-    (root / "sample_submission.csv").write_text("row_id," + ",".join(sorted(FREQ)) + "\n")
-    emb = base / "emb"
-    extract = ["extract", "--backbone", "toy", "--data", str(root), "--out", str(emb), "--no-progress"]
-    assert cli_main(extract) == 0
+    root, emb = base / "data", base / "emb"
+    toy_training_set(root, emb, FREQ)
     for head in HEADS:
         # lgbm: 18 toy windows; the default min_data_in_leaf=10 grows no split, and a submission whose every
         # value is the same is now invalid (issue 24)
