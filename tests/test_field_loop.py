@@ -1,5 +1,6 @@
 """The field loop on shared recordings, with BirdNET: class folders → fit → analyze a nested folder with two
-same-named files → Raven tables read back → search + label in Raven tables → fit --annotations.
+same-named files → Raven tables read back → search + label in Raven tables → fit --annotations → export ONNX
+→ onnxruntime equals embedkit.
 
 Also the "labels in" path on real calls: boxes around the loud bird-band stretches of real clips, written as
 Raven selection tables, train a model with ``fit.py --annotations --annotated-fully``.
@@ -135,6 +136,22 @@ def test_field_loop(loop, capsys):
     assert load_model(models / "from-hits").labels == ["bkwvir"]
     err = capsys.readouterr().err
     assert "--annotations:" in err and "negative windows" in err
+    # export: the head as one ONNX graph; onnxruntime on the recordings' windows equals embedkit's numbers
+    import onnxruntime as ort
+
+    import embedkit
+
+    onnx_file = base / "from-hits.onnx"
+    assert cli_main(["export", str(models / "from-hits"), "--out", str(onnx_file)]) == 0
+    m = load_model(models / "from-hits")
+    win = embedkit.embed(sorted(rec.rglob("*.ogg")), "birdnet", logits=bool(m.meta.get("needs_logits")))
+    feed = {"embedding": np.stack(win["emb"]).astype(np.float32)}
+    if m.meta.get("needs_logits"):
+        feed["logits"] = np.stack(win["logits"]).astype(np.float32)
+    sess = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    P = sess.run(["probabilities"], feed)[0]
+    ref = m.predict(feed["embedding"], feed.get("logits"))  # what infer / analyze apply to each window
+    assert P.shape == ref.shape == (len(win), 1) and np.abs(P - ref).max() <= 1e-5
 
 
 def test_fit_on_raven_boxes_around_real_calls(loop, capsys):
