@@ -50,8 +50,11 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.analyze:main",
         "detect with saved model(s) in recordings of any length: a table per file (Raven, Audacity, ...)",
         [
-            "embedkit analyze --models models/birdnet-logreg --audio recordings --recursive --out detections",
-            "embedkit analyze --models M --audio a.wav b.flac --format csv --min-score 0.3 --hop-s 2.5",
+            "embedkit analyze --models models/birdnet-logreg "
+            "--audio /kaggle/input/birdclef-2025/train_soundscapes --recursive --out out/detections",
+            "embedkit analyze --models models/birdnet-logreg "
+            "--audio /kaggle/input/birdclef-2025/test_soundscapes --format csv --min-score 0.3 --hop-s 2.5 "
+            "--out out/detections-csv",
         ],
     ),
     "index": (
