@@ -30,7 +30,12 @@ import sys, json
 import numpy as np
 from embedkit.search import ann
 path, dim, n, params = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-g = ann.load_graph(path, dim, params)
+try:
+    g = ann.load_graph(path, dim, params)
+except (MemoryError, RuntimeError) as e:
+    if isinstance(e, MemoryError) or "memory" in str(e).lower():
+        sys.exit(4)  # the graph's header asks for more than the cap: said by the parent
+    raise
 if len(g) != n or int(g.ndim) != dim:
     print(f"graph has {len(g)} vectors of {int(g.ndim)} dims, index.json says {n} of {dim}"); sys.exit(3)
 if n:
@@ -105,7 +110,10 @@ def check_graph(path: Path, sha: str, dim: int, n: int, params: dict) -> None:
     except subprocess.TimeoutExpired:
         raise StoreError(f"{path}: refused: checking the search graph took too long; {fix}") from None
     if r.returncode != 0:
-        if r.returncode < 0:
+        cap = (MEMORY_BASE + 4 * size) >> 20
+        if r.returncode == 4:
+            what = f"asks for more than its check process may hold ({cap} MiB for {n} vectors of {dim} dims)"
+        elif r.returncode < 0:
             what = f"crashed its check process (signal {-r.returncode})"
         else:
             last = (r.stdout.strip() or r.stderr.strip() or f"exit {r.returncode}").splitlines()[-1]
