@@ -29,21 +29,24 @@ _CHILD = """
 import sys, json
 import numpy as np
 from embedkit.search import ann
-path, dim, n, params = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-try:
+
+def check(path, dim, n, params):
     g = ann.load_graph(path, dim, params)
+    if len(g) != n or int(g.ndim) != dim:
+        print(f"graph has {len(g)} vectors of {int(g.ndim)} dims, index.json says {n} of {dim}"); sys.exit(3)
+    if n:
+        keys = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
+        X = np.asarray(g.get(keys), np.float32).reshape(len(keys), dim)
+        if not np.isfinite(X).all():
+            print("graph holds non-finite vectors"); sys.exit(3)
+        ann.graph_topk(g, X, min(10, n), threads=1)
+
+try:
+    check(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]))
 except (MemoryError, RuntimeError) as e:
     if isinstance(e, MemoryError) or "memory" in str(e).lower():
-        sys.exit(4)  # the graph's header asks for more than the cap: said by the parent
+        sys.exit(4)  # more than the cap: said by the parent
     raise
-if len(g) != n or int(g.ndim) != dim:
-    print(f"graph has {len(g)} vectors of {int(g.ndim)} dims, index.json says {n} of {dim}"); sys.exit(3)
-if n:
-    keys = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
-    X = np.asarray(g.get(keys), np.float32).reshape(len(keys), dim)
-    if not np.isfinite(X).all():
-        print("graph holds non-finite vectors"); sys.exit(3)
-    ann.graph_topk(g, X, min(10, n), threads=1)
 """
 
 
