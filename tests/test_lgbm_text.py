@@ -170,9 +170,10 @@ def test_the_head_must_match_the_booster(model):
         parse_model_text(text, D + 1, 2)
 
 
-@pytest.mark.parametrize("jobs", [{"a": 1}, "8", float("nan"), 1e6, None, -1])
+@pytest.mark.parametrize("jobs", [{"a": 1}, "8", float("nan"), 1e6, 100_000, None, -1, 64])
 def test_n_jobs_of_a_loaded_head_is_a_number_capped_at_the_cores(model, tmp_path, jobs):
-    """A head.json n_jobs that is not a number is refused on load; a huge one uses the machine's cores."""
+    """A head.json n_jobs that is not an integer within the schema's bound (1e6 is a float; 100000 is over
+    the 1024 of embedkit/schemas/limits.py) is refused on load; an allowed one uses at most the cores."""
     import json
 
     from embedkit.heads.lgbm import _n_cores
@@ -183,7 +184,7 @@ def test_n_jobs_of_a_loaded_head_is_a_number_capped_at_the_cores(model, tmp_path
     meta["params"]["n_jobs"] = jobs
     (m / "head" / "head.json").write_text(json.dumps(meta))
     rehash_model(m)
-    if isinstance(jobs, dict | str) or jobs != jobs:
+    if isinstance(jobs, dict | str | float) or (isinstance(jobs, int) and jobs > 1024):
         with pytest.raises(ModelError, match="n_jobs"):
             load_model(m)
     else:
