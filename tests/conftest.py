@@ -106,12 +106,21 @@ class ToyLogits(ToyBackbone):
         return e, -e[:, : self.logits_dim].copy()
 
 
-def toy_training_set(root: Path, emb: Path, freq: dict[str, float], per_label: int = 3, first_s: float = 6.0,
-                     step_s: float = 2.0) -> Path:  # fmt: skip
+def toy_training_set(
+    root: Path,
+    emb: Path | None,
+    freq: dict[str, float],
+    durations: tuple[float, ...] = (6.0, 8.0, 10.0),
+    seed0: int = 0,
+    labels: list[str] | None = None,
+    sample_labels: list[str] | None = None,
+) -> Path:
     """A toy BirdCLEF root of tone recordings, embedded with the ``toy`` backbone through the CLI.
 
-    Writes ``root/train_audio/<label>/XC<i><j>.ogg`` (``per_label`` each, ``first_s + step_s * j`` seconds,
-    tone ``freq[label]``), ``train.csv`` and ``sample_submission.csv``, then runs ``extract`` into ``emb``.
+    Writes ``root/train_audio/<label>/XC<i><j>.ogg`` for each of ``labels`` (default: all of ``freq``; ``i``
+    its index in ``sorted(freq)``): one recording per entry of ``durations`` (seconds), tone ``freq[label]``,
+    seed ``seed0 + 10 i + j``; ``train.csv``; ``sample_submission.csv`` with ``sample_labels`` (default
+    ``labels``) in that order. Then runs ``extract`` into ``emb`` unless it is None.
 
     Returns:
         ``root``.
@@ -120,18 +129,22 @@ def toy_training_set(root: Path, emb: Path, freq: dict[str, float], per_label: i
 
     from embedkit.cli import main as cli_main
 
+    order = sorted(freq)
+    labels = order if labels is None else labels
     rows = []
-    for li, label in enumerate(sorted(freq)):
-        for j in range(per_label):
+    for label in labels:
+        li = order.index(label)
+        for j, dur in enumerate(durations):
             fn = f"{label}/XC{li}{j}.ogg"
-            write_audio(root / "train_audio" / fn, first_s + step_s * j, freq=freq[label], seed=10 * li + j)
+            write_audio(root / "train_audio" / fn, dur, freq=freq[label], seed=seed0 + 10 * li + j)
             rows.append((label, "[]", fn))
     pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
         root / "train.csv", index=False
     )
-    (root / "sample_submission.csv").write_text("row_id," + ",".join(sorted(freq)) + "\n")
-    extract = ["extract", "--backbone", "toy", "--data", str(root), "--out", str(emb), "--no-progress"]
-    assert cli_main(extract) == 0
+    (root / "sample_submission.csv").write_text(",".join(["row_id", *(sample_labels or labels)]) + "\n")
+    if emb is not None:
+        extract = ["extract", "--backbone", "toy", "--data", str(root), "--out", str(emb), "--no-progress"]
+        assert cli_main(extract) == 0
     return root
 
 

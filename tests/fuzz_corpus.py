@@ -36,7 +36,7 @@ def build_corpus(base: Path, heads=tuple(HEADS)) -> dict[str, Path]:
     from embedkit.store.manifest import manifest
 
     root, emb = base / "data", base / "emb"
-    toy_training_set(root, emb, FREQ, per_label=2, first_s=5.0, step_s=3.0)
+    toy_training_set(root, emb, FREQ, durations=(5.0, 8.0))
     out: dict[str, Path] = {}
     for head in heads:
         args = ["fit", "--head", head, "--backbone", "toy", "--data", str(root), "--embeddings", str(emb),

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import write_audio
+from conftest import toy_training_set
 from test_infer import FREQ, make_scapes
 
 import embedkit
@@ -48,16 +47,7 @@ def test_predict_is_both_the_function_and_the_package():
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("api")
     root = base / "data"
-    rows = []
-    for li, label in enumerate(sorted(FREQ)):
-        for j, dur in enumerate([5.0, 7.0, 10.0]):
-            fn = f"{label}/XC{li}{j}.ogg"
-            write_audio(root / "train_audio" / fn, dur, sr=32000, freq=FREQ[label], seed=50 + 10 * li + j)
-            rows.append((label, "[]", fn))
-    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
-        root / "train.csv", index=False
-    )
-    (root / "sample_submission.csv").write_text(",".join(["row_id", *sorted(FREQ)]) + "\n")
+    toy_training_set(root, None, FREQ, durations=(5.0, 7.0, 10.0), seed0=50)
     run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(base / "emb"), progress=False))
     model = run_fit(FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(base / "emb"),
                               out=str(base / "models"), folds=0)).folder  # fmt: skip

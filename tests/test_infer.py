@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import tone, write_audio
+from conftest import tone, toy_training_set
 
 from embedkit.birdclef import DataError, check_labels, expected_row_ids, validate_submission
 from embedkit.cli import main as cli_main
@@ -123,16 +123,7 @@ def env(tmp_path_factory):
     """Data root, two fitted models (C=1 and C=0.01) and a soundscape folder at 16 kHz."""
     base = tmp_path_factory.mktemp("infer")
     root = base / "data"
-    rows = []
-    for li, label in enumerate(sorted(FREQ)):
-        for j, dur in enumerate([5.0, 7.0, 10.0]):
-            fn = f"{label}/XC{li}{j}.ogg"
-            write_audio(root / "train_audio" / fn, dur, sr=32000, freq=FREQ[label], seed=50 + 10 * li + j)
-            rows.append((label, "[]", fn))
-    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
-        root / "train.csv", index=False
-    )
-    (root / "sample_submission.csv").write_text(",".join(["row_id", *LABELS]) + "\n")
+    toy_training_set(root, None, FREQ, durations=(5.0, 7.0, 10.0), seed0=50, sample_labels=LABELS)
     emb = base / "emb"
     run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(emb), progress=False))
     m1 = _fit(root, emb, base / "models", "m1", 1.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_audio
+from conftest import toy_training_set
 from test_infer import FREQ, SCAPES, make_scapes
 
 from embedkit.cli import main as cli_main
@@ -21,17 +21,7 @@ from embedkit.store import read_embeddings
 
 
 def _data(root: Path, labels: list[str]) -> Path:
-    rows = []
-    for label in labels:
-        li = sorted(FREQ).index(label)
-        for j, dur in enumerate([5.0, 7.0, 10.0]):
-            fn = f"{label}/XC{li}{j}.ogg"
-            write_audio(root / "train_audio" / fn, dur, sr=32000, freq=FREQ[label], seed=50 + 10 * li + j)
-            rows.append((label, "[]", fn))
-    pd.DataFrame(rows, columns=["primary_label", "secondary_labels", "filename"]).to_csv(
-        root / "train.csv", index=False
-    )
-    (root / "sample_submission.csv").write_text(",".join(["row_id", *labels]) + "\n")
+    toy_training_set(root, None, FREQ, durations=(5.0, 7.0, 10.0), seed0=50, labels=labels)
     run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(root / "emb"), progress=False))
     return root
 
