@@ -33,7 +33,7 @@ import numpy as np
 from embedkit.birdclef import DataError
 
 MODES = ("off", "features", "prior", "both")
-#: grid of prior weights searched by :func:`fit_prior_weights`
+#: grid of prior weights searched by :func:`fit_prior_choice`
 PRIOR_GRID = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 #: strength of the per-class choice's shrinkage toward the mean over classes, in recordings
 SHRINK_RECORDINGS = 8.0
@@ -286,46 +286,6 @@ def fit_prior_choice(
     return w, a
 
 
-def fit_prior_weights(
-    p: np.ndarray,
-    z: np.ndarray,
-    truth: np.ndarray,
-    mapped: np.ndarray,
-    per_class: bool = False,
-    grid: tuple[float, ...] = PRIOR_GRID,
-    margin: float = 0.01,
-) -> np.ndarray:
-    """Prior weights (head weight 1) that maximise out-of-fold macro ROC-AUC.
-
-    Args:
-        p: out-of-fold head probabilities [N, C].
-        z: zero-shot logits [N, C].
-        truth: targets [N, C] (positive where >= 0.5).
-        mapped: bool [C], labels the backbone knows.
-        per_class: also pick a weight per class, kept only where it beats the shared one by ``margin`` AUC.
-        grid: candidate weights.
-        margin: AUC a class's own weight must gain over the shared weight.
-
-    Returns:
-        float32 [C]: 0 for unmapped labels and labels without positives and negatives.
-    """
-    from embedkit.metrics import per_class_auc, scorable_classes
-
-    w = np.zeros(len(mapped), np.float32)
-    cols = np.flatnonzero(mapped & scorable_classes(truth))
-    if cols.size == 0:
-        return w
-    h = _logit(p[:, cols])
-    auc = np.stack([per_class_auc(truth[:, cols], h + g * z[:, cols]) for g in grid])  # [G, k]
-    shared = int(np.argmax(auc.mean(axis=1)))
-    w[cols] = grid[shared]
-    if per_class:
-        own = auc.argmax(axis=0)
-        better = auc[own, np.arange(cols.size)] - auc[shared] > margin
-        w[cols[better]] = np.asarray(grid)[own[better]]
-    return w
-
-
 __all__ = [
     "MODES",
     "apply_prior",
@@ -333,7 +293,6 @@ __all__ = [
     "backbone_labels",
     "class_logits",
     "fit_prior_choice",
-    "fit_prior_weights",
     "map_classes",
     "map_species",
     "prior_choices",

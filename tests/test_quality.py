@@ -24,7 +24,7 @@ from embedkit.predict.model import ModelError, load_model
 from embedkit.predict.post import file_max_blend
 from embedkit.train.recipe import class_weights, confidence_weights, fit_pipeline, pseudo_labels
 from embedkit.train.run import run_fit
-from embedkit.zeroshot import apply_prior, class_logits, fit_prior_weights, map_species
+from embedkit.zeroshot import apply_prior, class_logits, fit_prior_choice, map_species
 
 SCI = {"aaa": "Coereba flaveola", "bbb": "Todus mexicanus", "ccc": "Nosuchus birdus"}  # ccc: unmapped
 FREQ = {"aaa": 800.0, "bbb": 2500.0, "ccc": 5000.0}
@@ -95,11 +95,11 @@ def test_prior_weight_learned_when_informative_and_zero_when_noise():
     rng = np.random.default_rng(1)
     p = np.clip(w.Y * 0.2 + rng.uniform(0, 0.6, w.Y.shape), 0, 1)
     mapped = np.array([True, True, False])
-    good = fit_prior_weights(p, w.z, w.Y, mapped)
+    good, head_weight = fit_prior_choice(p, w.z, w.Y, mapped, w.files)
     assert good[0] > 0 and good[1] > 0 and good[2] == 0
-    noise = fit_prior_weights(w.Y * 0.9 + 0.05, rng.normal(size=w.Y.shape), w.Y, mapped)
+    noise, _ = fit_prior_choice(w.Y * 0.9 + 0.05, rng.normal(size=w.Y.shape), w.Y, mapped, w.files)
     assert (noise == 0).all()
-    out = apply_prior(p, w.z, good, w.z.mean(0))
+    out = apply_prior(p, w.z, good, w.z.mean(0), head_weight)
     assert out.shape == p.shape and np.allclose(out[:, 2], p[:, 2], atol=1e-5)
 
 

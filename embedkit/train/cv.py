@@ -2,7 +2,7 @@
 
 :func:`cross_validate` fits :func:`embedkit.train.recipe.fit_pipeline` once per fold. With the zero-shot prior
 on, the prior's weight is learned from the out-of-fold predictions
-(:func:`embedkit.zeroshot.fit_prior_weights`) and the reported out-of-fold scores are *cross-fitted*: fold
+(:func:`embedkit.zeroshot.fit_prior_choice`) and the reported out-of-fold scores are *cross-fitted*: fold
 k is blended with weights learned on the other folds' predictions, so no fold is scored with a weight
 chosen on its own labels. With self-training and the
 prior both on, a first pass without self-training learns the prior, and a second pass self-trains with it.
