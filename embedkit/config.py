@@ -63,7 +63,9 @@ class ExtractConfig:
     device: str = opt("auto", "torch backbones: auto | cpu | cuda")
     bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
-    pool: str = opt("mean", "birdnet: pooling of chunk embeddings: mean | max")
+    pool: str = opt(
+        "mean", "birdnet: pooling of chunk embeddings: mean | max | concat (chunks kept apart: n x 1024-D)"
+    )
     logit_pool: str | None = opt(
         "max", "birdnet: pooling of the stored logits over chunks: mean | max (max: the loudest chunk)"
     )
@@ -125,7 +127,19 @@ class FitConfig:
     )
     class_weight: float = opt(0.0, "class-balancing exponent: row weight (n_max / n_class) ** a (0 = off)")
     confidence_weight: float = opt(
-        0.0, "share of a window's weight set by BirdNET's confidence in its recording's label (0 = off)"
+        0.0, "share of a window's weight set by its rank within its recording by --window-score (0 = off)"
+    )
+    window_score: str = opt(
+        "primary",
+        "what ranks a focal recording's windows for --confidence-weight and --window-keep (needs logits): "
+        "primary = the backbone's logit of the recording's label (labels it does not know: every window, "
+        "weight 1) | any = its top logit over all its classes | other = its top logit over the classes no "
+        "label maps to",
+        choices=["primary", "any", "other"],
+    )
+    window_keep: float = opt(
+        1.0, "share of each focal recording's windows trained on: the best by --window-score, at least one "
+        "(1 = all)"
     )
     unlabelled: str | None = opt(
         None, "dataset under EMBEDDINGS/<backbone>/ of unlabelled windows (e.g. train_soundscapes)"

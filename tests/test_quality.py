@@ -338,3 +338,27 @@ def test_unlabelled_shards_without_logits_serve_weak_negatives_but_not_a_gate(to
     assert "head alone" in capsys.readouterr().err  # said, not silently dropped
     with pytest.raises(UsageError, match="--pseudo-gate needs"):
         load_unlabelled(replace(cfg, pseudo_gate=0.5), inputs)
+
+
+def test_evaluate_ensemble_row_is_the_mean_of_its_members(toy_ds, tmp_path):
+    from embedkit.evaluate.data import load_clips
+    from embedkit.evaluate.ensemble import ensemble_row
+    from embedkit.evaluate.fitrow import run_config
+    from embedkit.evaluate.run import VARIANTS
+    from embedkit.evaluate.testsets import load_testsets
+
+    root, emb = toy_ds
+    fit = FitConfig(head="logreg", backbone="toy", data=str(root), embeddings=str(emb), folds=3)
+    clips = load_clips(fit)
+    tests = load_testsets(clips, 2, [0], tmp_path / "cache")
+    post = {"smooth": 0.3, "file_max": 0.0, "tta": ()}
+    a = run_config(fit, post, clips, tests)
+    b = run_config(replace(fit, head="proto", params={"epochs": 5}), post, clips, tests)
+    same = ensemble_row([a, a], clips, tests)
+    assert same["cv"] == pytest.approx(a["cv"]) and same["sc"] == pytest.approx(a["sc"])
+    both = ensemble_row([a, b], clips, tests)
+    assert np.allclose(both["test"], (a["test"] + b["test"]) / 2) and both["sc"] != pytest.approx(a["sc"])
+    names = {v[0] for v in VARIANTS}
+    for name, change, _ in VARIANTS:  # every ensemble row names rows that exist, listed before it
+        for m in change.get("ensemble", []):
+            assert m in names and [v[0] for v in VARIANTS].index(m) < [v[0] for v in VARIANTS].index(name)

@@ -73,6 +73,10 @@ class _Worker:
     rows: int = 0
 
 
+#: one chunk's embedding size
+CHUNK_DIM = 1024
+
+
 @register("birdnet")
 class BirdNET(Backbone):
     """BirdNET V2.4: 5 s windows embedded as pooled 3 s chunks → float32 [B, 1024].
@@ -80,8 +84,11 @@ class BirdNET(Backbone):
     Args:
         chunk_offsets: start of each 3 s chunk in seconds within the window; chunks running past the
             window end are zero-padded.
-        pool: ``"mean"`` or ``"max"`` over chunks (applied to embeddings and logits alike).
-        logit_pool: pooling of the logits when it should differ from ``pool`` (None: as ``pool``); BirdNET's
+        pool: ``"mean"`` or ``"max"`` over chunks (applied to embeddings and logits alike), or ``"concat"``:
+            the chunks' embeddings kept apart, in order (float32 [B, n_chunks * 1024], for heads that pool
+            chunks themselves, e.g. ``proto`` with ``chunks``).
+        logit_pool: pooling of the logits when it should differ from ``pool`` (None: as ``pool``; ``"max"``
+            with ``concat``); BirdNET's
             own classifier scores a window best by its loudest chunk (``"max"``, measured in the README).
         threads: CPU threads: that many single-threaded interpreters run parts of each batch in parallel
             (default: the cores this process may use).
@@ -99,7 +106,7 @@ class BirdNET(Backbone):
     """
 
     sample_rate = 48_000
-    dim = 1024
+    dim = CHUNK_DIM  # n * CHUNK_DIM with pool="concat"
 
     def __init__(
         self,
@@ -112,9 +119,11 @@ class BirdNET(Backbone):
         model_path: str | os.PathLike | None = None,
         frontend: str = "auto",
     ):
-        if pool not in ("mean", "max") or logit_pool not in (None, "mean", "max"):
+        if pool not in ("mean", "max", "concat") or logit_pool not in (None, "mean", "max"):
             got = f"{pool!r}, {logit_pool!r}"
-            raise BackboneError(f"birdnet: pool and logit_pool must be 'mean' or 'max', got {got}")
+            raise BackboneError(
+                f"birdnet: pool must be 'mean', 'max' or 'concat', logit_pool 'mean' or 'max', got {got}"
+            )
         if frontend not in FRONTENDS:
             raise BackboneError(f"birdnet: frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
         try:
@@ -132,7 +141,8 @@ class BirdNET(Backbone):
             raise BackboneError("birdnet: batch_size and threads must be >= 1")
         self.chunk_offsets = offsets
         self.pool = pool
-        self.logit_pool = logit_pool or pool
+        self.logit_pool = logit_pool or ("max" if pool == "concat" else pool)
+        self.dim = CHUNK_DIM * len(offsets) if pool == "concat" else CHUNK_DIM
         self.window_s = window_s
         self.samples = round(window_s * self.sample_rate)
         self.batch_size = int(batch_size)
@@ -168,7 +178,7 @@ class BirdNET(Backbone):
                 _Worker(
                     interp,
                     interp.get_input_details()[0]["index"],
-                    next(d["index"] for d in outs if int(d["shape"][-1]) == self.dim),
+                    next(d["index"] for d in outs if int(d["shape"][-1]) == CHUNK_DIM),
                     next(d["index"] for d in outs if int(d["shape"][-1]) == N_CLASSES),
                 )
             )
@@ -285,12 +295,15 @@ class BirdNET(Backbone):
         for i in range(0, batch.shape[0], self.batch_size):
             part = batch[i : i + self.batch_size]
             e, lg = self._invoke(self._chunk_rows(part))
-            embs.append(e.reshape(part.shape[0], n, self.dim))
+            embs.append(e.reshape(part.shape[0], n, CHUNK_DIM))
             logits.append(lg.reshape(part.shape[0], n, N_CLASSES))
         if not embs:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, N_CLASSES), np.float32)
-        reduce = np.mean if self.pool == "mean" else np.max
-        emb = reduce(np.concatenate(embs), axis=1).astype(np.float32)
+        chunks = np.concatenate(embs)  # [B, n, 1024]
+        if self.pool == "concat":  # the chunks kept apart, in order: [B, n * 1024]
+            emb = chunks.reshape(len(chunks), -1).astype(np.float32)
+        else:
+            emb = (np.mean if self.pool == "mean" else np.max)(chunks, axis=1).astype(np.float32)
         reduce = np.mean if self.logit_pool == "mean" else np.max
         return emb, reduce(np.concatenate(logits), axis=1).astype(np.float32)
 

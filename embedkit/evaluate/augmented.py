@@ -190,7 +190,12 @@ def training_copies(cfg, augmented: AugmentedSet | None, clips, data):
         raise UsageError("augmented rows need the augmented set (embedkit evaluate --backgrounds DIR)")
     z = None if data.z is None or augmented.L is None else class_logits(augmented.L, clips.index)
     Y = augmented.targets(data.Y)
-    return Windows(augmented.X, clips.files[augmented.row], z, Y), augmented.fold
+    score = None
+    if data.score is not None and augmented.L is not None:  # the mixed rows ranked like the clean ones
+        from embedkit.train.windows import detector_score
+
+        score = detector_score(augmented.L, clips.index, cfg.window_score)
+    return Windows(augmented.X, clips.files[augmented.row], z, Y, score), augmented.fold
 
 
 __all__ = ["EVAL_AUGMENT", "AugmentedSet", "augmented_set", "training_copies"]

@@ -80,6 +80,7 @@ def run_config(cfg, post: dict, clips, tests, memo: dict | None = None, augmente
     from embedkit.evaluate.tta import reduce_shifted
     from embedkit.predict.apply import Windows
     from embedkit.train.cv import cross_fit_prior
+    from embedkit.train.windows import detector_score, needs_detector, needs_ranking
     from embedkit.zeroshot import class_logits
 
     if post.get("tune"):  # prior weight and smoothing chosen on the other folds' soundscapes
@@ -90,12 +91,13 @@ def run_config(cfg, post: dict, clips, tests, memo: dict | None = None, augmente
     scapes = tests.scapes
     mode = cfg.zero_shot if clips.index is not None else "off"
     mode = "prior" if mode == "auto" else mode
-    if (cfg.confidence_weight > 0 or mode != "off") and clips.index is None:
-        raise UsageError("zero-shot options and confidence weights need logits in the shards (--save-logits)")
+    if (needs_ranking(cfg) or mode != "off") and clips.index is None:
+        raise UsageError("zero-shot options and window ranking need logits in the shards (--save-logits)")
     cfg = replace(cfg, zero_shot=mode)
     zc = None if clips.index is None else class_logits(clips.L, clips.index)
     zs = None if clips.index is None or scapes.L is None else class_logits(scapes.L, clips.index)
-    data = Windows(clips.X, clips.files, zc, clips.targets(cfg.secondary_weight))
+    score = detector_score(clips.L, clips.index, cfg.window_score) if needs_detector(cfg) else None
+    data = Windows(clips.X, clips.files, zc, clips.targets(cfg.secondary_weight), score)
     test = (Windows(scapes.X, scapes.files, zs), scapes.fold)
     offsets, reduce = tta_offsets(post.get("tta")), post.get("tta_reduce", "mean")
     aug = training_copies(cfg, augmented, clips, data)

@@ -62,6 +62,8 @@ def run_evaluate(
     """
     from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
     from embedkit.evaluate.data import load_clips
+    from embedkit.evaluate.ensemble import KEY as ENSEMBLE
+    from embedkit.evaluate.ensemble import ensemble_row
     from embedkit.evaluate.testsets import load_testsets
 
     fit_aug = fit_aug or {}
@@ -76,25 +78,35 @@ def run_evaluate(
     variants = VARIANTS if table else [("configuration", {}, {})]
     if table and only:
         keep = [v for v in variants if v[0] == "**default**" or any(t in v[0] for t in only)]
+        members = {m for v in keep for m in v[1].get(ENSEMBLE, [])}  # an ensemble needs its rows
+        keep = [v for v in variants if v in keep or v[0] in members]
         skipped = [v[0] for v in variants if v not in keep]
         print(f"[evaluate] --rows: {len(skipped)} rows not run: {'; '.join(skipped)}", file=sys.stderr)
         variants = keep
     memo: dict = {}
     augs: dict = {}
     for name, change, pchange in variants:
-        fit_change = {k: v for k, v in change.items() if k not in AUG_KEYS}
-        cfg = replace(fit, **fit_change)
-        if cfg.augmented == "clean+mixed" and not backgrounds:
-            print(f"[evaluate] {name}: skipped (augmented rows need --backgrounds)", file=sys.stderr)
-            continue
-        aug = None
-        if cfg.augmented == "clean+mixed":
-            k, mixup = (change.get(a, fit_aug.get(a, d)) for a, d in AUG_KEYS.items())
-            if (k, mixup) not in augs:
-                augs[(k, mixup)] = augmented_set(clips, backgrounds, k, replace(EVAL_AUGMENT, mixup=mixup),
-                                                 0, cache, threads)  # fmt: skip
-            aug = augs[(k, mixup)]
-        res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
+        if ENSEMBLE in change:  # the mean of rows fitted above (evaluate/ensemble.py)
+            done = dict(rows)
+            missing = [m for m in change[ENSEMBLE] if m not in done]
+            if missing:
+                print(f"[evaluate] {name}: skipped (rows not run: {'; '.join(missing)})", file=sys.stderr)
+                continue
+            res = ensemble_row([done[m] for m in change[ENSEMBLE]], clips, scapes)
+        else:
+            fit_change = {k: v for k, v in change.items() if k not in AUG_KEYS}
+            cfg = replace(fit, **fit_change)
+            if cfg.augmented == "clean+mixed" and not backgrounds:
+                print(f"[evaluate] {name}: skipped (augmented rows need --backgrounds)", file=sys.stderr)
+                continue
+            aug = None
+            if cfg.augmented == "clean+mixed":
+                k, mixup = (change.get(a, fit_aug.get(a, d)) for a, d in AUG_KEYS.items())
+                if (k, mixup) not in augs:
+                    how = replace(EVAL_AUGMENT, mixup=mixup)
+                    augs[(k, mixup)] = augmented_set(clips, backgrounds, k, how, 0, cache, threads)
+                aug = augs[(k, mixup)]
+            res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
         rows.append((name, res))
         if partial:
             from embedkit.evaluate.tables import table_lines

@@ -2,9 +2,10 @@
 
 Each row is ``(name, FitConfig changes, post-processing changes)``; post-processing keys are ``smooth``,
 ``file_max``, ``tta`` (offsets), ``tta_reduce`` (``mean``/``max`` over the shifted windows) and ``tune``
-(prior and smoothing learned on the other folds' soundscapes,
-:mod:`embedkit.evaluate.tuned`). :data:`AUG_KEYS` are evaluate-only keys (not FitConfig fields) of the
-augmented rows (:mod:`embedkit.evaluate.augmented`).
+(prior and smoothing learned on the other folds' soundscapes, :mod:`embedkit.evaluate.tuned`). A row
+``{"ensemble": [row names]}`` fits nothing: it is the mean of those rows (:mod:`embedkit.evaluate.ensemble`).
+:data:`AUG_KEYS` are evaluate-only keys (not FitConfig fields) of the augmented rows
+(:mod:`embedkit.evaluate.augmented`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ WEAK_LOGREG = {"C": 1.0, "class_weight": None}
 AUG_KEYS = {"augment_variants": 2, "augment_mixup": 0.0}
 AUGMENTED = {"augmented": "clean+mixed"}
 MIXUP = {"augment_mixup": 0.5}
+#: training windows: the best half of each recording by BirdNET's top logit over classes no label maps to
+OTHER_HALF = {"window_keep": 0.5, "window_score": "other"}
 GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
     ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
+    ("proto, plain", {"head": "proto", **PLAIN}, NO_POST),
     ("lgbm, plain", {"head": "lgbm", **PLAIN}, NO_POST),
     ("**default**", {}, {}),
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
@@ -35,6 +39,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, head mil", {"head": "mil"}, {}),
     ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
     ("default, head lgbm", {"head": "lgbm"}, {}),
+    ("default, head proto", {"head": "proto"}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, self-training 1 round, BirdNET-gated", GATED, {}),
     ("default, TTA off", {}, {"tta": ()}),
@@ -45,4 +50,16 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, TTA off, prior & smoothing learned on soundscapes", {}, {"tune": True, "tta": ()}),
     ("default, augmented K=2", AUGMENTED, {}),
     ("default, head mil, augmented K=2 + mixup 0.5", {"head": "mil", **AUGMENTED, **MIXUP}, {}),
+    ("default, training windows: best half by the label's logit", {"window_keep": 0.5}, {}),
+    ("default, training windows: best half by the top logit of other classes", OTHER_HALF, {}),
+    ("default, training windows: best 75% by the top logit of other classes",
+     {**OTHER_HALF, "window_keep": 0.75}, {}),
+    ("default, training windows: weighted by the label's logit (share 0.8)", {"confidence_weight": 0.8}, {}),
+    ("default, training windows: weighted by the top logit of other classes (share 0.8)",
+     {"confidence_weight": 0.8, "window_score": "other"}, {}),
+    ("default, head mil, augmented K=2 + mixup 0.5, training windows: best half by other classes",
+     {"head": "mil", **AUGMENTED, **MIXUP, **OTHER_HALF}, {}),
+    ("default, head proto, augmented K=2 + mixup 0.5", {"head": "proto", **AUGMENTED, **MIXUP}, {}),
+    ("ensemble: default + head mil, augmented K=2 + mixup 0.5",
+     {"ensemble": ["**default**", "default, head mil, augmented K=2 + mixup 0.5"]}, {}),
 ]

@@ -10,5 +10,5 @@ from embedkit.errors import UsageError
 from embedkit.registry import Registry
 
 #: the modules of :mod:`embedkit.heads` that hold heads (imported on the first lookup)
-MODULES = ("logreg", "mlp", "lgbm", "mil")
+MODULES = ("logreg", "mlp", "lgbm", "mil", "proto")
 registry = Registry("head", "embedkit.heads", MODULES, UsageError)

@@ -146,7 +146,7 @@ class MLPHead(Head):
             fork_devices = [torch.cuda.current_device() if device.index is None else device.index]
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
-            model = _build(D, self.hidden, self.dropout, Y.shape[1]).to(device)
+            model = self._new_model(D, Y.shape[1], X, Y).to(device)
             gen = torch.Generator().manual_seed(self.seed)
             opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             history, best, best_state, best_epoch, bad = [], np.inf, None, 0, 0
@@ -178,6 +178,15 @@ class MLPHead(Head):
         self.n_epochs_ = len(history)
         self.best_epoch_ = best_epoch if n_val else len(history)
         self.history_ = history
+
+    def _new_model(self, n_in: int, n_out: int, X=None, Y=None):
+        """The torch module to train (``X`` [N, D] raw, ``Y`` [N, C] given when fitting, for an init)."""
+        return _build(n_in, self.hidden, self.dropout, n_out)
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name → shape of every saved weight, checked on load."""
+        D, H, C = self.n_features_in_, self.hidden, self.n_classes_
+        return {"0.weight": (H, D), "0.bias": (H,), "3.weight": (C, H), "3.bias": (C,)}
 
     @staticmethod
     def _loss(logits, y, w):
@@ -227,7 +236,7 @@ class MLPHead(Head):
 
     def _load_state(self, folder: Path, state: dict, legacy: bool = False) -> None:
         super()._load_state(folder, state, legacy)
-        model = _build(self.n_features_in_, self.hidden, self.dropout, self.n_classes_)
+        model = self._new_model(self.n_features_in_, self.n_classes_)
         if legacy:  # embedkit 0.1: torch.save, read with torch's restricted unpickler (the caller trusts it)
             import torch
 
@@ -238,9 +247,8 @@ class MLPHead(Head):
             weights = load_file(str(folder / "model.safetensors"))
             from embedkit.schemas import check_arrays
 
-            D, H, C = self.n_features_in_, self.hidden, self.n_classes_
-            shapes = {"0.weight": (H, D), "0.bias": (H,), "3.weight": (C, H), "3.bias": (C,)}
             arrays = {k: v.numpy() for k, v in weights.items()}
-            check_arrays(arrays, (D, C), str(folder / "model.safetensors"), shapes)
+            dims = (self.n_features_in_, self.n_classes_)
+            check_arrays(arrays, dims, str(folder / "model.safetensors"), self._shapes())
         model.load_state_dict(weights)
         self.model_ = model.eval()

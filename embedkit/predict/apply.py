@@ -23,17 +23,22 @@ class Windows:
         files: recording of each row [N].
         z: zero-shot logits of the labels float32 [N, C] (:func:`embedkit.zeroshot.class_logits`), or None.
         Y: targets float32 [N, C] (None for unlabelled windows).
+        score: a detector score per window float32 [N] that ranks a recording's training windows
+            (:mod:`embedkit.train.windows`), or None.
     """
 
     X: np.ndarray
     files: np.ndarray
     z: np.ndarray | None = None
     Y: np.ndarray | None = None
+    score: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> Windows:
         """The subset ``rows`` (a bool mask or indices)."""
-        pick = None if self.z is None else self.z[rows]
-        return Windows(self.X[rows], self.files[rows], pick, None if self.Y is None else self.Y[rows])
+        def pick(a):
+            return None if a is None else a[rows]
+
+        return Windows(self.X[rows], self.files[rows], pick(self.z), pick(self.Y), pick(self.score))
 
 
 def uses_features(cfg) -> bool:
@@ -48,7 +53,7 @@ def uses_prior(cfg) -> bool:
 
 def needs_logits(cfg) -> bool:
     """Whether fitting with ``cfg`` needs the backbone's logits."""
-    return cfg.zero_shot != "off" or cfg.confidence_weight > 0
+    return cfg.zero_shot != "off" or cfg.confidence_weight > 0 or getattr(cfg, "window_keep", 1.0) < 1
 
 
 def head_input(w: Windows, features: bool) -> np.ndarray:

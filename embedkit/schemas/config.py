@@ -32,6 +32,8 @@ FLOAT_BOUNDS = {
     "hop_s": (0.0, L.MAX_WINDOW_S, False, True),
     "chunk_offsets": (0.0, L.MAX_WINDOW_S, True, True),
     "budget_min": (0.0, 1e7, True, True),
+    "window_keep": (0.0, 1.0, False, True),
+    "confidence_weight": (0.0, 1.0, True, True),
 }
 
 

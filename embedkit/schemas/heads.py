@@ -75,6 +75,24 @@ class MILParams(_Params):
     budget_rows: Budget | None = 2_500_000
 
 
+class ProtoParams(_Params):
+    """Parameters of the ``proto`` head (defaults as in its constructor)."""
+
+    prototypes: Annotated[int, Field(ge=1, le=64)] = 4
+    init_scale: Annotated[float, Field(gt=0.0, le=1e3)] = 10.0
+    chunks: Annotated[int, Field(ge=1, le=64)] = 1
+    lr: Pos = 1e-3
+    weight_decay: NonNeg = 1e-2
+    epochs: Rounds = 60
+    batch_size: Annotated[int, Field(ge=1, le=L.MAX_BATCH)] = 256
+    patience: Annotated[int, Field(ge=0, le=L.MAX_ROUNDS)] = 6
+    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    seed: Seed = 0
+    device: Device = "auto"
+    n_jobs: Annotated[int, Field(ge=0, le=L.MAX_THREADS)] | None = 1
+    budget_rows: Budget | None = 2_500_000
+
+
 class LGBMParams(_Params):
     """Parameters of the ``lgbm`` head (defaults as in its constructor)."""
 
@@ -99,6 +117,7 @@ PARAMS: dict[str, type[_Params]] = {
     "mlp": MLPParams,
     "mil": MILParams,
     "lgbm": LGBMParams,
+    "proto": ProtoParams,
 }
 
 #: LightGBM parameters (and aliases) whose value sizes an allocation, with their upper bounds
@@ -178,15 +197,17 @@ def check_params(head: str, params: Any, file: str, dims: tuple[int, int] | None
     validate(model, params, file if file.startswith("--") else f"{file}: params")
     if head == "lgbm" and params.get("params"):
         _lgb_extra(params["params"], file)
-    if head in ("mlp", "mil"):
+    if head in ("mlp", "mil", "proto"):
         cuda_check(params.get("device"), file)
         if dims is not None:
-            hidden = params.get("hidden", model.model_fields["hidden"].default)
-            n = hidden * (dims[0] + dims[1])
+            key = "prototypes" if head == "proto" else "hidden"
+            size = params.get(key, model.model_fields[key].default)
+            n = size * dims[0] * dims[1] if head == "proto" else size * (dims[0] + dims[1])
             if n > L.MAX_HEAD_WEIGHTS:
+                rule = "prototypes * D * C" if head == "proto" else "hidden * (D + C)"
                 raise SchemaError(
-                    f"{file}: params.hidden = {hidden}: with {dims[0]}-D inputs and {dims[1]} classes, "
-                    f"{n} weights (allowed: hidden * (D + C) <= {L.MAX_HEAD_WEIGHTS})"
+                    f"{file}: params.{key} = {size}: with {dims[0]}-D inputs and {dims[1]} classes, "
+                    f"{n} weights (allowed: {rule} <= {L.MAX_HEAD_WEIGHTS})"
                 )
 
 

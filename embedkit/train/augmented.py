@@ -22,12 +22,13 @@ MODES = ("clean+mixed", "clean")
 
 
 def concat(a: Windows, b: Windows | None) -> Windows:
-    """Rows of ``a`` then ``b`` (``z`` kept only when both have it; ``Y`` both labelled)."""
+    """Rows of ``a`` then ``b`` (``z``, ``score`` kept only when both have them; ``Y`` both labelled)."""
     if b is None or not len(b.X):
         return a
     z = None if a.z is None or b.z is None else np.vstack([a.z, b.z])
     Y = None if a.Y is None or b.Y is None else np.vstack([a.Y, b.Y])
-    return Windows(np.vstack([a.X, b.X]), np.concatenate([a.files, b.files]), z, Y)
+    s = None if a.score is None or b.score is None else np.concatenate([a.score, b.score])
+    return Windows(np.vstack([a.X, b.X]), np.concatenate([a.files, b.files]), z, Y, s)
 
 
 def fold_of(files: np.ndarray, clean_files: np.ndarray, clean_fold: np.ndarray) -> np.ndarray:
@@ -77,13 +78,18 @@ def read_augmented(cfg, labels: list[str], train, inputs: dict) -> Windows | Non
     keys = keys[mixed].reset_index(drop=True)
     Y, keep, _ = build_targets(keys, train, labels, cfg.secondary_weight)
     z = class_logits(out[2][mixed][keep], inputs["index"]) if want_z else None
+    score = None
+    if want_z and inputs.get("score") is not None:  # the mixed rows ranked like the clean ones
+        from embedkit.train.windows import detector_score
+
+        score = detector_score(out[2][mixed][keep], inputs["index"], cfg.window_score)
     files = keys["file"].astype(str).to_numpy()[keep]
     print(
         f"[fit] augmented: {int(keep.sum())} mixed rows ({aug.get('variants')} per window, SNR "
         f"{aug.get('snr_db')} dB) added to each fold's training rows; CV scores clean rows only",
         file=sys.stderr,
     )
-    return Windows(X[mixed][keep], files, z, Y)
+    return Windows(X[mixed][keep], files, z, Y, score)
 
 
 __all__ = ["MODES", "concat", "fold_of", "read_augmented", "training_rows"]

@@ -8,9 +8,11 @@ One function, :func:`fit_pipeline`, fits a head on labelled windows with every s
   caller, since it needs them.
 * ``class_weight`` (exponent a): row weight ``mean over the row's positive labels of (n_max / n_c) ** a``,
   with n_c the recordings of label c (1 = balanced, 0 = off); rows are normalised to mean weight 1.
-* ``confidence_weight`` (share b): multiple windows of a focal recording do not all hold the call, so a window
-  weighs ``1 - b + b * r`` with r the window's rank (0..1) within its recording by BirdNET's logit of the
-  recording's primary label (windows of unmapped labels weigh 1). Needs logits.
+* ``confidence_weight`` (share b) and ``window_keep`` (share s): multiple windows of a focal recording do not
+  all hold the call, so a window weighs ``1 - b + b * r`` with r the window's rank (0..1) within its recording
+  by ``window_score`` (by default BirdNET's logit of the recording's primary label; windows of unmapped labels
+  weigh 1), and only the best ``ceil(s * n)`` windows are trained on (:mod:`embedkit.train.windows`). Needs
+  logits.
 * heads whose ``fit`` takes ``groups`` (``mil``) get the recording of each row, for multiple-instance
   training.
 * ``weak_negatives`` (weight): windows of an unlabelled set (``--unlabelled``, e.g. train_soundscapes) are
@@ -48,22 +50,11 @@ def class_weights(Y: np.ndarray, files: np.ndarray, power: float) -> np.ndarray:
 
 def confidence_weights(Y: np.ndarray, files: np.ndarray, z: np.ndarray | None, share: float) -> np.ndarray:
     """Row weights [N]: ``1 - share + share * rank`` by the primary label's zero-shot logit (see module)."""
-    w = np.ones(len(Y), np.float32)
-    if share <= 0:
-        return w
-    if z is None:
+    if share > 0 and z is None:
         raise ValueError("confidence weights need logits")
-    import pandas as pd
+    from embedkit.train.windows import window_weights
 
-    prim = Y.argmax(1)
-    conf = z[np.arange(len(Y)), prim]
-    known = np.abs(z).sum(0) > 0
-    rank = pd.Series(conf).groupby(files).rank(pct=True, method="average").to_numpy()
-    n = pd.Series(files).map(pd.Series(files).value_counts()).to_numpy()
-    r = np.where(n > 1, (rank * n - 1) / np.maximum(n - 1, 1), 1.0)
-    ok = known[prim]
-    w[ok] = (1 - share + share * r[ok]).astype(np.float32)
-    return w
+    return window_weights(Windows(np.empty((len(Y), 0), np.float32), files, z, Y), "primary", 1.0, share)
 
 
 def _fit_head(cfg, X, Y, sw, groups):
@@ -87,10 +78,14 @@ def fit_pipeline(cfg, train: Windows, unlabelled: Windows | None = None, prior=N
     Returns:
         The fitted head.
     """
+    from embedkit.train.windows import window_weights
+
     feats = uses_features(cfg)
+    ww = window_weights(train, cfg.window_score, cfg.window_keep, cfg.confidence_weight)
+    if not ww.all():  # --window-keep: the windows left out of this fit
+        train, ww = train.take(ww > 0), ww[ww > 0]
     X = head_input(train, feats)
-    sw = class_weights(train.Y, train.files, cfg.class_weight)
-    sw *= confidence_weights(train.Y, train.files, train.z, cfg.confidence_weight)
+    sw = class_weights(train.Y, train.files, cfg.class_weight) * ww
     rounds = cfg.pseudo if unlabelled is not None else 0
     if unlabelled is None or (cfg.weak_negatives <= 0 and rounds == 0):
         return _fit_head(cfg, X, train.Y, sw, train.files)
@@ -237,8 +232,10 @@ def describe(cfg, asked: str, inputs: dict, unlabelled, dataset, logits: bool) -
         lines.append("zero-shot features: on")
     if cfg.class_weight > 0:
         lines.append(f"class weights: on (exponent {cfg.class_weight:g})")
-    if cfg.confidence_weight > 0:
-        lines.append(f"confidence weights: on (share {cfg.confidence_weight:g})")
+    from embedkit.train.windows import describe_windows
+
+    if describe_windows(cfg):
+        lines.append(describe_windows(cfg))
     if cfg.pseudo > 0:
         lines.append(f"self-training: on ({cfg.pseudo} rounds, threshold {cfg.pseudo_threshold:g})")
     return lines

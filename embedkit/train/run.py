@@ -107,7 +107,8 @@ def load_training_set(cfg: FitConfig):
     BirdNET class, or None), ``z`` (zero-shot logits of the labels [N, C], or None) and ``parts`` (one
     provenance per fused backbone).
     """
-    from embedkit.train.data import read_windows, resolve_zero_shot
+    from embedkit.train.data import has_logits, read_windows, resolve_zero_shot
+    from embedkit.train.windows import detector_score, needs_detector, needs_ranking
     from embedkit.zeroshot import class_logits
 
     if cfg.annotations:  # targets from Raven selection tables (train/annotations.py)
@@ -120,14 +121,25 @@ def load_training_set(cfg: FitConfig):
     if cfg.group_by == "author" and "author" not in train.columns:
         raise DataError("--group-by author: train.csv has no author column")
     mode, index = resolve_zero_shot(cfg, labels)
-    if cfg.confidence_weight > 0 and index is None:
-        mode, index = "off", resolve_zero_shot(replace(cfg, zero_shot="features"), labels)[1]
+    if needs_ranking(cfg) and index is None:  # the logits rank the windows, with the prior off
+        if not has_logits(dataset):
+            raise UsageError(
+                "--window-keep / --confidence-weight rank a recording's windows by the backbone's logits, "
+                f"but the shards in {dataset} have none; re-extract with extract.py --save-logits"
+            )
+        try:
+            mode, index = "off", resolve_zero_shot(replace(cfg, zero_shot="features"), labels)[1]
+        except DataError:  # no label the backbone knows: a detector score still ranks windows
+            if cfg.window_score == "primary":
+                raise
+            mode, index = "off", np.full(len(labels), -1, np.int64)
     keys, X, L, parts = read_windows(cfg.embeddings, [cfg.backbone, *cfg.fuse], cfg.split, index is not None)
     Y, keep, report = build_targets(keys, train, labels, cfg.secondary_weight)
     if not keep.any():
         raise DataError(f"none of the {len(keys)} windows in {dataset} belongs to a file listed in train.csv")
     z = None if index is None else class_logits(L[keep], index)
-    extra = {"zero_shot": mode, "index": index, "z": z, "parts": parts}
+    score = detector_score(L[keep], index, cfg.window_score) if needs_detector(cfg) else None
+    extra = {"zero_shot": mode, "index": index, "z": z, "parts": parts, "score": score}
     prov = read_provenance(dataset)
     return keys[keep].reset_index(drop=True), X[keep], Y, labels, train, prov, report, extra
 
@@ -173,7 +185,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         base, labels, Y, inputs = restrict_to_new(cfg, labels, Y, inputs, prov)
     files = keys["file"].astype(str).to_numpy()
     cfg = replace(cfg, zero_shot=inputs["zero_shot"])
-    data = Windows(X, files, inputs["z"], Y)
+    data = Windows(X, files, inputs["z"], Y, inputs.get("score"))
     mixed = read_augmented(cfg, labels, train, inputs)  # None: clean shards or --augmented clean
     aug = None if mixed is None else (mixed, np.zeros(len(mixed.X), np.int64))
     unlabelled = load_unlabelled(cfg, inputs)
