@@ -119,7 +119,7 @@ def _run(ray, cfg: AnalyzeConfig, p, res: AnalyzeResult) -> None:
         _Worker,
         batch_size=1,  # one recording per call: it streams through the actor's backbone block by block
         fn_constructor_kwargs={"cfg": _worker_cfg(cfg), "setup": plain, "base": str(p.base)},
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if gpus else 0,
         num_cpus=1,
     )
