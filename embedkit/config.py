@@ -271,6 +271,12 @@ class AnalyzeConfig:
     device: str = opt("auto", "torch backbones: auto | cpu | cuda")
     progress: bool = opt(True, "show a progress bar")
     trust_pickle: bool = opt(False, "also load model folders of embedkit 0.1 (pickled heads; see infer)")
+    engine: str = opt(
+        "local", "local: this process | ray: an actor pool on Ray, one recording per task (embedkit[ray])",
+        choices=["local", "ray"],
+    )
+    ray_address: str | None = opt(None, "engine ray: cluster to join (e.g. ray://head:10001 or auto)")
+    ray_actors: int | None = opt(None, "engine ray: analysing actors (default: one per GPU, else CPUs / 2)")
 
     backbone_run = InferConfig.backbone_run
 

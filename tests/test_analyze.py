@@ -31,9 +31,8 @@ def _recording(path, parts, sr=32000):
     return path
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("analyze")
+def make_env(base):
+    """A toy model of three tone classes and a nested folder of recordings (two same-named files)."""
     root = base / "classes"
     for label, f in FREQ.items():
         for j, dur in enumerate([5.0, 10.0, 10.0]):
@@ -48,6 +47,11 @@ def env(tmp_path_factory):
     _recording(rec / "siteB" / "20240501_060000.ogg", ["ccc", "ccc", None, "aaa"])
     _recording(rec / "top.ogg", [None, "bbb"])
     return {"base": base, "model": model, "rec": rec, "classes": root}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return make_env(tmp_path_factory.mktemp("analyze"))
 
 
 def analyze(env, out, *extra):
@@ -206,3 +210,13 @@ def test_birdclef_root_without_csv_is_not_taken_for_class_folders(tmp_path, caps
     assert cli_main(args) == 2
     assert "sample_submission.csv or taxonomy.csv" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+def test_engine_ray_without_ray_is_one_line_with_the_install_hint(env, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the ray extra were not installed
+    assert analyze(env, tmp_path / "out", "--engine", "ray") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'embedkit[ray]'" in err[0]
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -112,6 +112,7 @@ NOT_EXECUTED: list[tuple[str, str]] = [
     ("make kaggle-kit", "(same)"),
     ("ray start", "starts a machine-wide Ray daemon (port 6379) shared with every other job on the machine"),
     ("python extract.py --engine ray --ray-address auto", "needs the cluster `ray start` makes (above)"),
+    ("python -m embedkit analyze --engine ray --ray-address auto", "needs the cluster `ray start` makes"),
 ]  # fmt: skip
 #: programs that are not embedkit's (not parse-checked by argparse)
 EXTERNAL = ("ray start", "(echo", "mkdir", "cp ", "printf")

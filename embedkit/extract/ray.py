@@ -142,6 +142,13 @@ def _connect(ray, address: str | None) -> None:
         raise UsageError(f"--ray-address {address}: cannot connect ({why})") from None
 
 
+def actor_count(ray, device: str, ray_actors: int | None) -> tuple[int, int]:
+    """(actors, cluster GPUs): ``ray_actors``, else one per GPU (unless ``device`` is cpu), else CPUs / 2."""
+    res = ray.cluster_resources()
+    gpus = int(res.get("GPU", 0)) if device != "cpu" else 0
+    return ray_actors or max(1, gpus or int(res.get("CPU", 2)) // 2), gpus
+
+
 def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: int | None = None):
     """Embed a split with Ray Data; the same outputs and resume semantics as the local engine.
 
@@ -203,9 +210,7 @@ def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: 
 
 def _run(ray, cfg, todo, sr, w, factory, out: Path, prov, files_per_shard, s: ExtractSummary) -> None:
     """Build and drain the Ray Data plan; fill ``s`` from the per-file summaries."""
-    res = ray.cluster_resources()
-    gpus = int(res.get("GPU", 0)) if cfg.device != "cpu" else 0
-    actors = cfg.ray_actors or max(1, gpus or int(res.get("CPU", 2)) // 2)
+    actors, gpus = actor_count(ray, cfg.device, cfg.ray_actors)
     items = [{"rel": r, "path": str(p)} for r, p in todo]
     ds = ray.data.from_items(items, override_num_blocks=min(len(items), 1000))
     ds = ds.map_batches(_decode, batch_size=1, fn_kwargs={"sr": sr, "w": w}, num_cpus=1)

@@ -1,0 +1,76 @@
+"""``python -m embedkit analyze --engine ray`` as a command, on a real two-node local Ray cluster.
+
+No injected code: the CLI builds the model's ``toy`` backbone in every actor by name
+(``EMBEDKIT_PLUGINS=ray_backbones`` registers it in each process, as a user's own backbone module would).
+One worker node is removed while the first run is analysing; a rerun completes the work, and the one
+shared output folder holds each recording's table once, complete, equal to the local engine's.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_analyze import _recording, make_env
+from test_analyze_ray import assert_same_analysis
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'embedkit[ray]')")
+
+from embedkit.cli import main as cli_main  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+
+@pytest.fixture
+def two_nodes(monkeypatch):
+    """A head node (1 CPU) and a worker node (2 CPUs) of one local Ray cluster; yields (cluster, worker)."""
+    from ray.cluster_utils import Cluster
+
+    path = os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)  # the nodes' workers inherit this environment
+    monkeypatch.setenv("EMBEDKIT_PLUGINS", "ray_backbones")
+    monkeypatch.setenv("EMBEDKIT_TOY_DELAY_S", "0.3")
+    mem = 80 * 1024**2
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": mem})
+    worker = cluster.add_node(num_cpus=2, object_store_memory=mem)
+    cluster.wait_for_nodes()
+    yield cluster, worker
+    cluster.shutdown()
+
+
+def test_cli_ray_two_nodes_worker_removed_rerun_equals_local(tmp_path, two_nodes):
+    cluster, worker = two_nodes
+    env = make_env(tmp_path)
+    for j in range(9):  # 12 recordings in all: a run long enough to lose a node in the middle
+        parts = ["aaa", None, "bbb", "ccc"][j % 4 :]
+        _recording(env["rec"] / f"site{j % 3}" / f"2024050{j}_060000.ogg", parts)
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-m", "embedkit", "analyze", "--engine", "ray", "--ray-actors", "3",
+           "--models", str(env["model"]), "--audio", str(env["rec"]), "--recursive", "--out", str(out),
+           "--batch-size", "1", "--no-progress"]  # fmt: skip
+    run_env = {**os.environ, "RAY_ADDRESS": cluster.address}
+    first = subprocess.Popen(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not list(out.rglob("*.selections.txt")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    mid_run = first.poll() is None
+    cluster.remove_node(worker)  # one worker node dies mid-run
+    try:
+        first.communicate(timeout=90)
+    except subprocess.TimeoutExpired:  # Ray may wait for the lost node; the rerun finishes the work
+        first.kill()
+        first.communicate()
+    assert mid_run, "the first run ended before a node could be removed"
+    again = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "(detections.csv: 12 recordings)" in again.stderr
+    for p in out.rglob(".tmp-*"):  # a write cut by the node's death (SIGKILL) may leave its hidden temp file
+        p.unlink()
+    loc = tmp_path / "local"
+    args = ["analyze", "--models", str(env["model"]), "--audio", str(env["rec"]), "--recursive"]
+    assert cli_main([*args, "--out", str(loc), "--no-progress"]) == 0
+    assert_same_analysis(out, loc)
