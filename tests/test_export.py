@@ -26,6 +26,7 @@ HEADS = {
     "logreg": {"C": 1.0},
     "mlp": {"hidden": 16, "epochs": 8, "n_jobs": 1, "val_fraction": 0.0},
     "mil": {"hidden": 16, "epochs": 4},
+    "proto": {"prototypes": 2, "epochs": 4},
     "lgbm": {"n_estimators": 15, "min_data_in_leaf": 2, "feature_fraction": 1.0, "n_jobs": 1},
 }
 

@@ -12,8 +12,9 @@ FAST = {
     "logreg": {},
     "mlp": {"hidden": 64, "epochs": 40, "batch_size": 64, "lr": 3e-3, "n_jobs": 1},
     "lgbm": {"n_estimators": 40, "min_data_in_leaf": 5},
+    "proto": {"prototypes": 2, "epochs": 40, "batch_size": 64, "lr": 3e-3},
 }
-HEADS = ["lgbm", "logreg", "mlp"]
+HEADS = ["lgbm", "logreg", "mlp", "proto"]
 
 
 def mixture(n=600, d=32, c=5, seed=0, sep=2.5):

@@ -31,6 +31,9 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
 
 from embedkit.config import FitConfig, InferConfig
 from embedkit.evaluate.fitrow import run_config  # noqa: F401 - re-exported
@@ -85,6 +88,22 @@ def run_evaluate(
         variants = keep
     memo: dict = {}
     augs: dict = {}
+    sets = {fit.split: (clips, scapes)}
+
+    def dataset(cfg):
+        """(clips, test sets) of a row's ``split`` (the same recordings extracted otherwise), or a reason."""
+        if cfg.split not in sets:
+            folder = Path(cfg.embeddings) / cfg.backbone / cfg.split
+            if not folder.is_dir():
+                sets[cfg.split] = f"no {folder}: extract it first (see README, Quality on real audio)"
+                return sets[cfg.split]
+            c = load_clips(cfg)
+            t = load_testsets(c, n, seeds, cache, threads, backgrounds)
+            same = np.array_equal(c.files, clips.files) and np.array_equal(c.window, clips.window)
+            same = same and np.array_equal(t.scapes.truth, scapes.scapes.truth)
+            sets[cfg.split] = (c, t) if same else f"{folder} holds other windows than {fit.split}"
+        return sets[cfg.split]
+
     for name, change, pchange in variants:
         if ENSEMBLE in change:  # the mean of rows fitted above (evaluate/ensemble.py)
             done = dict(rows)
@@ -99,14 +118,19 @@ def run_evaluate(
             if cfg.augmented == "clean+mixed" and not backgrounds:
                 print(f"[evaluate] {name}: skipped (augmented rows need --backgrounds)", file=sys.stderr)
                 continue
+            if isinstance(dataset(cfg), str):
+                print(f"[evaluate] {name}: skipped ({dataset(cfg)})", file=sys.stderr)
+                continue
+            rclips, rtests = dataset(cfg)
             aug = None
             if cfg.augmented == "clean+mixed":
                 k, mixup = (change.get(a, fit_aug.get(a, d)) for a, d in AUG_KEYS.items())
-                if (k, mixup) not in augs:
+                key = (cfg.split, k, mixup)
+                if key not in augs:
                     how = replace(EVAL_AUGMENT, mixup=mixup)
-                    augs[(k, mixup)] = augmented_set(clips, backgrounds, k, how, 0, cache, threads)
-                aug = augs[(k, mixup)]
-            res = run_config(cfg, {**post, **pchange}, clips, scapes, memo, aug)
+                    augs[key] = augmented_set(rclips, backgrounds, k, how, 0, cache, threads)
+                aug = augs[key]
+            res = run_config(cfg, {**post, **pchange}, rclips, rtests, memo, aug)
         rows.append((name, res))
         if partial:
             from embedkit.evaluate.tables import table_lines

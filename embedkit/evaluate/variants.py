@@ -25,6 +25,9 @@ AUGMENTED = {"augmented": "clean+mixed"}
 MIXUP = {"augment_mixup": 0.5}
 #: training windows: the best half of each recording by BirdNET's top logit over classes no label maps to
 OTHER_HALF = {"window_keep": 0.5, "window_score": "other"}
+#: BirdNET's 3 s chunks kept apart (extract.py --pool concat --name train_audio_chunks --save-logits)
+CHUNKS = {"split": "train_audio_chunks"}
+PROTO_CHUNKS = {"head": "proto", "params": {"chunks": 2}}
 GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 VARIANTS: list[tuple[str, dict, dict]] = [
@@ -60,6 +63,8 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, head mil, augmented K=2 + mixup 0.5, training windows: best half by other classes",
      {"head": "mil", **AUGMENTED, **MIXUP, **OTHER_HALF}, {}),
     ("default, head proto, augmented K=2 + mixup 0.5", {"head": "proto", **AUGMENTED, **MIXUP}, {}),
+    ("default, chunks kept apart (2 x 1024-D)", CHUNKS, {}),
+    ("default, chunks kept apart, head proto with chunks", {**CHUNKS, **PROTO_CHUNKS}, {}),
     ("ensemble: default + head mil, augmented K=2 + mixup 0.5",
      {"ensemble": ["**default**", "default, head mil, augmented K=2 + mixup 0.5"]}, {}),
 ]

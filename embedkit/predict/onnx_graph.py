@@ -5,6 +5,8 @@ Each head becomes the same arithmetic its ``predict_proba`` does, on a float32 i
 * ``logreg``: ``sigmoid(x @ (W / scale).T + b - (W / scale) @ mean)``; untrained classes their constant.
 * ``mlp`` / ``mil``: ``sigmoid(Linear2(relu(Linear1((x - mean) / scale))))`` (dropout is off at inference);
   untrained classes 0.
+* ``proto``: ``sigmoid(scale * max over chunks and prototypes of cos((x - mean) / scale, p) + bias)``;
+  untrained classes 0.
 * ``lgbm``: one ``ai.onnx.ml.TreeEnsembleRegressor`` holding every tree of the merged booster (tree ``t``
   adds to the raw score of class ``t mod K``), then ``sigmoid``; untrained classes their constant.
   LightGBM compares a float32 feature ``x`` with a float64 threshold ``t``; the graph's float32 threshold is
@@ -64,8 +66,10 @@ def head_nodes(g: Graph, head, x: str) -> str:
         p = _mlp(g, head, x)
     elif name == "lgbm":
         p = _lgbm(g, head, x)
+    elif name == "proto":
+        p = _proto(g, head, x)
     else:
-        raise ValueError(f"no ONNX form for head {name!r} (exportable: logreg, mlp, mil, lgbm)")
+        raise ValueError(f"no ONNX form for head {name!r} (exportable: logreg, mlp, mil, lgbm, proto)")
     return g.op("Clip", [p, g.const(np.float32(0)), g.const(np.float32(1))], "head_p")
 
 
@@ -91,6 +95,24 @@ def _mlp(g: Graph, head, x: str) -> str:
                       g.const(head.scale_.astype(np.float32))])  # fmt: skip
     h = g.op("Relu", [g.op("Gemm", [xs, g.const(sd["0.weight"]), g.const(sd["0.bias"])], transB=1)])
     z = g.op("Gemm", [h, g.const(sd["3.weight"]), g.const(sd["3.bias"])], transB=1)
+    p = g.op("Sigmoid", [z])
+    trained = np.asarray(head.trained_, bool)
+    return p if trained.all() else g.op("Mul", [p, g.const(trained.astype(np.float32))])
+
+
+def _proto(g: Graph, head, x: str) -> str:
+    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in head.model_.state_dict().items()}
+    m, (CK, d) = int(head.chunks), sd["protos"].shape
+    C = len(sd["scale"])
+    P = sd["protos"] / np.maximum(np.linalg.norm(sd["protos"], axis=1, keepdims=True), 1e-12)
+    xs = g.op("Div", [g.op("Sub", [x, g.const(head.mean_.astype(np.float32))]),
+                      g.const(head.scale_.astype(np.float32))])  # fmt: skip
+    xc = g.op("Reshape", [xs, g.const(np.array([0, m, d], np.int64))])  # [B, m, d]
+    norm = g.op("Max", [g.op("ReduceL2", [xc], axes=[2], keepdims=1), g.const(np.float32(1e-12))])
+    sim = g.op("MatMul", [g.op("Div", [xc, norm]), g.const(P.T.copy(), "P")])  # [B, m, C * K]
+    sim = g.op("Reshape", [sim, g.const(np.array([0, m, C, CK // C], np.int64))])
+    best = g.op("ReduceMax", [sim], axes=[1, 3], keepdims=0)  # [B, C]
+    z = g.op("Add", [g.op("Mul", [best, g.const(sd["scale"])]), g.const(sd["bias"])])
     p = g.op("Sigmoid", [z])
     trained = np.asarray(head.trained_, bool)
     return p if trained.all() else g.op("Mul", [p, g.const(trained.astype(np.float32))])

@@ -1,4 +1,4 @@
-"""``head/head.json`` per head (logreg, mlp, mil, lgbm): parameters, learned values and array shapes.
+"""``head/head.json`` per head (logreg, mlp, mil, lgbm, proto): parameters, learned values and array shapes.
 
 A head's parameters decide its allocations (``hidden`` x D weights, ``n_jobs`` threads, LightGBM
 ``num_class``), so they are checked before the head is built: on load (``Head.load``) and before a fit
