@@ -7,7 +7,7 @@ DEMO := demo_run
 
 # kaggle-kit: folder to upload as a Kaggle dataset (wheels for Kaggle's Python/platform + models + kaggle_infer.py)
 KIT ?= kaggle_kit
-KIT_MODELS ?= models/birdnet-logreg
+KIT_MODELS ?= models/birdnet-proto
 KAGGLE_PYTHON ?= 3.11
 KAGGLE_PLATFORM ?= manylinux_2_28_x86_64
 

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.train.run:main",
         "fit a head on stored embeddings with grouped cross-validation, then save it",
         [
-            "python fit.py --backbone birdnet --data /kaggle/input/birdclef-2025   # → models/birdnet-logreg",
+            "python fit.py --backbone birdnet --data /kaggle/input/birdclef-2025   # → models/birdnet-proto",
             "python fit.py --head logreg --backbone panns --folds 5 --params C=0.5",
         ],
     ),
@@ -41,8 +41,8 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.infer:main",
         "embed test soundscapes, apply saved head(s), write submission.csv",
         [
-            "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-logreg",
-            "python infer.py --models models/birdnet-logreg models/birdnet-mil --weights 0.6 0.4 --tta 0",
+            "python infer.py --data /kaggle/input/birdclef-2025 --models models/birdnet-proto",
+            "python infer.py --models models/birdnet-proto models/birdnet-mil --weights 0.6 0.4 --tta 0",
         ],
     ),
     "analyze": (
@@ -50,9 +50,9 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.analyze:main",
         "detect with saved model(s) in recordings of any length: a table per file (Raven, Audacity, ...)",
         [
-            "embedkit analyze --models models/birdnet-logreg "
+            "embedkit analyze --models models/birdnet-proto "
             "--audio /kaggle/input/birdclef-2025/train_soundscapes --recursive --out out/detections",
-            "embedkit analyze --models models/birdnet-logreg "
+            "embedkit analyze --models models/birdnet-proto "
             "--audio /kaggle/input/birdclef-2025/test_soundscapes --format csv --min-score 0.3 --hop-s 2.5 "
             "--out out/detections-csv",
         ],
@@ -133,8 +133,8 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.kaggle_kit:cmd_kaggle_kit",
         "build a folder to upload as a Kaggle dataset: wheels, models, kaggle_infer.py (offline install)",
         [
-            "embedkit kaggle-kit --models models/birdnet-logreg --out kaggle_kit",
-            "make kaggle-kit KIT_MODELS='models/birdnet-logreg models/birdnet-mil' KAGGLE_PYTHON=3.12",
+            "embedkit kaggle-kit --models models/birdnet-proto --out kaggle_kit",
+            "make kaggle-kit KIT_MODELS='models/birdnet-proto models/birdnet-mil' KAGGLE_PYTHON=3.12",
         ],
     ),
     "upgrade-model": (
@@ -150,15 +150,15 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         None,
         "embedkit.predict.versions:cmd_models",
         "list saved models and their kept earlier versions; `rollback NAME` restores the previous version",
-        ["embedkit models", "embedkit models rollback birdnet-logreg"],
+        ["embedkit models", "embedkit models rollback birdnet-proto"],
     ),
     "merge-models": (
         None,
         "embedkit.predict.merge:cmd_merge",
         "join models of one backbone: union of labels, a weighted mean where several know a label",
         [
-            "embedkit merge-models models/birdnet-logreg models/birdnet-mil --out models/merged",
-            "embedkit merge-models models/birdnet-logreg models/birdnet-mil --weights 3 1 --out models/m2",
+            "embedkit merge-models models/birdnet-proto models/birdnet-mil --out models/merged",
+            "embedkit merge-models models/birdnet-proto models/birdnet-mil --weights 3 1 --out models/m2",
         ],
     ),
     "export": (
@@ -166,7 +166,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.export:cmd_export",
         "write a saved model as one ONNX graph (embeddings [+ logits] -> probabilities) + its label file",
         [
-            "embedkit export models/birdnet-logreg --format onnx",
+            "embedkit export models/birdnet-proto --format onnx",
             "embedkit export models/merged --out models/merged-head.onnx",
         ],
     ),

@@ -99,7 +99,7 @@ class ExtractConfig:
 class FitConfig:
     """Options of ``fit.py``: shards + train.csv → cross-validated, saved head."""
 
-    head: str = opt("logreg", "head name (see `embedkit heads`)")
+    head: str = opt("proto", "head name (see `embedkit heads`)")
     backbone: str = opt("birdnet", "backbone whose embeddings to use")
     data: str = opt("/kaggle/input/birdclef-2025", "BirdCLEF data root (train.csv, sample_submission.csv)")
     embeddings: str = opt("embeddings", "embeddings root (the --out of extract.py)")
@@ -202,7 +202,7 @@ class InferConfig:
         "/kaggle/input/birdclef-2025", "BirdCLEF data root (sample_submission.csv, test_soundscapes/)"
     )
     soundscapes: str | None = opt(None, "folder of soundscapes (default: DATA/test_soundscapes)")
-    models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py")
+    models: list[str] = opt(["models/birdnet-proto"], "saved model folder(s) from fit.py")
     weights: list[float] | None = opt(None, "blend weights, one per model (default: equal)")
     smooth: float | None = opt(
         None, "temporal smoothing: weight given to the two neighbouring windows (0 = off); default: the "
@@ -249,7 +249,7 @@ class InferConfig:
 class AnalyzeConfig:
     """Options of ``embedkit analyze``: recordings of any length → detection tables (per file + combined)."""
 
-    models: list[str] = opt(["models/birdnet-logreg"], "saved model folder(s) from fit.py (blended)")
+    models: list[str] = opt(["models/birdnet-proto"], "saved model folder(s) from fit.py (blended)")
     audio: list[str] = opt([], "audio folder(s) and/or file(s) to analyse")
     recursive: bool = opt(False, "also analyse the audio in sub-folders of the --audio folders")
     out: str = opt("analysis", "output folder: one table per recording (same sub-folders), combined tables")

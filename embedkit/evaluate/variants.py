@@ -27,9 +27,10 @@ MIXUP = {"augment_mixup": 0.5}
 OTHER_HALF = {"window_keep": 0.5, "window_score": "other"}
 #: BirdNET's 3 s chunks kept apart (extract.py --pool concat --name train_audio_chunks --save-logits)
 CHUNKS = {"split": "train_audio_chunks"}
-PROTO_CHUNKS = {"head": "proto", "params": {"chunks": 2}}
 GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
+MIL_MIXED = "default, head mil, augmented K=2 + mixup 0.5"
+PER_CHUNK = "default, chunks kept apart, prototypes per chunk"
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
     ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
@@ -39,10 +40,11 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
     ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
     ("default, prior chosen per class (shrunk)", {"prior_per_class": True}, {}),
+    ("default, head logreg (the default before issue 23)", {"head": "logreg"}, {}),
+    ("default, head logreg C=1 unbalanced (older)", {"head": "logreg", "params": WEAK_LOGREG}, {}),
     ("default, head mil", {"head": "mil"}, {}),
-    ("default, logreg C=1 unbalanced (old)", {"params": WEAK_LOGREG}, {}),
     ("default, head lgbm", {"head": "lgbm"}, {}),
-    ("default, head proto", {"head": "proto"}, {}),
+    ("default, 1 prototype per class", {"params": {"prototypes": 1}}, {}),
     ("default, self-training 1 round", {"pseudo": 1}, {}),
     ("default, self-training 1 round, BirdNET-gated", GATED, {}),
     ("default, TTA off", {}, {"tta": ()}),
@@ -52,7 +54,8 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, file-max blend 0.25", {}, {"file_max": 0.25}),
     ("default, TTA off, prior & smoothing learned on soundscapes", {}, {"tune": True, "tta": ()}),
     ("default, augmented K=2", AUGMENTED, {}),
-    ("default, head mil, augmented K=2 + mixup 0.5", {"head": "mil", **AUGMENTED, **MIXUP}, {}),
+    ("default, augmented K=2 + mixup 0.5", {**AUGMENTED, **MIXUP}, {}),
+    (MIL_MIXED, {"head": "mil", **AUGMENTED, **MIXUP}, {}),
     ("default, training windows: best half by the label's logit", {"window_keep": 0.5}, {}),
     ("default, training windows: best half by the top logit of other classes", OTHER_HALF, {}),
     ("default, training windows: best 75% by the top logit of other classes",
@@ -60,11 +63,10 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, training windows: weighted by the label's logit (share 0.8)", {"confidence_weight": 0.8}, {}),
     ("default, training windows: weighted by the top logit of other classes (share 0.8)",
      {"confidence_weight": 0.8, "window_score": "other"}, {}),
-    ("default, head mil, augmented K=2 + mixup 0.5, training windows: best half by other classes",
+    (f"{MIL_MIXED}, training windows: best half by other classes",
      {"head": "mil", **AUGMENTED, **MIXUP, **OTHER_HALF}, {}),
-    ("default, head proto, augmented K=2 + mixup 0.5", {"head": "proto", **AUGMENTED, **MIXUP}, {}),
-    ("default, chunks kept apart (2 x 1024-D)", CHUNKS, {}),
-    ("default, chunks kept apart, head proto with chunks", {**CHUNKS, **PROTO_CHUNKS}, {}),
-    ("ensemble: default + head mil, augmented K=2 + mixup 0.5",
-     {"ensemble": ["**default**", "default, head mil, augmented K=2 + mixup 0.5"]}, {}),
+    ("default, chunks kept apart, head logreg", {**CHUNKS, "head": "logreg"}, {}),
+    (PER_CHUNK, {**CHUNKS, "params": {"chunks": 2}}, {}),
+    (f"ensemble: default + {MIL_MIXED[9:]}", {"ensemble": ["**default**", MIL_MIXED]}, {}),
+    (f"ensemble: {PER_CHUNK[9:]} + {MIL_MIXED[9:]}", {"ensemble": [PER_CHUNK, MIL_MIXED]}, {}),
 ]
