@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import VENV_PY, header, last_json, load, run_child, table  # noqa: E402
 from bench_heads import class_counts  # noqa: E402
 
-HEADS = ["logreg", "mlp", "mil", "lgbm"]
+HEADS = ["proto", "logreg", "mlp", "mil", "lgbm"]
 NO_SECOND = 999
 
 

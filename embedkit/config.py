@@ -64,7 +64,9 @@ class ExtractConfig:
     bf16: bool = opt(True, "torch backbones on CPU: bf16 autocast where the CPU supports it")
     chunk_offsets: list[float] = opt([0.0, 2.0], "birdnet: offsets (s) of the 3 s chunks in a 5 s window")
     pool: str = opt(
-        "mean", "birdnet: pooling of chunk embeddings: mean | max | concat (chunks kept apart: n x 1024-D)"
+        "concat",
+        "birdnet: chunk embeddings kept apart (concat: n x 1024-D; the proto head compares each chunk) or "
+        "pooled: mean | max (1024-D)",
     )
     logit_pool: str | None = opt(
         "max", "birdnet: pooling of the stored logits over chunks: mean | max (max: the loudest chunk)"

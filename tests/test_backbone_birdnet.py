@@ -162,6 +162,20 @@ def test_chunks_and_pooling(bb3, pool):
     assert np.abs(emb - per[0][0]).max() > 1e-3
 
 
+def test_concat_keeps_the_chunks_apart(bb3):
+    """``pool="concat"`` (extract.py's default): [B, n * 1024], chunk k's embedding in columns k*1024..."""
+    x = audio(2, seed=5)
+    per = [bb3.embed_with_logits(c) for c in (x[:, :CHUNK_SAMPLES], x[:, 96_000:240_000])]
+    b = BirdNET(threads=2, pool="concat")
+    emb, logits = b.embed_with_logits(x)
+    assert emb.shape == (2, 2048) and b.dim == 2048 and b.identity()["dim"] == 2048
+    np.testing.assert_allclose(emb, np.hstack([per[0][0], per[1][0]]), atol=1e-5)
+    np.testing.assert_allclose(logits, np.max([p[1] for p in per], axis=0), atol=1e-4)  # logits: max
+    assert b.identity()["pool"] == "concat" and b.identity()["logit_pool"] == "max"
+    with pytest.raises(BackboneError, match="concat"):
+        BirdNET(threads=1, pool="sum")
+
+
 def test_logit_pool_differs_from_embedding_pool(bb3):
     x = audio(2, seed=6)
     per = [bb3.embed_with_logits(c) for c in (x[:, :CHUNK_SAMPLES], x[:, 96_000:240_000])]

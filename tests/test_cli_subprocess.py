@@ -88,6 +88,7 @@ def test_extract_fit_infer_scripts_with_defaults(demo, tmp_path):
     r = ok(run([str(REPO / "fit.py"), "--data", d, "--embeddings", emb, "--out", models, "--folds", "2",
                 "--unlabelled", "train_soundscapes"], tmp_path))  # fmt: skip
     assert "weak negatives: on" in r.stderr and "zero-shot prior: off" in r.stderr
+    assert "proto head: each of a window's 2 chunks compared on its own" in r.stderr
     assert (models / "birdnet-proto" / "model.json").is_file()
     sub = tmp_path / "out" / "submission.csv"
     r = ok(run([str(REPO / "infer.py"), "--data", d, "--models", models / "birdnet-proto", "--out", sub],

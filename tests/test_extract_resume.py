@@ -76,7 +76,7 @@ def test_augmentation_that_differs_from_the_shards_is_refused(toy_split, tmp_pat
 
 
 def test_birdnet_pooling_differs_is_refused_and_logits_are_added(tmp_path, capsys):
-    """Default backbone: --pool max on mean-pooled shards is refused; --save-logits adds BirdNET's logits."""
+    """Default backbone: --pool max on the default concat shards is refused; --save-logits adds logits."""
     pytest.importorskip("ai_edge_litert")
     write_audio(tmp_path / "data" / "train_audio" / "aaa" / "XC1.ogg", 6.0, freq=3000, seed=1)
     base = ["extract", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "e"), "--no-progress"]
@@ -85,7 +85,7 @@ def test_birdnet_pooling_differs_is_refused_and_logits_are_added(tmp_path, capsy
     assert main([*base, "--pool", "max"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("embedkit extract: error: --pool:")
-    assert "this run has pool=max" in err and "have pool=mean" in err
+    assert "this run has pool=max" in err and "have pool=concat" in err
     assert main([*base, "--save-logits"]) == 0
     assert "logits added to 1 done files" in capsys.readouterr().err
     k, X, L = read_embeddings(tmp_path / "e" / "birdnet" / "train_audio", logits=True)

@@ -29,7 +29,7 @@ def test_fit_says_which_recipe_parts_are_on_and_why_default_ones_are_off(fitds, 
     assert "zero-shot prior: off: the shards in" in err
     assert "have no logits: extract with --save-logits" in err
     assert "weak negatives: off: no --unlabelled set" in err
-    assert "fold 1/2:" in err and "(logreg max_iter=200), ETA" in err and "s refit" in err  # progress
+    assert "fold 1/2:" in err and "(proto epochs=60), ETA" in err and "s refit" in err  # progress
     assert "refit on all" in err and "refit done" in err
     more = ["--zero-shot", "off", "--class-weight", "0.5", "--weak-negatives", "0"]
     assert fit(fitds, tmp_path / "m2", *more) == 0
@@ -53,7 +53,8 @@ def test_unlabelled_without_shards_says_so(fitds, tmp_path, capsys):
 )
 def test_bad_params_are_refused_before_data_is_read(fitds, tmp_path, capsys, param, says):
     root, _ = fitds
-    rc = main(["fit", "--backbone", "toy", "--data", str(root), "--embeddings", str(tmp_path / "nothing"),
+    rc = main(["fit", "--head", "logreg", "--backbone", "toy", "--data", str(root), "--embeddings",
+               str(tmp_path / "nothing"),
                "--out", str(tmp_path / "m"), "--params", param])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1  # refused before the (missing) embeddings are looked at

@@ -156,3 +156,16 @@ def test_proto_head_with_chunks_scores_a_window_by_its_best_chunk(tmp_path):
     assert np.array_equal(Head.load(tmp_path / "p").predict_proba(X), P)
     with pytest.raises(ValueError, match="chunks=3"):
         get_head("proto", chunks=3, epochs=1).fit(X, Y)
+
+
+def test_proto_compares_chunks_when_the_shards_keep_them_apart():
+    from embedkit.train.data import chunk_params
+
+    prov = {"backbone": "birdnet", "pool": "concat", "chunk_offsets": [0.0, 2.0]}
+    proto = replace(FitConfig(), head="proto", params={})
+    assert chunk_params(proto, prov) == {"chunks": 2}
+    assert chunk_params(replace(proto, params={"chunks": 1}), prov) == {"chunks": 1}  # the user's choice
+    assert chunk_params(proto, {**prov, "pool": "mean"}) == {}
+    assert chunk_params(replace(proto, head="logreg"), prov) == {}  # no chunks parameter
+    assert chunk_params(replace(proto, fuse=["panns"]), prov) == {}  # fused columns do not split
+    assert chunk_params(replace(proto, zero_shot="features"), prov) == {}

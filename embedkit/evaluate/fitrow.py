@@ -80,6 +80,7 @@ def run_config(cfg, post: dict, clips, tests, memo: dict | None = None, augmente
     from embedkit.evaluate.tta import reduce_shifted
     from embedkit.predict.apply import Windows
     from embedkit.train.cv import cross_fit_prior
+    from embedkit.train.data import chunk_params
     from embedkit.train.windows import detector_score, needs_detector, needs_ranking
     from embedkit.zeroshot import class_logits
 
@@ -94,6 +95,7 @@ def run_config(cfg, post: dict, clips, tests, memo: dict | None = None, augmente
     if (needs_ranking(cfg) or mode != "off") and clips.index is None:
         raise UsageError("zero-shot options and window ranking need logits in the shards (--save-logits)")
     cfg = replace(cfg, zero_shot=mode)
+    cfg = replace(cfg, params=chunk_params(cfg, clips.provenance))  # proto on --pool concat shards
     zc = None if clips.index is None else class_logits(clips.L, clips.index)
     zs = None if clips.index is None or scapes.L is None else class_logits(scapes.L, clips.index)
     score = detector_score(clips.L, clips.index, cfg.window_score) if needs_detector(cfg) else None

@@ -91,7 +91,8 @@ def embed_frame(
         logits: also the backbone's own class logits (column ``logits``, float32 [K] arrays): the second
             input of an exported model that uses the zero-shot prior (``embedkit export``).
         progress: show a progress bar.
-        **kw: backbone options (``weights``, ``threads``, ``device``, ``layer``, ``model`` ...).
+        **kw: backbone options (``weights``, ``threads``, ``device``, ``layer``, ``model``, ``pool`` ...);
+            unset ones as ``extract.py``'s defaults (BirdNET: ``pool="concat"``, [n_chunks * 1024]).
 
     Returns:
         DataFrame with one row per window: ``file`` (str, as given), ``start``, ``end`` (seconds), ``emb``
@@ -106,8 +107,11 @@ def embed_frame(
     own = isinstance(backbone, str)
     if own:
         from embedkit.backbones.build import accepted_kwargs
+        from embedkit.config import ExtractConfig
 
-        bb = get_backbone(backbone, **accepted_kwargs(backbone, {"window_s": window_s}), **kw)
+        d = ExtractConfig()  # extract.py's defaults (birdnet: chunks kept apart, logits max-pooled)
+        args = accepted_kwargs(backbone, {"window_s": window_s, "pool": d.pool, "logit_pool": d.logit_pool})
+        bb = get_backbone(backbone, **{**args, **kw})
     else:
         bb = backbone
     got: dict[int, np.ndarray] = {}

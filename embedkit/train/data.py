@@ -148,3 +148,24 @@ def read_unlabelled(
 
 
 __all__ = ["has_logits", "read_unlabelled", "read_windows", "resolve_zero_shot"]
+
+
+def chunk_params(cfg, provenance: dict) -> dict:
+    """The head's parameters, with ``chunks`` set for a head that takes it when the shards keep chunks apart.
+
+    BirdNET shards extracted with ``--pool concat`` (the default) hold each window's n 3 s chunks side by
+    side ([N, n * 1024]); a head with a ``chunks`` parameter (``proto``) then compares each chunk on its own
+    unless ``--params chunks=...`` says otherwise. Not with fused backbones or zero-shot features, whose
+    extra columns do not split into chunks.
+    """
+    import inspect
+
+    from embedkit.heads import head_class
+
+    params = dict(cfg.params)
+    n = len(provenance.get("chunk_offsets") or [])
+    takes = "chunks" in inspect.signature(head_class(cfg.head).__init__).parameters
+    plain = not cfg.fuse and cfg.zero_shot not in ("features", "both")
+    if takes and "chunks" not in params and provenance.get("pool") == "concat" and n > 1 and plain:
+        params["chunks"] = n
+    return params

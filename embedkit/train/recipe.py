@@ -228,6 +228,9 @@ def describe(cfg, asked: str, inputs: dict, unlabelled, dataset, logits: bool) -
     else:
         weak = "off: no --unlabelled set (e.g. --unlabelled train_soundscapes, extracted like train_audio)"
     lines = [f"zero-shot prior: {prior}", f"weak negatives: {weak}"]
+    if int(dict(cfg.params).get("chunks", 1)) > 1:
+        lines.append(f"{cfg.head} head: each of a window's {cfg.params['chunks']} chunks compared on its own "
+                     "(shards extracted with --pool concat)")  # fmt: skip
     if zs in ("features", "both"):
         lines.append("zero-shot features: on")
     if cfg.class_weight > 0:

@@ -160,7 +160,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.train.annotations import class_folder_tables
     from embedkit.train.augmented import fold_of, read_augmented, training_rows
     from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_from_oof
-    from embedkit.train.data import has_logits
+    from embedkit.train.data import chunk_params, has_logits
     from embedkit.train.recipe import check_params, describe, fit_pipeline
 
     t0 = time.monotonic()
@@ -185,6 +185,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         base, labels, Y, inputs = restrict_to_new(cfg, labels, Y, inputs, prov)
     files = keys["file"].astype(str).to_numpy()
     cfg = replace(cfg, zero_shot=inputs["zero_shot"])
+    cfg = replace(cfg, params=chunk_params(cfg, prov))  # proto on --pool concat shards: per chunk
     data = Windows(X, files, inputs["z"], Y, inputs.get("score"))
     mixed = read_augmented(cfg, labels, train, inputs)  # None: clean shards or --augmented clean
     aug = None if mixed is None else (mixed, np.zeros(len(mixed.X), np.int64))
