@@ -142,7 +142,7 @@ COMMANDS: dict[str, tuple[str | None, str, str, list[str]]] = {
         "embedkit.predict.upgrade:cmd_upgrade_model",
         "rewrite model folders of embedkit 0.1 (pickled heads) as data: JSON, safetensors, hashes",
         [
-            "embedkit upgrade-model models/birdnet-logreg --trust-pickle",
+            "embedkit upgrade-model models/birdnet-mil --trust-pickle",
             "embedkit upgrade-model models/birdnet-mil models/panns-logreg --trust-pickle",
         ],
     ),
