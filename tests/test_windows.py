@@ -135,6 +135,12 @@ def test_fit_cli_window_keep_by_detector(tmp_path, capsys):
     assert "training windows: the best 50% of each recording's windows, ranked by the backbone's any" in err
     assert cli_main([*base, "--window-keep", "0"]) == 2
     assert "window_keep" in capsys.readouterr().err.replace("-", "_")
+    extra = tmp_path / "extra.csv"
+    extra.write_text("file,start,end,label,value\n")
+    other = ["--window-keep", "0.5", "--window-score", "other"]
+    assert cli_main([*base, *other, "--extra-labels", str(extra)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "with --extra-labels use --window-score primary" in err
 
 
 def test_proto_head_with_chunks_scores_a_window_by_its_best_chunk(tmp_path):

@@ -162,6 +162,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_from_oof
     from embedkit.train.data import chunk_params, has_logits
     from embedkit.train.recipe import check_params, describe, fit_pipeline
+    from embedkit.train.windows import needs_detector
 
     t0 = time.monotonic()
     head_class(cfg.head)  # unknown head → error before any work
@@ -173,6 +174,11 @@ def run_fit(cfg: FitConfig) -> FitResult:
         from embedkit.train.tune import check_args
 
         check_args(cfg)
+    other = [f for f, on in (("--annotations", cfg.annotations), ("--extra-labels", cfg.extra_labels),
+                             ("--add-to", cfg.add_to)) if on]  # fmt: skip
+    if other and needs_detector(cfg):
+        raise UsageError(f"--window-score {cfg.window_score} ranks the windows of train.csv's recordings "
+                         f"only; with {', '.join(other)} use --window-score primary")  # fmt: skip
     keys, X, Y, labels, train, prov, report, inputs = load_training_set(cfg)
     if cfg.extra_labels:
         from embedkit.train.extra import add_extra_labels
