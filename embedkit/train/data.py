@@ -147,9 +147,6 @@ def read_unlabelled(
     return keys, X, L
 
 
-__all__ = ["has_logits", "read_unlabelled", "read_windows", "resolve_zero_shot"]
-
-
 def chunk_params(cfg, provenance: dict) -> dict:
     """The head's parameters, with ``chunks`` set for a head that takes it when the shards keep chunks apart.
 
@@ -169,3 +166,6 @@ def chunk_params(cfg, provenance: dict) -> dict:
     if takes and "chunks" not in params and provenance.get("pool") == "concat" and n > 1 and plain:
         params["chunks"] = n
     return params
+
+
+__all__ = ["chunk_params", "has_logits", "read_unlabelled", "read_windows", "resolve_zero_shot"]
