@@ -129,15 +129,17 @@ def copy_models(models: list[str | Path], dest: Path) -> list[str]:
     """Copy model folders into ``dest`` (regular files only, not ``oof.parquet``); returns their names.
 
     A model name that is a symlink (the previous release's layout, :mod:`embedkit.store.atomic`) is copied as
-    the folder it names. Each copy is checked against its ``model.json`` hashes first; ``files`` in the copied
-    ``model.json`` drops what the kit leaves out, so the kit's models load with the same checks.
+    the folder it names. Each model is copied from one whole version (:func:`embedkit.store.versions.
+    read_pinned`: a ``fit.py`` that replaces it meanwhile does not mix two versions into the kit; the copy is
+    redone from the new one when the old one could not be read to the end). Each copy is checked against its
+    ``model.json`` hashes first; ``files`` in the copied ``model.json`` drops what the kit leaves out, so the
+    kit's models load with the same checks.
 
     Raises:
         UsageError: not a model folder, two models of one name, a link or special file inside a model, or
             a file that differs from its hash.
     """
-    from embedkit.schemas import SchemaError, model_meta, read_json
-    from embedkit.store.manifest import verify, walk_regular
+    from embedkit.store.versions import read_pinned
 
     names = []
     for m in map(Path, models):
@@ -145,36 +147,44 @@ def copy_models(models: list[str | Path], dest: Path) -> list[str]:
             raise UsageError(f"--models {m}: not a model folder (model.json and head/); fit one with fit.py")
         if m.name in names:
             raise UsageError(f"two models named {m.name}; give one another name (fit.py --name)")
-        real = m.resolve()
-        try:
-            doc = model_meta(read_json(real / "model.json", "model.json"), str(m / "model.json"))
-        except SchemaError as e:
-            raise UsageError(f"--models {m}: refused: {e}") from None
-        if doc.get("format") == 2 and (real / "head" / "state.joblib").exists():
-            raise UsageError(f"--models {m}: says format 2 but holds a pickle (head/state.joblib); refused")
-        if doc.get("format") == 1 or (real / "head" / "state.joblib").exists():
-            raise UsageError(
-                f"--models {m}: a pickle-format model (embedkit 0.1) would run code wherever it is loaded; "
-                f"convert it first, only if you trust its origin: embedkit upgrade-model {m} --trust-pickle"
-            )
-        files = doc.get("files")
-        problem = verify(real, files, skip=("model.json",)) if files is not None else None
-        if problem:
-            raise UsageError(f"--models {m}: {problem}; refit it before shipping")
-        try:
-            rels = walk_regular(real)
-        except ValueError as e:
-            raise UsageError(f"--models {m}: {e}; a kit ships regular files only") from None
-        for rel in rels:
-            if rel == "oof.parquet" or any(part.startswith(".") for part in rel.split("/")):
-                continue
-            (dest / m.name / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real / rel, dest / m.name / rel)
-        if files is not None:
-            doc["files"] = {k: v for k, v in files.items() if (dest / m.name / k).is_file()}
-            (dest / m.name / "model.json").write_text(json.dumps(doc, indent=1))
+        read_pinned(m, lambda real, m=m: _copy_version(m, real, dest / m.name), (UsageError, OSError))
         names.append(m.name)
     return names
+
+
+def _copy_version(m: Path, real: Path, out: Path) -> None:
+    """Copy the version of model ``m`` at ``real`` (a pinned path) to ``out`` (replaced); see copy_models."""
+    from embedkit.schemas import SchemaError, model_meta, read_json
+    from embedkit.store.manifest import verify, walk_regular
+
+    try:
+        doc = model_meta(read_json(real / "model.json", "model.json"), str(m / "model.json"))
+    except SchemaError as e:
+        raise UsageError(f"--models {m}: refused: {e}") from None
+    if doc.get("format") == 2 and (real / "head" / "state.joblib").exists():
+        raise UsageError(f"--models {m}: says format 2 but holds a pickle (head/state.joblib); refused")
+    if doc.get("format") == 1 or (real / "head" / "state.joblib").exists():
+        raise UsageError(
+            f"--models {m}: a pickle-format model (embedkit 0.1) would run code wherever it is loaded; "
+            f"convert it first, only if you trust its origin: embedkit upgrade-model {m} --trust-pickle"
+        )
+    files = doc.get("files")
+    problem = verify(real, files, skip=("model.json",)) if files is not None else None
+    if problem:
+        raise UsageError(f"--models {m}: {problem}; refit it before shipping")
+    try:
+        rels = walk_regular(real)
+    except ValueError as e:
+        raise UsageError(f"--models {m}: {e}; a kit ships regular files only") from None
+    shutil.rmtree(out, ignore_errors=True)  # a retried copy starts clean
+    for rel in rels:
+        if rel == "oof.parquet" or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real / rel, out / rel)
+    if files is not None:
+        doc["files"] = {k: v for k, v in files.items() if (out / k).is_file()}
+        (out / "model.json").write_text(json.dumps(doc, indent=1))
 
 
 _FILES = Path(__file__).resolve().parent / "kit_files"

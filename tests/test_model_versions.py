@@ -213,3 +213,24 @@ def test_models_command_from_a_shell_with_the_defaults(head, tmp_path):
     back = run("rollback", "birdnet-logreg")
     assert back.returncode == 0 and "is now the version kept as" in back.stdout, back
     assert version(load_model(final)) == 1 and version(load_model(kept_versions(final)[0])) == 2
+
+
+def test_kit_copies_one_whole_version_while_fit_replaces_the_model(head, tmp_path, monkeypatch):
+    """``embedkit kaggle-kit`` copies a model that a fit replaces mid-copy: every file from one version."""
+    from embedkit import kaggle_kit as kk
+
+    final = save_v(tmp_path / "models" / "m", head, 1)
+    copy = shutil.copyfile
+    swapped = []
+
+    def swap_then_copy(src, dst, *a, **kw):
+        if not swapped:  # after model.json was read, before its files: a new version takes the name
+            swapped.append(True)
+            save_v(final, head, 2)
+        return copy(src, dst, *a, **kw)
+
+    monkeypatch.setattr(kk.shutil, "copyfile", swap_then_copy)
+    assert kk.copy_models([final], tmp_path / "kit") == ["m"]
+    monkeypatch.undo()
+    assert swapped and version(load_model(final)) == 2
+    assert version(load_model(tmp_path / "kit" / "m")) == 1  # not a mix of 1 and 2: hashes and C agree
