@@ -194,3 +194,24 @@ def write_sample(root: Path, labels: list[str], first: str = "row_id") -> Path:
     path = root / "sample_submission.csv"
     path.write_text(",".join([first, *labels]) + "\n" + ",".join(["x_5"] + ["0.5"] * len(labels)) + "\n")
     return path
+
+
+@pytest.fixture
+def two_nodes(monkeypatch):
+    """A head node (1 CPU) and a worker node (2 CPUs) of one local Ray cluster; yields (cluster, worker).
+
+    Its workers import ``tests/`` and the repository, and register the toy backbones (``ray_backbones``).
+    """
+    from ray.cluster_utils import Cluster
+
+    tests = Path(__file__).resolve().parent
+    path = os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)  # the nodes' workers inherit this environment
+    monkeypatch.setenv("EMBEDKIT_PLUGINS", "ray_backbones")
+    monkeypatch.setenv("EMBEDKIT_TOY_DELAY_S", "0.3")
+    mem = 80 * 1024**2
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": mem})
+    worker = cluster.add_node(num_cpus=2, object_store_memory=mem)
+    cluster.wait_for_nodes()
+    yield cluster, worker
+    cluster.shutdown()

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from test_analyze import _recording, make_env
@@ -21,25 +20,6 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 from embedkit.cli import main as cli_main  # noqa: E402
 
 pytestmark = pytest.mark.slow
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-
-
-@pytest.fixture
-def two_nodes(monkeypatch):
-    """A head node (1 CPU) and a worker node (2 CPUs) of one local Ray cluster; yields (cluster, worker)."""
-    from ray.cluster_utils import Cluster
-
-    path = os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])
-    monkeypatch.setenv("PYTHONPATH", path)  # the nodes' workers inherit this environment
-    monkeypatch.setenv("EMBEDKIT_PLUGINS", "ray_backbones")
-    monkeypatch.setenv("EMBEDKIT_TOY_DELAY_S", "0.3")
-    mem = 80 * 1024**2
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": mem})
-    worker = cluster.add_node(num_cpus=2, object_store_memory=mem)
-    cluster.wait_for_nodes()
-    yield cluster, worker
-    cluster.shutdown()
 
 
 def test_cli_ray_two_nodes_worker_removed_rerun_equals_local(tmp_path, two_nodes):

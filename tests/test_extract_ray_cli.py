@@ -27,23 +27,6 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
 
-@pytest.fixture
-def two_nodes(monkeypatch):
-    """A head node (1 CPU) and a worker node (2 CPUs) of one local Ray cluster; yields (cluster, worker)."""
-    from ray.cluster_utils import Cluster
-
-    path = os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])
-    monkeypatch.setenv("PYTHONPATH", path)  # the nodes' workers inherit this environment
-    monkeypatch.setenv("EMBEDKIT_PLUGINS", "ray_backbones")
-    monkeypatch.setenv("EMBEDKIT_TOY_DELAY_S", "0.3")
-    mem = 80 * 1024**2
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": mem})
-    worker = cluster.add_node(num_cpus=2, object_store_memory=mem)
-    cluster.wait_for_nodes()
-    yield cluster, worker
-    cluster.shutdown()
-
-
 def extract_cmd(root: Path, out: Path) -> list[str]:
     return [sys.executable, str(REPO / "extract.py"), "--engine", "ray", "--part", "auto",
             "--backbone", "toy", "--data", str(root), "--out", str(out),
