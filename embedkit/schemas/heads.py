@@ -41,11 +41,9 @@ class LogregParams(_Params):
     n_jobs: Annotated[int, Field(ge=1, le=L.MAX_THREADS)] | None = None
 
 
-class MLPParams(_Params):
-    """Parameters of the ``mlp`` head (defaults as in its constructor)."""
+class _EpochParams(_Params):
+    """Parameters of the training loop of :class:`~embedkit.heads.mlp.MLPHead`, which ``proto`` shares."""
 
-    hidden: Annotated[int, Field(ge=1, le=L.MAX_HIDDEN)] = 512
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
     lr: Pos = 1e-3
     weight_decay: NonNeg = 1e-2
     epochs: Rounds = 60
@@ -56,6 +54,13 @@ class MLPParams(_Params):
     device: Device = "auto"
     n_jobs: Annotated[int, Field(ge=0, le=L.MAX_THREADS)] | None = None
     budget_rows: Budget | None = 2_500_000
+
+
+class MLPParams(_EpochParams):
+    """Parameters of the ``mlp`` head (defaults as in its constructor)."""
+
+    hidden: Annotated[int, Field(ge=1, le=L.MAX_HIDDEN)] = 512
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
 
 
 class MILParams(_Params):
@@ -75,22 +80,13 @@ class MILParams(_Params):
     budget_rows: Budget | None = 2_500_000
 
 
-class ProtoParams(_Params):
+class ProtoParams(_EpochParams):
     """Parameters of the ``proto`` head (defaults as in its constructor)."""
 
     prototypes: Annotated[int, Field(ge=1, le=64)] = 4
     init_scale: Annotated[float, Field(gt=0.0, le=1e3)] = 10.0
     chunks: Annotated[int, Field(ge=1, le=64)] = 1
-    lr: Pos = 1e-3
-    weight_decay: NonNeg = 1e-2
-    epochs: Rounds = 60
-    batch_size: Annotated[int, Field(ge=1, le=L.MAX_BATCH)] = 256
-    patience: Annotated[int, Field(ge=0, le=L.MAX_ROUNDS)] = 6
-    val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    seed: Seed = 0
-    device: Device = "auto"
     n_jobs: Annotated[int, Field(ge=0, le=L.MAX_THREADS)] | None = 1
-    budget_rows: Budget | None = 2_500_000
 
 
 class LGBMParams(_Params):
