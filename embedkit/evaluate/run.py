@@ -118,10 +118,11 @@ def run_evaluate(
             if cfg.augmented == "clean+mixed" and not backgrounds:
                 print(f"[evaluate] {name}: skipped (augmented rows need --backgrounds)", file=sys.stderr)
                 continue
-            if isinstance(dataset(cfg), str):
-                print(f"[evaluate] {name}: skipped ({dataset(cfg)})", file=sys.stderr)
+            got = dataset(cfg)
+            if isinstance(got, str):
+                print(f"[evaluate] {name}: skipped ({got})", file=sys.stderr)
                 continue
-            rclips, rtests = dataset(cfg)
+            rclips, rtests = got
             aug = None
             if cfg.augmented == "clean+mixed":
                 k, mixup = (change.get(a, fit_aug.get(a, d)) for a, d in AUG_KEYS.items())

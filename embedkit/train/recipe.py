@@ -237,8 +237,8 @@ def describe(cfg, asked: str, inputs: dict, unlabelled, dataset, logits: bool) -
         lines.append(f"class weights: on (exponent {cfg.class_weight:g})")
     from embedkit.train.windows import describe_windows
 
-    if describe_windows(cfg):
-        lines.append(describe_windows(cfg))
+    if windows := describe_windows(cfg):
+        lines.append(windows)
     if cfg.pseudo > 0:
         lines.append(f"self-training: on ({cfg.pseudo} rounds, threshold {cfg.pseudo_threshold:g})")
     return lines
