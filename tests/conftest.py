@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -215,3 +216,24 @@ def two_nodes(monkeypatch):
     cluster.wait_for_nodes()
     yield cluster, worker
     cluster.shutdown()
+
+
+def lose_a_node_then_rerun(cluster, worker, cmd: list[str], env: dict, started):
+    """Run ``cmd``; once ``started()`` (its first output exists), remove ``worker``; then run it again.
+
+    Returns the rerun's ``subprocess.CompletedProcess`` (its output captured). Fails when the first run ended
+    before the node could be removed.
+    """
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not started() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    mid_run = first.poll() is None
+    cluster.remove_node(worker)  # one worker node dies mid-run
+    try:
+        first.communicate(timeout=90)
+    except subprocess.TimeoutExpired:  # Ray may wait for the lost node; the rerun finishes the work
+        first.kill()
+        first.communicate()
+    assert mid_run, "the first run ended before a node could be removed"
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

@@ -7,11 +7,10 @@ shared output folder holds each recording's table once, complete, equal to the l
 """
 
 import os
-import subprocess
 import sys
-import time
 
 import pytest
+from conftest import lose_a_node_then_rerun
 from test_analyze import _recording, make_env
 from test_analyze_ray import assert_same_analysis
 
@@ -33,19 +32,7 @@ def test_cli_ray_two_nodes_worker_removed_rerun_equals_local(tmp_path, two_nodes
            "--models", str(env["model"]), "--audio", str(env["rec"]), "--recursive", "--out", str(out),
            "--batch-size", "1", "--no-progress"]  # fmt: skip
     run_env = {**os.environ, "RAY_ADDRESS": cluster.address}
-    first = subprocess.Popen(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while not list(out.rglob("*.selections.txt")) and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    mid_run = first.poll() is None
-    cluster.remove_node(worker)  # one worker node dies mid-run
-    try:
-        first.communicate(timeout=90)
-    except subprocess.TimeoutExpired:  # Ray may wait for the lost node; the rerun finishes the work
-        first.kill()
-        first.communicate()
-    assert mid_run, "the first run ended before a node could be removed"
-    again = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=120)
+    again = lose_a_node_then_rerun(cluster, worker, cmd, run_env, lambda: list(out.rglob("*.selections.txt")))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "(detections.csv: 12 recordings)" in again.stderr
     for p in out.rglob(".tmp-*"):  # a write cut by the node's death (SIGKILL) may leave its hidden temp file

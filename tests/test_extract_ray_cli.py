@@ -7,15 +7,13 @@ the one shared folder hold every (file, window) exactly once, equal to the local
 """
 
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_audio
+from conftest import lose_a_node_then_rerun, write_audio
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'embedkit[ray]')")
 
@@ -41,20 +39,8 @@ def test_cli_ray_two_nodes_worker_killed_rerun_exactly_once_equals_local(toy_spl
     env = {**os.environ, "EMBEDKIT_PART_INDEX": "0", "EMBEDKIT_PART_COUNT": "1",
            "RAY_ADDRESS": cluster.address}
     cmd = extract_cmd(toy_split, out)
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     dataset = out / "toy" / "train_audio"
-    deadline = time.monotonic() + 90
-    while not shard_paths(dataset) and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    killed_mid_run = first.poll() is None
-    cluster.remove_node(worker)  # one worker node dies mid-run
-    try:
-        first.communicate(timeout=90)
-    except subprocess.TimeoutExpired:  # Ray may wait for the lost node; the rerun finishes the work
-        first.kill()
-        first.communicate()
-    assert killed_mid_run, "the first run ended before a node could be killed"
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    again = lose_a_node_then_rerun(cluster, worker, cmd, env, lambda: shard_paths(dataset))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "part 0/1" in again.stderr and "files embedded" in again.stderr
     import pyarrow.parquet as pq
