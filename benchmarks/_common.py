@@ -72,6 +72,21 @@ def last_json(text: str) -> dict:
     raise ValueError(f"no JSON result in output:\n{text[-2000:]}")
 
 
+def interleaved(script: str, whos: list[str], reps: int, args: list[str]) -> dict[str, list[dict]]:
+    """Each configuration's child results, ``reps`` runs each, interleaved A B C, then C B A, ...
+
+    Every configuration thus sees early and late load on a shared machine. A child is ``python script
+    --child WHO *args`` and prints its result as a JSON line (:func:`last_json`); its wall time
+    (``elapsed_s``) goes to stderr as it finishes.
+    """
+    runs: dict[str, list[dict]] = {w: [] for w in whos}
+    for r in range(reps):
+        for who in whos if r % 2 == 0 else whos[::-1]:
+            runs[who].append(last_json(run_child([sys.executable, script, "--child", who, *args]).out))
+            print(f"  {who}: {runs[who][-1]['elapsed_s']:.1f} s", file=sys.stderr, flush=True)
+    return runs
+
+
 def xc_files() -> list[tuple[Path, float]]:
     """(path, duration s) of the real xeno-canto recordings, sorted by path."""
     rows = list(csv.DictReader((XC / "train.csv").open(newline="")))

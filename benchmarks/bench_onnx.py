@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import cores, header, last_json, require_shared, run_child, table, xc_subset  # noqa: E402
+from _common import cores, header, interleaved, require_shared, table, xc_subset  # noqa: E402
 
 WIN = 160_000
 
@@ -124,20 +124,14 @@ def main(argv=None) -> None:
                   "fp32": "embedkit panns (torch) fp32",
                   "bf16": "embedkit panns (torch) bf16 autocast"}  # fmt: skip
         whos = ["loop", "onnx", "fp32", "bf16"]
-        runs: dict[str, list] = {w: [] for w in whos}
-        for r in range(args.reps):  # A B C D, then D C B A, ...: each configuration sees early and late load
-            for who in whos if r % 2 == 0 else whos[::-1]:
-                argv = [sys.executable, __file__, "--child", who, "--work", tmp, "--batch", str(args.batch)]
-                c = run_child(argv)
-                runs[who].append((last_json(c.out), c))
-                print(f"  {who}: {runs[who][-1][0]['elapsed_s']:.1f} s", file=sys.stderr, flush=True)
+        runs = interleaved(__file__, whos, args.reps, ["--work", tmp, "--batch", str(args.batch)])
         res, rows = {}, []
         for who in whos:
-            j, c = min(runs[who], key=lambda t: t[0]["elapsed_s"])
+            j = min(runs[who], key=lambda d: d["elapsed_s"])
             res[who] = j
             rows.append({"configuration": labels[who], "precision": j["precision"], "windows": j["windows"],
                          "wall s (best)": j["elapsed_s"],
-                         "wall s (all runs)": " / ".join(f"{x['elapsed_s']:.1f}" for x, _ in runs[who]),
+                         "wall s (all runs)": " / ".join(f"{x['elapsed_s']:.1f}" for x in runs[who]),
                          "windows/s": j["windows"] / j["elapsed_s"],
                          "×realtime": 5 * j["windows"] / j["elapsed_s"],
                          "CPU s (timed part)": j["cpu_s"],

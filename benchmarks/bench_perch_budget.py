@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import cores, header, last_json, require_shared, run_child, table, xc_subset  # noqa: E402
+from _common import cores, header, interleaved, require_shared, table, xc_subset  # noqa: E402
 
 WIN = 160_000
 KAGGLE_WINDOWS = 700 * 12
@@ -120,12 +120,7 @@ def main(argv=None) -> None:
         work = Path(tmp)
         prepare(work, args.windows, args.classes)
         whos = list(CONFIGS)
-        runs: dict[str, list] = {w: [] for w in whos}
-        for r in range(args.reps):
-            for who in whos if r % 2 == 0 else whos[::-1]:
-                argv = [sys.executable, __file__, "--child", who, "--work", tmp, "--batch", str(args.batch)]
-                runs[who].append(last_json(run_child(argv).out))
-                print(f"  {who}: {runs[who][-1]['elapsed_s']:.1f} s", file=sys.stderr, flush=True)
+        runs = interleaved(__file__, whos, args.reps, ["--work", tmp, "--batch", str(args.batch)])
     labels = {"birdnet": "BirdNET V2.4 (birdnet, TFLite)", "fp32": "Perch v2 stand-in, ONNX fp32",
               "int8": "Perch v2 stand-in, ONNX int8 (dynamic, every op)",
               "int8mm": "Perch v2 stand-in, ONNX int8 (dynamic, MatMul/Gemm only)"}  # fmt: skip
