@@ -2,8 +2,9 @@
 
 Three verbs, as in the CLI (``embedkit index`` / ``search`` / ``label``):
 
-* :func:`build_index` (``index.py``): an ANN index of a shard dataset, stored beside it (``DATASET/index/``)
-  with the shards' provenance and the shard list; adding shards updates it without a rebuild.
+* :func:`build_index` (``index_build.py``; :func:`load_index` in ``index.py``): an ANN index of a shard
+  dataset, stored beside it (``DATASET/index/``) with the shards' provenance and the shard list; adding
+  shards updates it without a rebuild.
 * :func:`search` (``query.py``): a clip ``PATH[:START-END]`` embedded by the index's own backbone, a stored
   window (``row_id``) or a vector → the k most similar windows (cosine), by the ANN graph or exactly.
 * :func:`load_labels` (:mod:`embedkit.train.extra`): a hits table whose ``label`` column was filled (in an
@@ -23,7 +24,8 @@ faster queries, does not matter at under a millisecond per query. At 1M windows 
 candidates) answers in 1.4 ms on one core, 156x faster than brute force, recall@10 0.96.
 """
 
-from embedkit.search.index import SearchIndex, build_index, load_index
+from embedkit.search.index import SearchIndex, load_index
+from embedkit.search.index_build import build_index
 from embedkit.search.query import query_backbone, search
 from embedkit.train.extra import load_labels
 

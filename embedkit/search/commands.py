@@ -12,7 +12,7 @@ from embedkit.search.config import IndexConfig, SearchConfig
 
 def run_index(cfg: IndexConfig):
     """Build or update the index of ``cfg.embeddings``; the loaded :class:`~embedkit.search.SearchIndex`."""
-    from embedkit.search.index import build_index
+    from embedkit.search.index_build import build_index
 
     return build_index(cfg.embeddings, cfg.out, rebuild=cfg.rebuild, threads=cfg.threads)
 
