@@ -2,7 +2,9 @@
 
 Stage flags are generated from the stage's config dataclass (:mod:`embedkit.config`), so a flag exists
 exactly when a config field does, with the same name (``max_windows`` ↔ ``--max-windows``). Values come
-from the dataclass defaults, then ``configs/<stage>.toml`` (or ``--config FILE``), then the flags.
+from the dataclass defaults, then ``configs/<stage>.toml`` (or ``--config FILE``), then the flags. The
+subcommands are listed in :mod:`embedkit.cli_table`; ``validate``, ``backbones`` and ``heads`` run from
+:mod:`embedkit.cli_builtin`.
 """
 
 from __future__ import annotations
