@@ -71,6 +71,12 @@ class ExtractConfig:
     logit_pool: str | None = opt(
         "max", "birdnet: pooling of the stored logits over chunks: mean | max (max: the loudest chunk)"
     )
+    time_pool: str = opt(
+        "meanmax",
+        "birdnet: each 3 s chunk's pre-pool map [6 x 0.5 s, 1024] pooled over time: mean (BirdNET's own "
+        "embedding) | max (the loudest half second of each feature) | meanmax (both: 2048-D per chunk)",
+        choices=["mean", "max", "meanmax"],
+    )
     save_logits: bool = opt(False, "also store the backbone's own class logits (birdnet, perch, onnx/tflite)")
     augment_background: str | None = opt(
         None, "folder of background recordings: also store --variants embeddings per window mixed with them"

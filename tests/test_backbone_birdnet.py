@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedkit.backbones._birdnet_graph import EMB_TENSOR
+from embedkit.backbones._birdnet_graph import EMB_TENSOR, MAP_TENSOR
 from embedkit.backbones.base import BackboneError, MissingDependency, sha256_file
 from embedkit.backbones.birdnet import (
     CHUNK_SAMPLES,
@@ -133,6 +133,37 @@ def test_embedding_equals_preserve_all_tensors(bb3):
     np.testing.assert_allclose(emb, want_emb, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-5)
     assert np.abs(emb).max() > 0.1
+
+
+def test_time_pool_reads_the_pre_pool_map(bb3):
+    """--time-pool max/meanmax: the original graph's pre-pool map [6 x 0.5 s, 1024] pooled over time."""
+    x = audio(1, CHUNK_SAMPLES, seed=7)  # B=1 only: preserving all tensors costs ~240 MB per row
+    it = original_interpreter(experimental_preserve_all_tensors=True)
+    inp = it.get_input_details()[0]["index"]
+    it.resize_tensor_input(inp, list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(inp, x)
+    it.invoke()
+    idx = next(d["index"] for d in it.get_tensor_details() if d["name"] == MAP_TENSOR)
+    m = it.get_tensor(idx).reshape(-1, 1024)
+    emb, logits = bb3.embed_with_logits(x)
+    assert m.shape == (6, 1024) and np.abs(m.max(0) - m.mean(0)).max() > 0.1
+    np.testing.assert_allclose(m.mean(0), emb[0], atol=1e-4)  # BirdNET's embedding is the map's mean
+    for frontend in ("numpy", "graph"):
+        b = BirdNET(threads=2, chunk_offsets=(0.0,), window_s=3.0, time_pool="meanmax", frontend=frontend)
+        e, lg = b.embed_with_logits(x)
+        assert b.frontend == frontend and e.shape == (1, 2048) and b.dim == 2048
+        np.testing.assert_allclose(e[0], np.concatenate([m.mean(0), m.max(0)]), atol=1e-4)
+        np.testing.assert_allclose(lg, logits, atol=1e-4)  # the logits do not change
+        assert b.identity()["time_pool"] == "meanmax" and b.identity()["dim"] == 2048
+    two = audio(2, seed=8)
+    per = [BirdNET(threads=2, chunk_offsets=(0.0,), window_s=3.0, time_pool="max").embed(c)
+           for c in (two[:, :CHUNK_SAMPLES], two[:, 96_000:240_000])]  # fmt: skip
+    b = BirdNET(threads=2, pool="concat", time_pool="max")
+    np.testing.assert_allclose(b.embed(two), np.hstack(per), atol=1e-5)  # each chunk's own maximum
+    assert b.dim == 2048 and "time_pool" not in BirdNET(threads=1).identity()
+    with pytest.raises(BackboneError, match="time_pool"):
+        BirdNET(threads=1, time_pool="median")
 
 
 def test_batch_invariance():

@@ -28,6 +28,9 @@ from embedkit.progress import native_stderr_to_log
 
 N_CLASSES = 6522
 EMB_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
+#: the map the embedding pools: [N, 1, 6, 1024] at run time (six 0.5 s time steps of a 3 s chunk; the
+#: graph's static shape says [1, 1, 1, 1024]); EMB_TENSOR is its mean over the time steps
+MAP_TENSOR = "model/POST_ACT_1/Relu;model/POST_BN_1/FusedBatchNormV3;model/POST_CONV_1/Conv2D"
 SPEC_TENSOR = "model/concatenate/concat"  # the two mel spectrograms [N, 96, frames, 2]: the cut model's input
 _CNN_VERSION = 2  # bump when the cut model or the front end changes, so stale cache files are not reused
 MODEL_FILE = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
@@ -52,16 +55,20 @@ def _sha256(path: Path) -> str:
     return _SHA_MEMO[key]
 
 
-def embedding_model(src: Path, sha: str) -> Path:
+def embedding_model(src: Path, sha: str, prepool: bool = False) -> Path:
     """Path of the cached whole-graph model for ``src`` (SHA-256 ``sha``), building it on first use.
 
-    Falls back to a per-user folder under the system temp dir when the cache folder is not writable.
+    With ``prepool`` the pre-pool map :data:`MAP_TENSOR` is an output too. Falls back to a per-user folder
+    under the system temp dir when the cache folder is not writable.
     """
-    return _cached(f"birdnet_emb_{sha}.tflite", lambda dst: _rewrite_with_embedding_output(src, dst))
+    name = f"birdnet_emb_map_{sha}.tflite" if prepool else f"birdnet_emb_{sha}.tflite"
+    return _cached(name, lambda dst: _rewrite_model(src, dst, cut=False, prepool=prepool))
 
 
-def _rewrite_model(src: Path, dst: Path, cut: bool) -> None:
+def _rewrite_model(src: Path, dst: Path, cut: bool, prepool: bool = False) -> None:
     """Write a copy of the TFLite model ``src`` to ``dst`` with the embedding tensor as an extra output.
+
+    With ``prepool`` the pre-pool map (:data:`MAP_TENSOR`) is one as well.
 
     With ``cut``, the front-end operators are dropped too and :data:`SPEC_TENSOR` becomes the input; the
     result is written only after its logits matched the original graph's on a test signal. Uses the TFLite
@@ -77,7 +84,12 @@ def _rewrite_model(src: Path, dst: Path, cut: bool) -> None:
     idx = names.index(EMB_TENSOR) if EMB_TENSOR in names else int(sg.outputs[0]) - 1
     if list(sg.tensors[idx].shape)[-1] != 1024:
         raise BackboneError(f"{src} does not look like BirdNET V2.4 (no 1024-D embedding tensor)")
-    add_outputs(sg, [idx])
+    extra = []
+    if prepool:
+        if MAP_TENSOR not in names or list(sg.tensors[names.index(MAP_TENSOR)].shape)[-1] != 1024:
+            raise BackboneError(f"{src}: no 1024-channel pre-pool map {MAP_TENSOR}")
+        extra = [names.index(MAP_TENSOR)]
+    add_outputs(sg, [idx, *extra])
     if cut:
         _cut_front_end(sg, names, src)
         _static_reshapes(model, sg)
@@ -85,11 +97,6 @@ def _rewrite_model(src: Path, dst: Path, cut: bool) -> None:
     if cut:
         _check_cut(src, data)
     write_atomic(dst, data)
-
-
-def _rewrite_with_embedding_output(src: Path, dst: Path) -> None:
-    """Write a copy of ``src`` to ``dst`` with the embedding tensor as an extra output (whole graph)."""
-    _rewrite_model(src, dst, cut=False)
 
 
 def _cut_front_end(sg, names: list[str], src: Path) -> None:
@@ -182,14 +189,17 @@ def _run_model(interp, x: np.ndarray) -> list[np.ndarray]:
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 
 
-def cnn_model(src: Path, sha: str) -> Path:
+def cnn_model(src: Path, sha: str, prepool: bool = False) -> Path:
     """Path of the cached cut model for ``src`` (front end removed, embedding output added), built once.
+
+    With ``prepool`` the pre-pool map :data:`MAP_TENSOR` is an output too.
 
     Raises:
         BackboneError: the model cannot be cut (see :func:`_rewrite_model`) or no cache folder is writable.
     """
-    name = f"birdnet_cnn_v{_CNN_VERSION}_{sha}.tflite"
-    return _cached(name, lambda dst: _rewrite_model(src, dst, cut=True))
+    tag = "map_" if prepool else ""
+    name = f"birdnet_cnn_v{_CNN_VERSION}_{tag}{sha}.tflite"
+    return _cached(name, lambda dst: _rewrite_model(src, dst, cut=True, prepool=prepool))
 
 
 def _cached(name: str, build) -> Path:

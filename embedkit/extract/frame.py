@@ -110,7 +110,8 @@ def embed_frame(
         from embedkit.config import ExtractConfig
 
         d = ExtractConfig()  # extract.py's defaults (birdnet: chunks kept apart, logits max-pooled)
-        args = accepted_kwargs(backbone, {"window_s": window_s, "pool": d.pool, "logit_pool": d.logit_pool})
+        args = accepted_kwargs(backbone, {"window_s": window_s, "pool": d.pool, "logit_pool": d.logit_pool,
+                                         "time_pool": d.time_pool})
         bb = get_backbone(backbone, **{**args, **kw})
     else:
         bb = backbone

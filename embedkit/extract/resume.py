@@ -31,6 +31,7 @@ _FLAGS = {
     "hop_s": "--hop-s",
     "pool": "--pool",
     "logit_pool": "--logit-pool",
+    "time_pool": "--time-pool",
     "chunk_offsets": "--chunk-offsets",
     "layer": "--layer",
     "augment": "--augment-background/--variants/--snr-db/--gain-db/--shift-s/--augment-seed/--augment-pool",
@@ -42,7 +43,7 @@ _FLAGS = {
 
 def _show(k: str, v) -> str:
     if v is None:
-        return "the pool's" if k == "logit_pool" else "off" if k == "augment" else "unset"
+        return {"logit_pool": "the pool's", "time_pool": "mean", "augment": "off"}.get(k, "unset")
     return str(v)
 
 

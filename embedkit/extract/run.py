@@ -114,6 +114,7 @@ def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
             "chunk_offsets": tuple(cfg.chunk_offsets),
             "pool": cfg.pool,
             "logit_pool": cfg.logit_pool,
+            "time_pool": cfg.time_pool,
             "window_s": cfg.window_s,
         },
     )
