@@ -140,7 +140,11 @@ def _extra_args(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:
-    """Run a subcommand; the exit status is 0 ok, 1 failed check, 2 usage/input error, 130 interrupted."""
+    """Run a subcommand; the exit status is 0 ok, 1 failed check, 2 usage/input error, 130 interrupted.
+
+    Output piped into a reader that stops early (``embedkit heads | head -1``) ends quietly with 141, the
+    status of a process ended by SIGPIPE, without a traceback.
+    """
     from embedkit.errors import user_errors
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -155,6 +159,9 @@ def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:
         return int(fn(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of stdout went away: nothing more to say, and no one to say it to
+        _silence_stdout()
+        return 141
     except user_errors() as e:
         if args.verbose:
             traceback.print_exc()
@@ -167,6 +174,17 @@ def main(argv: list[str] | None = None, prog: str = "embedkit") -> int:
             raise
         print(f"{prog} {args.command}: error: {full_disk_message(e.filename or '?', None)}", file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush does not raise again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def script(command: str) -> None:

@@ -252,7 +252,7 @@ def test_frontend_falls_back_to_graph(tmp_path, monkeypatch):
 def test_threads_split_batches_consistently():
     x = audio(5, seed=6)
     one, three = BirdNET(threads=1), BirdNET(threads=3)
-    assert len(three._workers) == 3
+    assert len(three._run.workers) == 3
     np.testing.assert_allclose(three.embed(x), one.embed(x), atol=1e-5)
     np.testing.assert_allclose(three.embed(x[:1]), one.embed(x[:1]), atol=1e-5)  # fewer rows than threads
     three.close()

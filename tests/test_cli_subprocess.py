@@ -169,6 +169,13 @@ def test_kit_and_upgrade_refuse_bad_input_in_one_line(tmp_path):
 def test_backbones_and_heads(tmp_path):
     assert "birdnet" in ok(run(ek("backbones"), tmp_path)).stdout
     assert "logreg" in ok(run(ek("heads"), tmp_path)).stdout
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    for name in ("backbones", "heads"):  # `embedkit heads | head -1`: the reader is gone before the output
+        p = subprocess.Popen([sys.executable, *ek(name)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+        p.stdout.close()
+        err = p.communicate(timeout=120)[1]
+        assert p.returncode == 141 and "Traceback" not in err and "Broken pipe" not in err, err
 
 
 @covers("models")

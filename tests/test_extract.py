@@ -135,7 +135,7 @@ def test_birdnet_on_real_clips(shared_data, tmp_path):
     )
     s = run_extract(cfg)
     keys, X = read_embeddings(s.dataset)
-    assert s.files_done == 4 and X.shape[1] == 2048  # 2 chunks kept apart (--pool concat)
+    assert s.files_done == 4 and X.shape[1] == 4096  # 2 chunks kept apart, each mean + max over time
     assert keys.groupby("file").size().between(1, 2).all()
     assert np.isfinite(X).all() and X.std(0).mean() > 0
 

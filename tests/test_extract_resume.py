@@ -86,10 +86,10 @@ def test_birdnet_pooling_differs_is_refused_and_logits_are_added(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("embedkit extract: error: --pool:")
     assert "this run has pool=max" in err and "have pool=concat" in err
-    assert main([*base, "--time-pool", "meanmax"]) == 2  # the pre-pool map pooled otherwise: other values
+    assert main([*base, "--time-pool", "mean"]) == 2  # the pre-pool map pooled otherwise: other values
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("embedkit extract: error: --time-pool:")
-    assert "this run has time_pool=meanmax" in err and "have time_pool=mean" in err and "dim" in err
+    assert "this run has time_pool=mean" in err and "have time_pool=meanmax" in err and "dim" in err
     assert main([*base, "--save-logits"]) == 0
     assert "logits added to 1 done files" in capsys.readouterr().err
     k, X, L = read_embeddings(tmp_path / "e" / "birdnet" / "train_audio", logits=True)

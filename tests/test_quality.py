@@ -216,7 +216,7 @@ def test_zero_shot_prior_fit_and_infer_with_birdnet(tmp_path):
     assert model.meta["needs_logits"] and zs["mode"] == "both"
     assert zs["index"][2] == -1 and min(zs["index"][:2]) >= 0 and zs["weights"][2] == 0
     with pytest.raises(ModelError, match="logits"):
-        model.predict(np.zeros((1, 2048), np.float32))  # extract.py --pool concat: 2 x 1024
+        model.predict(np.zeros((1, 4096), np.float32))  # extract.py's default: 2 chunks x (mean, max) x 1024
     scapes = tmp_path / "test_soundscapes"
     write_audio(scapes / "S1.ogg", 10.0, freq=800.0, seed=5)
     out = tmp_path / "sub.csv"

@@ -61,7 +61,7 @@ def real_index(tmp_path_factory):
 def test_ann_recall_at_10_on_real_birdnet_windows(shared_data, real_index):
     index, dataset = real_index
     keys, X = read_embeddings(dataset)
-    assert len(index) == len(keys) > 800 and index.dim == X.shape[1] == 2048  # two chunks (--pool concat)
+    assert len(index) == len(keys) > 800 and index.dim == X.shape[1] == 4096  # 2 chunks x (mean, max)
     q = X[::5]
     truth, tsims = exact_topk(X, q, 10)
     got, sims = graph_topk(index.graph, q, 10)

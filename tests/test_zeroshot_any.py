@@ -118,7 +118,7 @@ def test_perch_standin_extract_fit_infer_with_the_zero_shot_prior_and_fusion(tmp
                               zero_shot="off"))  # fmt: skip
     fmeta = json.loads((fused.folder / "model.json").read_text())
     assert [p["backbone"] for p in fmeta["fusion"]] == ["perch", "birdnet"]
-    assert fmeta["input_dim"] == 1536 + 2048  # perch + birdnet (its two chunks kept apart)
+    assert fmeta["input_dim"] == 1536 + 4096  # perch + birdnet (2 chunks kept apart, each mean + max)
     out = tmp_path / "submission.csv"
     models = [str(res.folder), str(fused.folder)]
     r = run_infer(InferConfig(data=str(data), models=models, out=str(out), threads=2, progress=False))

