@@ -219,6 +219,18 @@ def test_logit_pool_differs_from_embedding_pool(bb3):
         BirdNET(threads=1, logit_pool="median")
 
 
+def test_a_model_without_the_pre_pool_map_says_what_to_use(tmp_path, monkeypatch):
+    """A BirdNET-like model file whose map has another name: one line naming --time-pool mean."""
+    import embedkit.backbones._birdnet_graph as graph
+
+    monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(graph, "MAP_TENSOR", "model/NO_SUCH_MAP")
+    with pytest.raises(BackboneError, match="--time-pool mean") as e:
+        BirdNET(threads=1, time_pool="meanmax")
+    assert "\n" not in str(e.value) and not list(tmp_path.rglob("*map*.tflite"))  # nothing cached
+    assert BirdNET(threads=1).dim == 1024  # BirdNET's own embedding still works
+
+
 def test_cache_written_once(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path))
     sha = sha256_file(bundled_model_dir() / MODEL_FILE)

@@ -87,7 +87,7 @@ def _rewrite_model(src: Path, dst: Path, cut: bool, prepool: bool = False) -> No
     extra = []
     if prepool:
         if MAP_TENSOR not in names or list(sg.tensors[names.index(MAP_TENSOR)].shape)[-1] != 1024:
-            raise BackboneError(f"{src}: no 1024-channel pre-pool map {MAP_TENSOR}")
+            raise BackboneError(f"{src}: no 1024-channel pre-pool map {MAP_TENSOR}; use --time-pool mean")
         extra = [names.index(MAP_TENSOR)]
     add_outputs(sg, [idx, *extra])
     if cut:
