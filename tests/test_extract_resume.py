@@ -96,6 +96,18 @@ def test_birdnet_pooling_differs_is_refused_and_logits_are_added(tmp_path, capsy
     assert L.shape == (2, 6522) and np.isfinite(L).all()
 
 
+def test_an_option_the_backbone_does_not_take_is_named(toy_split, tmp_path, capsys):
+    """--time-pool (BirdNET's) and --weights on a backbone without them: one line says so; the run goes on."""
+    flags = ["--time-pool", "max", "--weights", "w.bin", "--pool", "concat"]
+    assert extract(toy_split, tmp_path / "e", *flags) == 0
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "ignored" in x)
+    assert "--time-pool max" in line and "--weights w.bin" in line and "'toy-logits'" in line
+    assert "--pool" not in line  # set to its default: nothing is lost
+    assert extract(toy_split, tmp_path / "f") == 0
+    assert "ignored" not in capsys.readouterr().err
+
+
 def test_ray_engine_refuses_to_drop_logits_and_names_the_fix(toy_split, tmp_path, capsys):
     pytest.importorskip("ray")
     out = tmp_path / "e"

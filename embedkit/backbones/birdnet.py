@@ -69,7 +69,11 @@ __all__ = [
 
 @register("birdnet")
 class BirdNET(Backbone):
-    """BirdNET V2.4: 5 s windows embedded as pooled 3 s chunks → float32 [B, 1024].
+    """BirdNET V2.4: 5 s windows embedded as 3 s chunks → float32 [B, dim].
+
+    ``dim`` is 1024 per chunk (2048 with ``time_pool="meanmax"``), times the chunks with ``pool="concat"``.
+    The constructor's defaults give BirdNET's own embedding (mean-pooled chunks, 1024-D); extract.py's give
+    4096-D (:class:`~embedkit.config.ExtractConfig`: chunks kept apart, ``time_pool="meanmax"``).
 
     Args:
         chunk_offsets: start of each 3 s chunk in seconds within the window; chunks running past the

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 from embedkit.config import ExtractConfig
+from embedkit.extract.options import backbone_kwargs
 from embedkit.extract.parts import in_part, parse_part, part_from_env
 from embedkit.extract.run import (
     SPLITS,
     ExtractSummary,
-    backbone_kwargs,
     provenance,
     resolve_inputs,
     run_extract,

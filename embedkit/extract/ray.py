@@ -29,8 +29,9 @@ import numpy as np
 from embedkit.audio import AudioError, Windowing, duration_s, iter_windows
 from embedkit.config import ExtractConfig
 from embedkit.errors import UsageError
+from embedkit.extract.options import backbone_kwargs, say_ignored
 from embedkit.extract.parts import in_part, parse_part
-from embedkit.extract.run import ExtractSummary, _ShardBuffer, backbone_kwargs, provenance, resolve_inputs
+from embedkit.extract.run import ExtractSummary, _ShardBuffer, provenance, resolve_inputs
 from embedkit.store import ShardWriter, done_files
 
 
@@ -174,6 +175,7 @@ def run_extract_ray(cfg: ExtractConfig, backbone_factory=None, files_per_shard: 
     ray = _ray()
     if backbone_factory is None:
         backbone_class(cfg.backbone)
+        say_ignored(cfg)
         backbone_factory = functools.partial(get_backbone, cfg.backbone, **backbone_kwargs(cfg))
     w = Windowing(cfg.window_s, cfg.hop_s, cfg.min_tail_s, cfg.max_windows)
     root, files, name = resolve_inputs(cfg)

@@ -22,7 +22,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from embedkit.audio import Windowing, list_audio, row_id
 from embedkit.audio.stream import embed_files
 from embedkit.config import ExtractConfig
 from embedkit.errors import UsageError
+from embedkit.extract.options import backbone_kwargs, say_ignored
 from embedkit.extract.parts import in_part, parse_part
 from embedkit.store import ShardWriter, done_files
 from embedkit.store.lock import extract_lock
@@ -96,30 +96,6 @@ def resolve_inputs(cfg: ExtractConfig) -> tuple[Path, list[Path], str]:
     return root, list_audio(root), cfg.name or cfg.split
 
 
-def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
-    """Constructor arguments of ``cfg.backbone`` from an extract config (those its class accepts)."""
-    from embedkit.backbones.build import accepted_kwargs
-
-    return accepted_kwargs(
-        cfg.backbone,
-        {
-            "weights": cfg.weights,
-            "layer": cfg.layer,
-            "model_config": cfg.model_config,
-            "model": cfg.model or None,
-            "device": cfg.device,
-            "bf16": cfg.bf16,
-            "threads": cfg.threads,
-            "batch_size": cfg.batch_size,
-            "chunk_offsets": tuple(cfg.chunk_offsets),
-            "pool": cfg.pool,
-            "logit_pool": cfg.logit_pool,
-            "time_pool": cfg.time_pool,
-            "window_s": cfg.window_s,
-        },
-    )
-
-
 def provenance(backbone, cfg: ExtractConfig, root: Path, name: str) -> dict:
     """Shard provenance: backbone identity + window/hop (compared) and run facts (informational)."""
     return {
@@ -174,6 +150,7 @@ def run_extract(cfg: ExtractConfig, backbone=None) -> ExtractSummary:
         if cfg.dtype not in ("float16", "float32"):
             raise UsageError(f"--dtype must be float16 or float32, got {cfg.dtype!r}")
         if backbone is None:
+            say_ignored(cfg)
             backbone = get_backbone(cfg.backbone, **backbone_kwargs(cfg))
         if cfg.save_logits and (
             not hasattr(backbone, "embed_with_logits") or getattr(backbone, "logits_dim", None) == 0
