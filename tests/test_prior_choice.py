@@ -85,7 +85,7 @@ def test_prior_per_class_fit_and_infer_with_birdnet(tmp_path):
     assert all(a in (0.0, 1.0) for a in zs.get("head_weight", [1.0, 1.0, 1.0]))
     rng = np.random.default_rng(0)
     emb_, logits = (
-        rng.normal(0, 1, (4, 2048)).astype(np.float32),
+        rng.normal(0, 1, (4, model.meta["input_dim"])).astype(np.float32),  # extract.py's default: 4096
         rng.normal(0, 3, (4, 6522)).astype(np.float32),
     )
     before = predict_model(model, emb_, logits)
