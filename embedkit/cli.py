@@ -15,7 +15,6 @@ import traceback
 from collections.abc import Callable
 
 from embedkit import config as C
-from embedkit.cli_builtin import cmd_backbones, cmd_heads, cmd_validate  # noqa: F401 (still importable here)
 from embedkit.cli_table import COMMANDS
 from embedkit.flags import add_config_args, config_from_args
 

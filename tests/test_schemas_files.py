@@ -120,7 +120,7 @@ def test_extract_threads_flag_is_bounded(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     from embedkit.extract import run_extract
-    from embedkit.search.index import build_index
+    from embedkit.search.index_build import build_index
 
     base = tmp_path_factory.mktemp("idx")
     for i in range(6):

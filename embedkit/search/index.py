@@ -10,7 +10,7 @@ An index folder (default ``DATASET/index/``, beside the shards it covers) holds 
 
 ``index.json`` is written last (temp name, fsync, rename) and names the content-addressed files, so a run
 killed at any point leaves the previous index intact. Building, adding new shards and saving are in
-:mod:`embedkit.search.index_build` (``build_index`` and ``save_index`` are still importable from here).
+:mod:`embedkit.search.index_build`.
 """
 
 from __future__ import annotations
@@ -167,15 +167,3 @@ def shard_vectors(index: SearchIndex, shard: str) -> tuple[np.ndarray, np.ndarra
     if np.isnan(at).any():
         raise StoreError(f"{shard} no longer holds every window the index lists; rebuild the index")
     return mine.index.to_numpy(np.int64), X[at.astype(np.int64)]
-
-
-def __getattr__(name: str) -> Any:
-    """``build_index`` and ``save_index`` of :mod:`embedkit.search.index_build`, imported on first use.
-
-    Lazily, because that module imports this one.
-    """
-    if name in ("build_index", "save_index"):
-        from embedkit.search import index_build
-
-        return getattr(index_build, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
