@@ -257,13 +257,17 @@ def fit_prior_choice(
         grid: prior weights of the blends.
 
     Returns:
-        ``(weights float32 [C], head_weight float32 [C])``: (0, 1) for unmapped labels and labels without
-        positives and negatives.
+        ``(weights float32 [C], head_weight float32 [C])``: (0, 1), the head alone, for unmapped labels;
+        (1, 0), the backbone's classifier alone, for mapped labels without a positive row (a head that
+        never saw the label cannot help its classifier: in cross-fitting, a fold whose other folds hold none
+        of the label's recordings); (0, 1) for mapped labels with positives but no negatives.
     """
     from embedkit.metrics import per_class_auc, scorable_classes
 
     C = len(mapped)
     w, a = np.zeros(C, np.float32), np.ones(C, np.float32)
+    unseen = np.asarray(mapped, bool) & ~(np.asarray(truth) >= 0.5).any(axis=0)
+    w[unseen], a[unseen] = 1.0, 0.0
     cols = np.flatnonzero(mapped & scorable_classes(truth))
     if cols.size == 0:
         return w, a

@@ -87,7 +87,7 @@ def _tests(n_sc=20, win=12, C=4, seed=0):
     truth = rng.random((M, C)) < 0.15
     truth[0] = True
     files = np.repeat([f"field0/s{i:02d}" for i in range(n_sc)], win)
-    sc = SoundscapeSet(np.zeros((M, 2), np.float32), None, truth, np.arange(M) % 3, files,
+    sc = SoundscapeSet(np.zeros((M, 2), np.float32), None, truth, np.repeat(np.arange(n_sc) % 3, win), files,
                        np.tile(np.arange(win), n_sc))  # fmt: skip
     strong = np.array([True, True, False, False])
     return Sets(sc, [("field", 0, np.ones(M, bool))], strong=strong), rng
@@ -128,7 +128,26 @@ def test_paired_intervals_exclude_zero_only_for_a_real_difference():
     assert fmt_delta(0.01, (0.002, 0.02)).startswith("**+0.010") and fmt_delta(0.01, (-0.01, 0.02))[0] == "+"
     assert np.isnan(interval(np.full(3, np.nan), np.zeros(3))[0])
     b = Bootstrap(tests, "field", 50, 0)
-    assert b.sets[0][1].sum(1).tolist() == [len(tests.scapes.truth)] * 50  # each resample: 20 soundscapes
+    assert len(b.sets) == 3  # one per fold
+    assert b.sets[0][1].sum(1).tolist() == [7 * 12] * 50  # each resample: fold 0's 7 soundscapes, 12 windows
+
+
+def test_soundscapes_are_scored_per_fold_so_an_offset_between_heads_changes_nothing():
+    """Fold k's windows are ranked among themselves (one head, one test), then the folds are averaged."""
+    from embedkit.evaluate.scoring import scores
+
+    tests, rng = _tests()
+    mapped = np.array([True, True, True, False])
+    P = tests.scapes.truth + rng.normal(0, 0.8, tests.scapes.truth.shape)
+    shifted = P + 3.0 * tests.scapes.fold[:, None]  # fold 2's head says everything 6 logits louder
+    a, b = score_sets(tests, P, mapped, _scores), score_sets(tests, shifted, mapped, _scores)
+    assert a["fd"] == pytest.approx(b["fd"]) and a["fd_mapped"] == pytest.approx(b["fd_mapped"])
+    pooled = scores(tests.scapes.truth, shifted, mapped)[0]
+    assert abs(pooled - b["fd"]) > 0.02  # pooled over the folds, the offset would have moved it
+    per_fold = [scores(tests.scapes.truth[m], P[m], mapped)[0] for _, _, m in tests.scored("field")]
+    assert len(per_fold) == 3 and a["fd"] == pytest.approx(np.mean(per_fold))
+    bs = Bootstrap(tests, "field", 40, 0)
+    np.testing.assert_allclose(bs.scores(P, mapped), bs.scores(shifted, mapped))
 
 
 def _scores(truth, P, mapped):
@@ -145,8 +164,11 @@ def test_second_test_scores_strong_species_on_windows_without_other_calls():
     r = score_sets(tests, P, mapped, _scores)
     rows = tests.strong_rows(np.ones(len(P), bool))
     assert not tests.scapes.truth[rows][:, 2:].any() and rows.sum() < len(P)
-    want = _scores(tests.scapes.truth[rows][:, :2], P[rows][:, :2], np.ones(2, bool))[0]
-    assert r["st"] == pytest.approx(want) and r["st"] < 0.8
+    want = []  # per fold, as every soundscape score
+    for _, _, m in tests.scored("field"):
+        r_ = tests.strong_rows(m)
+        want.append(_scores(tests.scapes.truth[r_][:, :2], P[r_][:, :2], np.ones(2, bool))[0])
+    assert r["st"] == pytest.approx(np.mean(want)) and r["st"] < 0.8
 
 
 # -- zero-shot grid, head only ----------------------------------------------------------------------------
@@ -187,7 +209,8 @@ def test_prior_blended_after_the_off_fit_is_cross_validate_and_head_only_is_the_
     rng = np.random.default_rng(0)
     clips = _clip_set(rng)
     sc = _clip_set(rng, n_files=9)
-    scapes = SoundscapeSet(sc.X, sc.L, sc.truth, sc.fold, np.char.add("field0/", sc.files), sc.window)
+    fold = np.repeat(np.arange(9) // 3, 6)  # each fold's soundscapes hold all three labels
+    scapes = SoundscapeSet(sc.X, sc.L, sc.truth, fold, np.char.add("field0/", sc.files), sc.window)
     tests = Sets(scapes, [("field", 0, np.ones(len(sc.X), bool))], strong=np.array([True, False, False]))
     cfg = FitConfig(head="logreg", folds=3, zero_shot="prior", weak_negatives=0.0)
     post = {"smooth": 0.0, "file_max": 0.0, "tta": ()}
@@ -232,3 +255,43 @@ def test_evaluate_cli_rows_filter_grouped_split_and_out(tmp_path, capsys):
     assert names[1:] == ["logreg, plain", "**default**"] and "head only (prior off)" in text
     assert "* fold 0: 2 files, 16 s: siteA" in text and not (tmp_path / "table.md.partial").exists()
     assert main([*args[:-2], "--background-groups", "nonsense"]) == 2
+
+
+# -- the learning curve: --recordings-share --------------------------------------------------------------
+
+
+def test_recordings_share_keeps_a_seeded_share_of_each_label():
+    from embedkit.evaluate.share import kept_recordings, share_of
+
+    clips = _clip_set(np.random.default_rng(0), n_files=15)  # 5 recordings per label
+    keep = kept_recordings(clips, 0.4, seed=0)
+    assert len(keep) == 6 and sorted({f.split("/")[0] for f in keep}) == ["c0", "c1", "c2"]
+    assert all(sum(f.startswith(f"c{c}/") for f in keep) == 2 for c in range(3))
+    np.testing.assert_array_equal(keep, kept_recordings(clips, 0.4, seed=0))
+    assert any(not np.array_equal(keep, kept_recordings(clips, 0.4, seed=s)) for s in (1, 2, 3))
+    assert len(kept_recordings(clips, 0.01)) == 3  # at least one per label
+    cut = share_of(clips, 0.4)
+    assert set(cut.files) == set(keep) and len(cut.X) == len(cut.L) == len(cut.fold) == 6 * 6
+    np.testing.assert_array_equal(cut.fold, clips.fold[np.isin(clips.files, keep)])
+    assert share_of(clips, 1.0) is clips
+    with pytest.raises(UsageError, match="--recordings-share must be in"):
+        kept_recordings(clips, 0.0)
+
+
+def test_evaluate_cli_recordings_share(tmp_path, capsys):
+    from test_quality import make_root
+
+    from embedkit.cli import main
+    from embedkit.config import ExtractConfig
+    from embedkit.extract import run_extract
+
+    root = make_root(tmp_path / "data")
+    run_extract(ExtractConfig(backbone="toy", data=str(root), out=str(tmp_path / "emb"), progress=False))
+    args = ["evaluate", "--data", str(root), "--embeddings", str(tmp_path / "emb"), "--set", "backbone=toy",
+            "folds=3", "--soundscapes", "1", "--tta", "0", "--cache", str(tmp_path / "cache")]  # fmt: skip
+    assert main([*args, "--recordings-share", "1.5"]) == 2
+    assert "--recordings-share must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert main([*args, "--recordings-share", "0.5"]) == 0
+    err = capsys.readouterr().err
+    n = len(list((root / "train_audio").rglob("*.ogg")))
+    assert "--recordings-share 0.5 (seed 0): " in err and f" of {n} recordings train" in err

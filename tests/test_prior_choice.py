@@ -69,6 +69,19 @@ def test_unmapped_labels_keep_the_head():
     assert w[0] == 0 and a[0] == 1
 
 
+@pytest.mark.parametrize("per_class", [False, True])
+def test_a_mapped_label_the_head_never_saw_gets_the_backbone_alone(per_class):
+    """No positive row (a fold whose other folds hold none of its recordings): the classifier, not the head."""
+    p, z, Y, files = two_class_windows(n_rec=10)
+    Y3 = np.c_[Y, np.zeros(len(Y), np.float32)]  # label 2: mapped, never a positive
+    p3, z3 = np.c_[p, np.full(len(p), 0.5, np.float32)], np.c_[z, np.zeros(len(z), np.float32)]
+    w, a = fit_prior_choice(p3, z3, Y3, np.array([True, True, True]), files, per_class=per_class)
+    assert (w[2], a[2]) == (1.0, 0.0)
+    w2, a2 = fit_prior_choice(p3, z3, Y3, np.array([True, True, False]), files, per_class=per_class)
+    assert (w2[2], a2[2]) == (0.0, 1.0)  # unmapped: the head is all there is
+    np.testing.assert_array_equal(w[:2], w2[:2])
+
+
 @pytest.mark.slow
 def test_prior_per_class_fit_and_infer_with_birdnet(tmp_path):
     """``fit.py --prior-per-class`` records the choice; inference applies a stored head weight."""

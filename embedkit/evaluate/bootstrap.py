@@ -4,8 +4,9 @@ A difference between two rows is only worth a sentence when it is larger than wh
 alone moves. :class:`Bootstrap` draws, per (kind, seed) test set, ``n`` resamples of its soundscapes with
 replacement (seeded), and scores every row on the *same* resamples (paired): each soundscape's windows count
 as many times as it was drawn (weighted ROC-AUC, ties counted half, as scikit-learn's). A row's score on a
-resample is the macro AUC over the labels with a positive and a negative in it, averaged over the seeds as
-the table is; the interval of a difference is the 2.5 and 97.5 percentiles of ``score_A - score_B``.
+resample is the macro AUC over the labels with a positive and a negative in it, per fold and seed, averaged
+as the table is (:meth:`~embedkit.evaluate.testsets.TestSets.scored`); the interval of a difference is the
+2.5 and 97.5 percentiles of ``score_A - score_B``.
 """
 
 from __future__ import annotations
@@ -56,9 +57,7 @@ class Bootstrap:
         rng = np.random.default_rng(seed)
         self.tests, self.n = tests, n
         self.sets = []  # (mask [M], weights [n, rows of mask])
-        for k, _, mask in tests.sets:
-            if k != kind:
-                continue
+        for _, _, mask in tests.scored(kind):  # per (seed, fold), as the table scores
             _, sid = np.unique(tests.scapes.files[mask], return_inverse=True)
             S = int(sid.max()) + 1
             draw = rng.integers(0, S, size=(n, S))

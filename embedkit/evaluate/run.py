@@ -54,6 +54,7 @@ def run_evaluate(
     fit_aug: dict | None = None,
     only: list[str] | None = None,
     partial=None,
+    share: tuple[float, int] = (1.0, 0),
 ):
     """Run the evaluation; returns (markdown lines, {row name: result}, clips, all soundscape windows).
 
@@ -62,17 +63,21 @@ def run_evaluate(
     ``fit_aug`` sets :data:`AUG_KEYS` (augmented copies, mixup) for rows that do not set them. ``only``:
     table rows whose name contains one of these texts (the default row always runs; the others are said
     on stderr). ``partial``: a file that gets the main table after every row (replaced atomically).
+    ``share``: ``(share, seed)``, the part of each label's recordings the heads train on (the learning
+    curve, :mod:`embedkit.evaluate.share`; the soundscape tests stay those of all recordings).
     """
     from embedkit.evaluate.augmented import EVAL_AUGMENT, augmented_set
     from embedkit.evaluate.data import load_clips
     from embedkit.evaluate.ensemble import KEY as ENSEMBLE
     from embedkit.evaluate.ensemble import ensemble_row
+    from embedkit.evaluate.share import share_of
     from embedkit.evaluate.testsets import load_testsets
 
     fit_aug = fit_aug or {}
     clips = load_clips(fit)
     seeds = [seed] if isinstance(seed, int) else list(seed)
     scapes = load_testsets(clips, n, seeds, cache, threads, backgrounds)
+    clips = share_of(clips, *share)
     from embedkit.predict.smoothing import DEFAULT_SMOOTH
 
     smooth = DEFAULT_SMOOTH if infer.smooth is None else infer.smooth
@@ -99,6 +104,7 @@ def run_evaluate(
                 return sets[cfg.split]
             c = load_clips(cfg)
             t = load_testsets(c, n, seeds, cache, threads, backgrounds)
+            c = share_of(c, *share)
             same = np.array_equal(c.files, clips.files) and np.array_equal(c.window, clips.window)
             same = same and np.array_equal(t.scapes.truth, scapes.scapes.truth)
             sets[cfg.split] = (c, t) if same else f"{folder} holds other windows than {fit.split}"
@@ -225,6 +231,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", action="store_true", help="run every row of the technique table")
     p.add_argument("--rows", nargs="+", metavar="TEXT",
                    help="with --table: only rows whose name contains one of these texts (and the default)")
+    p.add_argument("--recordings-share", type=float, default=1.0, metavar="S",
+                   help="heads train on this share of each label's recordings (at least one): a "
+                   "learning curve; the soundscape tests stay those of all recordings")  # fmt: skip
+    p.add_argument("--recordings-seed", type=int, default=0, help="seed of --recordings-share's draw")
     p.add_argument("--out", help="also write the markdown table(s) to this file")
 
 
@@ -242,6 +252,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         InferConfig, inf_path if inf_path.is_file() else None, smooth=args.smooth, file_max=args.file_max,
         tta=args.tta,
     )
+    if not 0.0 < args.recordings_share <= 1.0:  # before minutes of composing
+        from embedkit.errors import UsageError
+
+        raise UsageError(f"--recordings-share must be in (0, 1], got {args.recordings_share:g}")
     backgrounds = None
     if args.backgrounds:
         from embedkit.evaluate.groups import Backgrounds, file_groups
@@ -251,6 +265,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     lines, res, clips, _ = run_evaluate(
         fit, infer, args.table, args.soundscapes, args.seed, args.cache, args.threads, backgrounds,
         fit_aug, args.rows, f"{args.out}.partial" if args.out else None,
+        (args.recordings_share, args.recordings_seed),
     )  # fmt: skip
     if not args.table:
         zs = res.get("BirdNET zero-shot, none")

@@ -4,11 +4,20 @@ Kinds: ``synthetic`` (quiet stretches of other held-out recordings + pink noise,
 :func:`embedkit.evaluate.compose.compose`) always, and ``field`` (real field recordings of ``--backgrounds``,
 :func:`embedkit.evaluate.field.compose_field`) when a folder is given. Every (kind, seed) set is composed and
 embedded once and cached (:func:`embedkit.evaluate.data.soundscape_set`); the sets are concatenated so each
-fold's head predicts all of them in one call, and scored separately, then averaged over the seeds of a kind.
+fold's head predicts all of them in one call.
+
+**Scored per fold** (:meth:`TestSets.scored`): fold k's soundscapes (composed from fold k's recordings over
+fold k's backgrounds) are scored alone, with the predictions of fold k's head, and the scores are averaged
+over the folds, then over the seeds of a kind. One model scores one test set, as on Kaggle: an AUC pooled
+over the folds would rank five heads' windows against each other, so a constant offset between two folds'
+heads (or their priors' offsets) would move it though no model ranks its own test any differently, and it
+would mix five sites' backgrounds in one ranking. BirdNET's own classifier is one model and is scored the
+same way.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +60,15 @@ class TestSets:
             return None
         ok = np.asarray(self.split.files)[self.split.negatives_for(k)]
         return np.isin(self.background.files, ok)
+
+    def scored(self, kind: str) -> list[tuple[int, int, np.ndarray]]:
+        """``(seed, fold, mask [M])`` of every ``kind`` set, split by fold: the windows one head predicted."""
+        out = []
+        for k, seed, mask in self.sets:
+            if k == kind:
+                folds = np.unique(self.scapes.fold[mask])
+                out += [(seed, int(f), mask & (self.scapes.fold == f)) for f in folds]
+        return out
 
     @property
     def kinds(self) -> list[str]:
@@ -98,7 +116,7 @@ def load_testsets(
 
 
 def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> dict:
-    """Scores of probabilities P [M, C] per kind, averaged over seeds.
+    """Scores of probabilities P [M, C] per kind, per fold (:meth:`TestSets.scored`), averaged over both.
 
     Args:
         tests: the test sets.
@@ -108,27 +126,32 @@ def score_sets(tests: TestSets, P: np.ndarray, mapped: np.ndarray, scores) -> di
 
     Returns:
         ``{"sc": .., "sc_mapped": .., "fd": .., "fd_mapped": .., "st": .., "per_seed": {(kind, seed): (all,
-        mapped)}}`` (``fd`` keys only with field sets; ``st``: the second test, the field windows without a
-        call of a label outside ``tests.strong``, scored over the strong labels; NaN without them).
+        mapped)}}`` (``fd`` keys only with field sets; ``per_seed``: the seed's mean over its folds; ``st``:
+        the second test, the field windows without a call of a label outside ``tests.strong``, scored over
+        the strong labels; NaN without them).
     """
     out: dict = {"per_seed": {}}
     strong = tests.strong if tests.strong is not None else np.zeros(len(mapped), bool)
-    for kind in tests.kinds:
-        vals, st = [], []
-        for k, seed, mask in tests.sets:
-            if k == kind:
-                v = scores(tests.scapes.truth[mask], P[mask], mapped)
-                out["per_seed"][(kind, seed)] = v
-                vals.append(v)
+    with warnings.catch_warnings():  # a fold without a scorable label scores NaN, left out of the means
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for kind in tests.kinds:
+            by_seed: dict = {}
+            st = []
+            for seed, _, mask in tests.scored(kind):
+                by_seed.setdefault(seed, []).append(scores(tests.scapes.truth[mask], P[mask], mapped))
                 rows = tests.strong_rows(mask)
                 if kind == "field" and strong.any() and rows.any():
                     t, p = tests.scapes.truth[rows][:, strong], P[rows][:, strong]
                     st.append(scores(t, p, strong[strong])[0])
-        key = KINDS[kind]
-        out[key] = float(np.mean([v[0] for v in vals]))
-        out[f"{key}_mapped"] = float(np.mean([v[1] for v in vals]))
-        if kind == "field":
-            out["st"] = float(np.mean(st)) if st else float("nan")
+            for seed, v in by_seed.items():
+                mean = np.nanmean(np.array(v, float), axis=0)
+                out["per_seed"][(kind, seed)] = (float(mean[0]), float(mean[1]))
+            vals = np.array(list(out["per_seed"][(kind, s)] for s in by_seed), float)
+            key = KINDS[kind]
+            out[key] = float(np.nanmean(vals[:, 0]))
+            out[f"{key}_mapped"] = float(np.nanmean(vals[:, 1]))
+            if kind == "field":
+                out["st"] = float(np.nanmean(st)) if st else float("nan")
     return out
 
 
