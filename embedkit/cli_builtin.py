@@ -24,14 +24,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    """Print registered backbones: rate, dim, where weights come from."""
+    """Print registered backbones: rate, dim (of a window as ``extract.py``'s defaults make it), weights."""
     from embedkit.backbones import available, backbone_class
+    from embedkit.config import ExtractConfig
+    from embedkit.extract.options import backbone_kwargs
 
     for name in available():
         cls = backbone_class(name)
         rate = getattr(cls, "sample_rate", "model")
         dim = getattr(cls, "dim", None)
         dim = dim if isinstance(dim, int) else "model"
+        if hasattr(cls, "window_dim"):  # D depends on options: the one extract.py's defaults give
+            dim = cls.window_dim(**backbone_kwargs(ExtractConfig(backbone=name)))
         print(f"{name:10s} {rate!s:>6} Hz  {dim!s:>5}-D  weights: {cls.weights_help()}")
     return 0
 

@@ -124,7 +124,14 @@ def test_backbones_command_lists_registry(capsys):
     out = capsys.readouterr().out
     for name in ("birdnet", "panns", "wav2vec2"):
         assert name in out
-    assert "48000" in out and "1024" in out
+    assert "48000" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("birdnet "))
+    from embedkit.extract.options import backbone_kwargs
+
+    kwargs = backbone_kwargs(C.ExtractConfig(backbone="birdnet"))
+    built = backbone_class("birdnet")(**{**kwargs, "threads": 1})
+    assert f" {built.dim}-D " in line and built.dim > 1024  # the window extract.py makes, not one chunk's
+    built.close()
 
 
 def test_heads_command_lists_registry(capsys):

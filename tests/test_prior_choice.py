@@ -71,7 +71,7 @@ def test_unmapped_labels_keep_the_head():
 
 @pytest.mark.parametrize("per_class", [False, True])
 def test_a_mapped_label_the_head_never_saw_gets_the_backbone_alone(per_class):
-    """No positive row (a fold whose other folds hold none of its recordings): the classifier, not the head."""
+    """No positive row (a fold whose other folds hold none of its recordings): the classifier alone."""
     p, z, Y, files = two_class_windows(n_rec=10)
     Y3 = np.c_[Y, np.zeros(len(Y), np.float32)]  # label 2: mapped, never a positive
     p3, z3 = np.c_[p, np.full(len(p), 0.5, np.float32)], np.c_[z, np.zeros(len(z), np.float32)]

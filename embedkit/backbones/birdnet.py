@@ -145,7 +145,7 @@ class BirdNET(Backbone):
         self.logit_pool = logit_pool or ("max" if pool == "concat" else pool)
         self.time_pool = time_pool
         self.chunk_dim = 2 * CHUNK_DIM if time_pool == "meanmax" else CHUNK_DIM
-        self.dim = self.chunk_dim * len(offsets) if pool == "concat" else self.chunk_dim
+        self.dim = self.window_dim(offsets, pool, time_pool)
         self.window_s = window_s
         self.samples = round(window_s * self.sample_rate)
         self.batch_size = int(batch_size)
@@ -175,6 +175,12 @@ class BirdNET(Backbone):
         self.frontend = "graph" if self._front is None else "numpy"
         self._run = Interpreters(self.model_file, self.threads, self._front, time_pool)
         self._labels: list[str] | None = None
+
+    @staticmethod
+    def window_dim(chunk_offsets=(0.0, 2.0), pool: str = "mean", time_pool: str = "mean", **_: Any) -> int:
+        """D of a window with these options, without building the backbone (``embedkit backbones``)."""
+        chunk = 2 * CHUNK_DIM if time_pool == "meanmax" else CHUNK_DIM
+        return chunk * len(chunk_offsets) if pool == "concat" else chunk
 
     def identity(self) -> dict[str, Any]:
         """Base identity plus ``chunk_offsets``, ``pool``, ``window_s`` (and options not at their default).
