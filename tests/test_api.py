@@ -127,3 +127,18 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})  # noqa: S102
     assert Path("demo_run/birdnet-lgbm.onnx").is_file()
+
+
+def test_embed_with_birdnet_makes_the_windows_extract_makes(tmp_path):
+    """Every option that decides a window's vector is extract.py's default (chunks, pooling, time)."""
+    from conftest import write_audio
+
+    from embedkit.extract.options import WINDOW_OPTIONS
+
+    write_audio(tmp_path / "a" / "call.ogg", 8.0, freq=3000.0, seed=3)
+    df = embedkit.embed(tmp_path / "a", "birdnet", threads=1)
+    s = run_extract(ExtractConfig(backbone="birdnet", files=str(tmp_path / "a"), out=str(tmp_path / "e"),
+                                  dtype="float32", threads=1, progress=False))  # fmt: skip
+    _, X = read_embeddings(s.dataset)
+    assert len(df) == len(X) == 2 and set(WINDOW_OPTIONS) >= {"pool", "time_pool", "chunk_offsets"}
+    np.testing.assert_allclose(np.stack(df["emb"].to_list()), X, atol=1e-4)

@@ -106,13 +106,10 @@ def embed_frame(
     paths = audio_paths(files)
     own = isinstance(backbone, str)
     if own:
-        from embedkit.backbones.build import accepted_kwargs
-        from embedkit.config import ExtractConfig
+        from embedkit.extract.options import window_defaults
 
-        d = ExtractConfig()  # extract.py's defaults (birdnet: chunks kept apart, logits max-pooled)
-        args = accepted_kwargs(backbone, {"window_s": window_s, "pool": d.pool, "logit_pool": d.logit_pool,
-                                         "time_pool": d.time_pool})
-        bb = get_backbone(backbone, **{**args, **kw})
+        # what a window is as extract.py makes it (birdnet: chunks kept apart, mean and max over time)
+        bb = get_backbone(backbone, **{**window_defaults(backbone, window_s), **kw})
     else:
         bb = backbone
     got: dict[int, np.ndarray] = {}

@@ -20,6 +20,19 @@ def backbone_kwargs(cfg: ExtractConfig) -> dict[str, Any]:
     return accepted_kwargs(cfg.backbone, _offered(cfg))
 
 
+#: the options that decide what a window's vector is (not how fast it is made): ``embedkit.embed`` takes
+#: these from ``extract.py``'s defaults, so its vectors match the shards'
+WINDOW_OPTIONS = ("chunk_offsets", "pool", "logit_pool", "time_pool")
+
+
+def window_defaults(backbone: str, window_s: float) -> dict[str, Any]:
+    """Constructor arguments of ``backbone`` that :data:`WINDOW_OPTIONS` and ``window_s`` give by default."""
+    from embedkit.backbones.build import accepted_kwargs
+
+    d = _offered(ExtractConfig(backbone=backbone))
+    return accepted_kwargs(backbone, {"window_s": window_s, **{k: d[k] for k in WINDOW_OPTIONS}})
+
+
 def ignored_options(cfg: ExtractConfig) -> list[str]:
     """The backbone options set away from their defaults that ``cfg.backbone`` does not take, as flags.
 
@@ -63,4 +76,4 @@ def _offered(cfg: ExtractConfig) -> dict[str, Any]:
     }
 
 
-__all__ = ["backbone_kwargs", "ignored_options", "say_ignored"]
+__all__ = ["WINDOW_OPTIONS", "backbone_kwargs", "ignored_options", "say_ignored", "window_defaults"]
