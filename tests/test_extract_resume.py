@@ -116,3 +116,25 @@ def test_ray_engine_refuses_to_drop_logits_and_names_the_fix(toy_split, tmp_path
     assert extract(toy_split, out, "--engine", "ray", "--save-logits") == 2  # before Ray is even started
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "have no logits" in err and "--engine local" in err
+
+
+def test_birdnet_takes_its_model_file_as_weights(tmp_path, capsys):
+    """--weights on birdnet is its .tflite file (recorded by hash), never ignored; a wrong path fails."""
+    import shutil
+
+    from embedkit.backbones.birdnet import MODEL_FILE, bundled_model_dir
+    from embedkit.files import sha256_file
+    from embedkit.store import read_provenance
+
+    pytest.importorskip("ai_edge_litert")
+    write_audio(tmp_path / "data" / "train_audio" / "aaa" / "XC1.ogg", 6.0, freq=3000, seed=1)
+    mine = tmp_path / "mine.tflite"
+    shutil.copy(bundled_model_dir() / MODEL_FILE, mine)
+    base = ["extract", "--data", str(tmp_path / "data"), "--no-progress", "--threads", "1"]
+    assert main([*base, "--out", str(tmp_path / "e"), "--weights", str(mine)]) == 0
+    assert "ignored" not in capsys.readouterr().err
+    prov = read_provenance(tmp_path / "e" / "birdnet" / "train_audio")
+    assert prov["weights"] == f"birdnet v2.4 file sha256:{sha256_file(mine)[:16]}"
+    assert main([*base, "--out", str(tmp_path / "f"), "--weights", str(tmp_path / "none.tflite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "none.tflite" in err and not (tmp_path / "f" / "birdnet").exists()

