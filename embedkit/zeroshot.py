@@ -209,11 +209,17 @@ def apply_prior(
             None = 1 for every class.
 
     Returns:
-        float32 [N, C]: ``sigmoid(a * logit(p) + w * (z - o))``.
+        float32 [N, C]: ``sigmoid(a * logit(p) + w * (z - o))``; where ``a`` is 0, ``sigmoid(w * z)``: the
+        backbone's classifier alone is its own probability, not shifted by ``o``, which would push a
+        window with a typical call into the sigmoid's flat top, where TTA's mean and smoothing lose the
+        ranking (measured: 0.906 against 0.932 on the 22 known species with a third of the recordings).
     """
     h = _logit(p)
+    offset = np.asarray(offset, np.float64)
     if head_weight is not None:
-        h = h * np.asarray(head_weight, np.float64)
+        a = np.asarray(head_weight, np.float64)
+        h = h * a
+        offset = np.where(a == 0, 0.0, offset)
     s = h + np.asarray(weights, np.float64) * (np.asarray(z, np.float64) - offset)
     return (1.0 / (1.0 + np.exp(-s))).astype(np.float32)
 

@@ -36,7 +36,8 @@ def test_apply_prior_head_weight_zero_is_the_backbone_alone():
     p, z = rng.uniform(0.01, 0.99, (20, 3)), rng.normal(0, 2, (20, 3))
     w, o = np.array([1.0, 0.5, 0.0]), np.array([0.2, -0.1, 0.0])
     out = apply_prior(p, z, w, o, head_weight=np.array([0.0, 1.0, 1.0]))
-    np.testing.assert_allclose(out[:, 0], 1 / (1 + np.exp(-(z[:, 0] - 0.2))), rtol=1e-5)
+    # the backbone alone is its own probability: not shifted by the offset (0.2), as the zero-shot rows
+    np.testing.assert_allclose(out[:, 0], 1 / (1 + np.exp(-z[:, 0])), rtol=1e-5)
     np.testing.assert_allclose(out[:, 1:], apply_prior(p, z, w, o)[:, 1:], rtol=1e-6)
     assert (1.0, 0.0) in prior_choices() and (0.0, 1.0) in prior_choices()
 

@@ -110,7 +110,7 @@ def compare_rows(rows, tests, mapped: np.ndarray, best: str | None, default: str
         mapped: bool [C], the labels the backbone knows.
         best: name of the best zero-shot row.
         default: name of the default row.
-        n: resamples per seed.
+        n: resamples per seed and fold.
         seed: resampling seed.
 
     Returns:

@@ -74,8 +74,8 @@ def interval_lines(deltas: dict, n_labels: int, n_mapped: int, n_strong: int, n_
 
     names = [c.format(n=n_labels, m=n_mapped, s=n_strong) for c in INTERVAL_COLS.values()]
     out = [
-        f"Paired differences, 95% bootstrap interval over soundscapes ({n_boot} resamples per seed, seeded; "
-        "bold: the interval excludes 0):",
+        f"Paired differences, 95% bootstrap interval over soundscapes ({n_boot} resamples per seed and fold, "
+        "seeded; bold: the interval excludes 0):",
         "",
         "| configuration | " + " | ".join(names) + " |",
         "|---" * (len(names) + 1) + "|",
