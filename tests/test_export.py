@@ -203,5 +203,5 @@ def test_per_class_head_weight_inside_the_graph(tmp_path):
     save(build_onnx(m), str(tmp_path / "zs.onnx"))
     P = run_onnx(tmp_path / "zs.onnx", X, L)
     assert np.abs(P - m.predict(X, L)).max() <= 1e-5
-    z0 = L[:, 3]  # label a: the backbone alone, sigmoid(w * (z - o))
-    assert np.abs(P[:, 0] - 1 / (1 + np.exp(-0.5 * (z0 - 0.3)))).max() <= 1e-5
+    z0 = L[:, 3]  # label a: the backbone alone, its own probability sigmoid(w * z), not shifted by o
+    assert np.abs(P[:, 0] - 1 / (1 + np.exp(-0.5 * z0))).max() <= 1e-5

@@ -8,7 +8,8 @@ Two measures, from one set of heads (fold k's head is fit on the other folds' re
 * **soundscape test**: one-minute soundscapes composed (seeded) from fold k's recordings only
   (:mod:`embedkit.evaluate.data`, :mod:`embedkit.evaluate.compose`), predicted by fold k's head,
   post-processed like ``infer.py`` (``--smooth``, ``--file-max``) and scored with the competition metric
-  over all folds' windows.
+  per fold (fold k's windows alone, one head and one test set as on Kaggle), then averaged over the folds
+  (:meth:`embedkit.evaluate.testsets.TestSets.scored`).
 
 BirdNET's zero-shot classifier is scored on the same windows in every form the toolkit offers
 (:mod:`embedkit.evaluate.zsgrid`, the best row marked), and every row gets paired bootstrap intervals over
