@@ -215,13 +215,19 @@ def apply_prior(
         ranking (measured: 0.906 against 0.932 on the 22 known species with a third of the recordings).
     """
     h = _logit(p)
-    offset = np.asarray(offset, np.float64)
     if head_weight is not None:
-        a = np.asarray(head_weight, np.float64)
-        h = h * a
-        offset = np.where(a == 0, 0.0, offset)
-    s = h + np.asarray(weights, np.float64) * (np.asarray(z, np.float64) - offset)
+        h = h * np.asarray(head_weight, np.float64)
+    s = h + np.asarray(weights, np.float64) * (np.asarray(z, np.float64) - prior_offset(offset, head_weight))
     return (1.0 / (1.0 + np.exp(-s))).astype(np.float32)
+
+
+def prior_offset(offset: np.ndarray, head_weight: np.ndarray | None = None) -> np.ndarray:
+    """The offset ``o`` [C] :func:`apply_prior` subtracts: 0 where the head weight is 0 (BirdNET alone).
+
+    Shared with the ONNX export (:mod:`embedkit.predict.export`), so both compute the same blend.
+    """
+    o = np.asarray(offset, np.float64)
+    return o if head_weight is None else np.where(np.asarray(head_weight, np.float64) == 0, 0.0, o)
 
 
 def prior_choices(grid: tuple[float, ...] = PRIOR_GRID) -> list[tuple[float, float]]:
@@ -306,5 +312,6 @@ __all__ = [
     "map_classes",
     "map_species",
     "prior_choices",
+    "prior_offset",
     "species_map",
 ]

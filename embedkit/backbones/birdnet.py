@@ -67,6 +67,11 @@ __all__ = [
 ]
 
 
+def _chunk_dim(time_pool: str) -> int:
+    """Features of one 3 s chunk: 1024, or 2048 with ``time_pool="meanmax"`` (mean and maximum)."""
+    return 2 * CHUNK_DIM if time_pool == "meanmax" else CHUNK_DIM
+
+
 @register("birdnet")
 class BirdNET(Backbone):
     """BirdNET V2.4: 5 s windows embedded as 3 s chunks → float32 [B, dim].
@@ -151,7 +156,7 @@ class BirdNET(Backbone):
         self.pool = pool
         self.logit_pool = logit_pool or ("max" if pool == "concat" else pool)
         self.time_pool = time_pool
-        self.chunk_dim = 2 * CHUNK_DIM if time_pool == "meanmax" else CHUNK_DIM
+        self.chunk_dim = _chunk_dim(time_pool)
         self.dim = self.window_dim(offsets, pool, time_pool)
         self.window_s = window_s
         self.samples = round(window_s * self.sample_rate)
@@ -186,7 +191,7 @@ class BirdNET(Backbone):
     @staticmethod
     def window_dim(chunk_offsets=(0.0, 2.0), pool: str = "mean", time_pool: str = "mean", **_: Any) -> int:
         """D of a window with these options, without building the backbone (``embedkit backbones``)."""
-        chunk = 2 * CHUNK_DIM if time_pool == "meanmax" else CHUNK_DIM
+        chunk = _chunk_dim(time_pool)
         return chunk * len(chunk_offsets) if pool == "concat" else chunk
 
     def identity(self) -> dict[str, Any]:

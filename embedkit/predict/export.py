@@ -86,8 +86,9 @@ def _prior_nodes(g: Graph, p: str, z: str, w: np.ndarray, o: np.ndarray, a: np.n
     ``a`` [C] is the head's weight per class (``zero_shot.head_weight``; None = 1 for every class); where it
     is 0 the offset is too (the backbone alone is its own probability, as ``apply_prior``).
     """
-    if a is not None:
-        o = np.where(a == 0, 0.0, o)
+    from embedkit.zeroshot import prior_offset
+
+    o = prior_offset(o, a)
     pd_ = g.op("Cast", [p], "p64", to=11)  # DOUBLE
     pd_ = g.op("Min", [g.op("Max", [pd_, g.const(np.float64(1e-6))]), g.const(np.float64(1 - 1e-6))])
     lg = g.op("Log", [g.op("Div", [pd_, g.op("Sub", [g.const(np.float64(1.0)), pd_])])], "logit")
