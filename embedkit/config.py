@@ -119,10 +119,21 @@ class FitConfig:
         "shards hold logits (extract.py --save-logits), else off",
         choices=["auto", "off", "features", "prior", "both"],
     )
+    prior_choice: str = opt(
+        "fixed",
+        "zero-shot prior, the pair shared by the mapped labels: fixed = the head blended at --prior-weight; "
+        "cv = the head at each prior weight or the backbone's classifier alone, whichever scores best on the "
+        "out-of-fold windows (focal clips rank them otherwise than soundscapes: README)",
+        choices=["fixed", "cv"],
+    )
+    prior_weight: float = opt(
+        0.5, "zero-shot prior weight of --prior-choice fixed (and of any fit without cross-validation)"
+    )
     prior_per_class: bool = opt(
         False,
         "zero-shot prior: choose per class between the head blended at each prior weight and the backbone's "
-        "classifier alone, shrunk toward the shared choice (else one choice shared by the mapped labels)",
+        "classifier alone, shrunk toward the shared choice (chosen whatever --prior-choice; else the shared "
+        "pair for every mapped label)",
     )
     class_weight: float = opt(0.0, "class-balancing exponent: row weight (n_max / n_class) ** a (0 = off)")
     confidence_weight: float = opt(

@@ -12,12 +12,14 @@ numeric label, where the class list has ids). For the mapped labels the backbone
   logits of the mapped labels (0 for unmapped ones), or
 * act as a prior the head's output is blended with (``--zero-shot prior``): per window and class
   ``sigmoid(a_c * logit(p_head) + w_c * (z_c - o_c))``, where ``o_c`` is the mean logit of class c over the
-  training windows (so the blend keeps the head's calibration on average) and the pair ``(a_c, w_c)`` is
-  learned from out-of-fold predictions by :func:`fit_prior_choice` among the head blended at each weight of
-  :data:`PRIOR_GRID` (``a = 1``) and the backbone's classifier alone (``(0, 1)``): one pair shared by the
-  mapped classes (the default) or, with ``--prior-per-class``, one per class, its AUC shrunk toward the mean
-  over classes by :data:`SHRINK_RECORDINGS` recordings so that a class with 6 recordings does not over-fit.
-  Unmapped labels keep the head alone (``w_c = 0``).
+  training windows (so the blend keeps the head's calibration on average). The pair ``(a_c, w_c)`` shared by
+  the mapped classes is, by default, the head blended at the fixed weight ``--prior-weight`` (0.5); with
+  ``--prior-choice cv`` it is learned from out-of-fold predictions by :func:`fit_prior_choice` among the
+  head blended at each weight of :data:`PRIOR_GRID` (``a = 1``) and the backbone's classifier alone
+  (``(0, 1)``). With ``--prior-per-class`` each class may leave the shared pair for its own, its AUC shrunk
+  toward the mean over classes by :data:`SHRINK_RECORDINGS` recordings so that a class with 6 recordings
+  does not over-fit. Unmapped labels keep the head alone (``w_c = 0``); a mapped label without a positive
+  training window gets the backbone's classifier alone.
 
 ``--zero-shot both`` does both. Whatever is used is recorded in the model (``model.json`` ``zero_shot``), and
 inference then asks the backbone for its logits (``embed_with_logits``).
@@ -248,13 +250,16 @@ def fit_prior_choice(
     per_class: bool = False,
     shrink: float = SHRINK_RECORDINGS,
     grid: tuple[float, ...] = PRIOR_GRID,
+    fixed: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Head and prior weights per class that maximise out-of-fold ROC-AUC (the choice of issue 23).
 
     Each mapped class uses one pair of :func:`prior_choices`: the head blended with the prior at a weight of
     ``grid``, or the backbone's classifier alone. The shared pair maximises the macro AUC over the mapped
-    classes. With ``per_class`` each class takes its own pair by its AUC *shrunk toward the mean over
-    classes*: ``(n_c * auc_c + shrink * mean_auc) / (n_c + shrink)`` with ``n_c`` the class's positive
+    classes, or with ``fixed`` is the head blended at that weight, not chosen (focal clips rank the pairs
+    otherwise than soundscapes do: README "Quality on real audio"). With ``per_class`` (which chooses, so
+    ignores ``fixed``) each class takes its own pair by its AUC *shrunk toward the mean over classes*:
+    ``(n_c * auc_c + shrink * mean_auc) / (n_c + shrink)`` with ``n_c`` the class's positive
     recordings (``groups``), so a class with 6 recordings moves off the shared pair only when its own
     evidence outweighs that of ``shrink`` recordings; ties keep the shared pair.
 
@@ -267,19 +272,25 @@ def fit_prior_choice(
         per_class: choose per class (else the shared pair for every mapped class).
         shrink: the shrinkage's strength, in recordings.
         grid: prior weights of the blends.
+        fixed: the prior weight of every mapped label (head weight 1) without ``per_class``; None = chosen.
 
     Returns:
         ``(weights float32 [C], head_weight float32 [C])``: (0, 1), the head alone, for unmapped labels;
         (1, 0), the backbone's classifier alone, for mapped labels without a positive row (a head that
         never saw the label cannot help its classifier: in cross-fitting, a fold whose other folds hold none
-        of the label's recordings); (0, 1) for mapped labels with positives but no negatives.
+        of the label's recordings); for the other mapped labels with ``fixed`` (not ``per_class``) the head
+        at that weight; when chosen, (0, 1) for mapped labels with positives but no negatives.
     """
     from embedkit.metrics import per_class_auc, scorable_classes
 
     C = len(mapped)
     w, a = np.zeros(C, np.float32), np.ones(C, np.float32)
-    unseen = np.asarray(mapped, bool) & ~(np.asarray(truth) >= 0.5).any(axis=0)
+    seen = (np.asarray(truth) >= 0.5).any(axis=0)
+    unseen = np.asarray(mapped, bool) & ~seen
     w[unseen], a[unseen] = 1.0, 0.0
+    if fixed is not None and not per_class:
+        w[np.asarray(mapped, bool) & seen] = fixed
+        return w, a
     cols = np.flatnonzero(mapped & scorable_classes(truth))
     if cols.size == 0:
         return w, a

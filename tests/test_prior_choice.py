@@ -83,13 +83,65 @@ def test_a_mapped_label_the_head_never_saw_gets_the_backbone_alone(per_class):
     np.testing.assert_array_equal(w[:2], w2[:2])
 
 
-@pytest.mark.slow
-def test_prior_per_class_fit_and_infer_with_birdnet(tmp_path):
-    """``fit.py --prior-per-class`` records the choice; inference applies a stored head weight."""
-    root = make_root(tmp_path / "data", durs=(3.0, 5.0, 6.0))
-    emb = tmp_path / "emb"
-    ex = ExtractConfig(backbone="birdnet", data=str(root), out=str(emb), save_logits=True, threads=1)
+def test_fixed_prior_weight_is_the_shared_pair():
+    """The default (``--prior-choice fixed``): each mapped label the head saw gets the head at that weight."""
+    p, z, Y, files = two_class_windows(n_rec=10)
+    Y3 = np.c_[Y, np.zeros(len(Y), np.float32)]  # label 2: mapped, never a positive
+    p3, z3 = np.c_[p, np.full(len(p), 0.5, np.float32)], np.c_[z, np.zeros(len(z), np.float32)]
+    mapped = np.array([True, True, True])
+    chosen = fit_prior_choice(p3, z3, Y3, mapped, files)
+    w, a = fit_prior_choice(p3, z3, Y3, mapped, files, fixed=0.5)
+    assert w.tolist() == [0.5, 0.5, 1.0] and a.tolist() == [1.0, 1.0, 0.0]  # label 2: the backbone alone
+    assert (chosen[0][0], chosen[1][0]) != (0.5, 1.0)  # not what the choice on these windows would give
+    w, a = fit_prior_choice(p3, z3, Y3, np.array([True, False, True]), files, fixed=0.3)
+    assert w.tolist() == [np.float32(0.3), 0.0, 1.0] and a.tolist() == [1.0, 1.0, 0.0]  # unmapped: the head
+
+
+def test_per_class_choice_chooses_whatever_the_fixed_weight():
+    """``--prior-per-class`` chooses on the out-of-fold windows: a fixed weight does not enter it."""
+    p, z, Y, files = two_class_windows(n_rec=40)
+    mapped = np.array([True, True])
+    for x, y in zip(fit_prior_choice(p, z, Y, mapped, files, per_class=True, fixed=0.5),
+                    fit_prior_choice(p, z, Y, mapped, files, per_class=True), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def birdnet_set(tmp_path_factory):
+    """Labels aaa, bbb (BirdNET classes) and ccc (none), extracted with BirdNET and its logits."""
+    base = tmp_path_factory.mktemp("prior")
+    root = make_root(base / "data", durs=(3.0, 5.0, 6.0))
+    ex = ExtractConfig(backbone="birdnet", data=str(root), out=str(base / "emb"), save_logits=True, threads=1)
     run_extract(replace(ex, progress=False))
+    return root, base / "emb"
+
+
+@pytest.mark.slow
+def test_fit_cli_prior_choice_and_weight(birdnet_set, tmp_path, capsys):
+    """``fit.py``'s default blends at 0.5; ``--prior-weight``; ``--prior-choice cv`` says what it ignores."""
+    from embedkit.cli import main
+
+    root, emb = birdnet_set
+    base = ["fit", "--data", str(root), "--embeddings", str(emb), "--folds", "3", "--head", "logreg"]
+
+    def weights(*flags, name):
+        assert main([*base, "--out", str(tmp_path), "--name", name, *flags]) == 0
+        return json.loads((tmp_path / name / "model.json").read_text())["zero_shot"]["weights"]
+
+    assert weights(name="default") == [0.5, 0.5, 0.0]  # ccc is no BirdNET class
+    assert "the head blended at weight 0.5" in capsys.readouterr().err
+    assert weights("--prior-weight", "0.25", name="w") == [0.25, 0.25, 0.0]
+    weights("--prior-choice", "cv", "--prior-weight", "0.25", name="cv")
+    err = capsys.readouterr().err
+    assert "--prior-weight 0.25 is not used: --prior-choice cv" in err and "chosen on the out-of-fold" in err
+    assert main([*base, "--out", str(tmp_path), "--prior-weight", "-1"]) == 2
+    assert "--prior-weight must be a number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_prior_per_class_fit_and_infer_with_birdnet(birdnet_set, tmp_path):
+    """``fit.py --prior-per-class`` records the choice; inference applies a stored head weight."""
+    root, emb = birdnet_set
     cfg = FitConfig(head="logreg", backbone="birdnet", data=str(root), embeddings=str(emb), folds=3,
                     out=str(tmp_path / "models"), prior_per_class=True)  # fmt: skip
     res = run_fit(cfg)

@@ -36,6 +36,7 @@ TIME_MAX = {"split": "train_audio_max"}
 GATED = {"pseudo": 1, "pseudo_gate": 0.5, "pseudo_gated_threshold": 0.9}
 #: (row name, FitConfig changes, post-processing changes); None = the default configuration
 MIL_MIXED = "default, head mil, augmented K=2 + mixup 0.5"
+PRIOR_CV = "default, prior pair chosen on the clips' out-of-fold windows (the default before)"
 MEAN_POOLED = "default, chunks and time steps mean-pooled (extract.py --pool mean --time-pool mean)"
 VARIANTS: list[tuple[str, dict, dict]] = [
     ("logreg, plain", {"head": "logreg", **PLAIN}, NO_POST),
@@ -46,6 +47,7 @@ VARIANTS: list[tuple[str, dict, dict]] = [
     ("default, zero-shot prior off", {"zero_shot": "off"}, {}),
     ("default, weak negatives off", {"weak_negatives": 0.0}, {}),
     ("default, prior chosen per class (shrunk)", {"prior_per_class": True}, {}),
+    (PRIOR_CV, {"prior_choice": "cv"}, {}),
     ("default, head logreg", {"head": "logreg"}, {}),
     ("default, head logreg C=1 unbalanced (older)", {"head": "logreg", "params": WEAK_LOGREG}, {}),
     ("default, head mil", {"head": "mil"}, {}),

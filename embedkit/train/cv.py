@@ -1,10 +1,10 @@
 """Cross-validation with the quality switches, the zero-shot prior learned on it, and what a model saves.
 
 :func:`cross_validate` fits :func:`embedkit.train.recipe.fit_pipeline` once per fold. With the zero-shot prior
-on, the prior's weight is learned from the out-of-fold predictions
-(:func:`embedkit.zeroshot.fit_prior_choice`) and the reported out-of-fold scores are *cross-fitted*: fold
-k is blended with weights learned on the other folds' predictions, so no fold is scored with a weight
-chosen on its own labels. With self-training and the
+on, the prior's pair is fixed (``--prior-weight``) or learned from the out-of-fold predictions
+(``--prior-choice cv``, ``--prior-per-class``: :func:`embedkit.zeroshot.fit_prior_choice`) and the
+reported out-of-fold scores are *cross-fitted*: fold k is blended with weights learned on the other folds'
+predictions, so no fold is scored with a weight chosen on its own labels. With self-training and the
 prior both on, a first pass without self-training learns the prior, and a second pass self-trains with it.
 
 :func:`model_extras` is what ``model.json`` records so that inference can redo it (``zero_shot``: mode,
@@ -22,10 +22,6 @@ import numpy as np
 
 from embedkit.predict.apply import Windows, predict_pipeline, uses_features, uses_prior
 from embedkit.train.recipe import fit_pipeline
-
-#: prior weight used when there is no cross-validation to learn it from (the shared weight CV picks for the
-#: default head on ../shared/data/xc-pr-birds lies between 0.5 and 1)
-DEFAULT_PRIOR_WEIGHT = 0.5
 
 
 def load_unlabelled(cfg, inputs: dict) -> Windows | None:
@@ -98,9 +94,10 @@ def iterations(cfg) -> str:
 def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
     """``(weights [C], offset [C], head_weight [C])`` of the zero-shot prior, learned on ``oof[rows]``.
 
-    ``rows`` None = all rows. The choice per class (:func:`embedkit.zeroshot.fit_prior_choice`) is shared
-    by the mapped labels unless ``cfg.prior_per_class``. Without ``oof`` (no cross-validation) every mapped
-    label gets :data:`DEFAULT_PRIOR_WEIGHT` and the head.
+    ``rows`` None = all rows. Every mapped label gets the head at ``cfg.prior_weight`` (``prior_choice``
+    fixed), or the pair is chosen on ``oof[rows]``: shared (cv) or per class (``cfg.prior_per_class``,
+    whatever ``prior_choice``; :func:`embedkit.zeroshot.fit_prior_choice`). Without ``oof`` (no
+    cross-validation) every mapped label gets ``cfg.prior_weight`` and the head.
     """
     from embedkit.zeroshot import fit_prior_choice
 
@@ -109,9 +106,10 @@ def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray 
     mapped = np.abs(data.z).sum(0) > 0
     offset = z.mean(0).astype(np.float64)
     if oof is None:
-        return np.where(mapped, DEFAULT_PRIOR_WEIGHT, 0.0).astype(np.float32), offset, np.ones(len(mapped))
+        return np.where(mapped, cfg.prior_weight, 0.0).astype(np.float32), offset, np.ones(len(mapped))
+    fixed = float(cfg.prior_weight) if cfg.prior_choice == "fixed" and not cfg.prior_per_class else None
     w, a = fit_prior_choice(
-        oof[rows], z, data.Y[rows], mapped, data.files[rows], per_class=bool(cfg.prior_per_class)
+        oof[rows], z, data.Y[rows], mapped, data.files[rows], per_class=bool(cfg.prior_per_class), fixed=fixed
     )
     return w, offset, a
 

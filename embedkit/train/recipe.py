@@ -212,7 +212,10 @@ def describe(cfg, asked: str, inputs: dict, unlabelled, dataset, logits: bool) -
     zs = cfg.zero_shot
     n_mapped = 0 if inputs.get("index") is None else int((np.asarray(inputs["index"]) >= 0).sum())
     if zs in ("prior", "both"):
-        prior = f"on ({n_mapped} labels mapped to the backbone's classes)"
+        how = ("a pair chosen per label on the out-of-fold windows" if cfg.prior_per_class
+               else f"the head blended at weight {cfg.prior_weight:g}" if cfg.prior_choice == "fixed"
+               else "the pair chosen on the out-of-fold windows")  # fmt: skip
+        prior = f"on ({n_mapped} labels mapped to the backbone's classes; {how})"
     elif asked == "off":
         prior = "off (--zero-shot off)"
     elif not logits:

@@ -144,6 +144,19 @@ def load_training_set(cfg: FitConfig):
     return keys[keep].reset_index(drop=True), X[keep], Y, labels, train, prov, report, extra
 
 
+def check_prior(cfg) -> None:
+    """Refuse a prior weight that is no number >= 0; say when ``--prior-weight`` goes unused."""
+    import math
+
+    w = cfg.prior_weight
+    if isinstance(w, bool) or not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
+        raise UsageError(f"--prior-weight must be a number >= 0, got {cfg.prior_weight!r}")
+    chooser = "--prior-per-class" if cfg.prior_per_class else "--prior-choice cv"
+    if (cfg.prior_per_class or cfg.prior_choice == "cv") and cfg.folds > 1 and w != FitConfig.prior_weight:
+        print(f"[fit] --prior-weight {w:g} is not used: {chooser} chooses the weight on the out-of-fold "
+              "windows (it applies only without cross-validation, --folds 0)", file=sys.stderr)  # fmt: skip
+
+
 def run_fit(cfg: FitConfig) -> FitResult:
     """Cross-validate, refit on all data and save a head (see the module docstring).
 
@@ -168,6 +181,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     head_class(cfg.head)  # unknown head → error before any work
     check_params(cfg.head, dict(cfg.params))  # unknown or ill-typed --params: before any data is read
     check_bounds(cfg.head, dict(cfg.params), "--params")  # sizes, threads, devices: before any allocation
+    check_prior(cfg)
     cfg = class_folder_tables(cfg)  # --data DIR of class folders: train.csv / taxonomy.csv written for it
     asked = cfg.zero_shot
     if cfg.tune_on or cfg.tune_truth:
