@@ -120,14 +120,18 @@ class FitConfig:
         choices=["auto", "off", "features", "prior", "both"],
     )
     prior_choice: str = opt(
-        "fixed",
-        "zero-shot prior, the pair shared by the mapped labels: fixed = the head blended at --prior-weight; "
-        "cv = the head at each prior weight or the backbone's classifier alone, whichever scores best on the "
-        "out-of-fold windows (focal clips rank them otherwise than soundscapes: README)",
-        choices=["fixed", "cv"],
+        "scaled",
+        "zero-shot prior, the blend shared by the mapped labels: scaled = the head plus the backbone's "
+        "logits at --prior-weight, each in units of its own spread; cv = the head at each weight of a grid "
+        "or the backbone's classifier alone, whichever scores best on the out-of-fold clip windows (clips "
+        "misjudge it: README)",
+        choices=["scaled", "cv"],
     )
     prior_weight: float = opt(
-        0.5, "zero-shot prior weight of --prior-choice fixed (and of any fit without cross-validation)"
+        2.0,
+        "zero-shot prior, --prior-choice scaled: the backbone's weight against the head's, each logit in "
+        "units of its spread (std over the out-of-fold windows, median over the mapped labels); also any "
+        "fit without cross-validation (spreads of the training windows)",
     )
     prior_per_class: bool = opt(
         False,

@@ -11,15 +11,17 @@ numeric label, where the class list has ids). For the mapped labels the backbone
 * enter the head as extra input columns (``--zero-shot features``): ``[emb | z]`` with ``z`` [N, C] the
   logits of the mapped labels (0 for unmapped ones), or
 * act as a prior the head's output is blended with (``--zero-shot prior``): per window and class
-  ``sigmoid(a_c * logit(p_head) + w_c * (z_c - o_c))``, where ``o_c`` is the mean logit of class c over the
-  training windows (so the blend keeps the head's calibration on average). The pair ``(a_c, w_c)`` shared by
-  the mapped classes is, by default, the head blended at the fixed weight ``--prior-weight`` (0.5); with
-  ``--prior-choice cv`` it is learned from out-of-fold predictions by :func:`fit_prior_choice` among the
-  head blended at each weight of :data:`PRIOR_GRID` (``a = 1``) and the backbone's classifier alone
-  (``(0, 1)``). With ``--prior-per-class`` each class may leave the shared pair for its own, its AUC shrunk
-  toward the mean over classes by :data:`SHRINK_RECORDINGS` recordings so that a class with 6 recordings
-  does not over-fit. Unmapped labels keep the head alone (``w_c = 0``); a mapped label without a positive
-  training window gets the backbone's classifier alone.
+  ``sigmoid(a_c*logit(p_head)+w_c*(z_c-o_c))``, where ``o_c`` is the mean logit of class c over the training
+  windows (so the blend keeps the head's calibration on average). The pair ``(a_c, w_c)`` shared by the mapped
+  classes is, by default, ``a = 1`` and ``w = --prior-weight`` (2) times the ratio of the two logits' spreads
+  on the out-of-fold windows (:func:`embedkit.train.cv.spread_ratio`: the head's logit and the backbone's,
+  each in units of its own spread, added 1 : 2, so that the blend does not depend on the head's scale); with
+  ``--prior-choice cv`` it is learned from out-of-fold predictions by :func:`fit_prior_choice` among the head
+  blended at each weight of :data:`PRIOR_GRID` (``a = 1``) and the backbone's classifier alone (``(0, 1)``).
+  With ``--prior-per-class`` each class may leave the shared pair for its own, its AUC shrunk toward the mean
+  over classes by :data:`SHRINK_RECORDINGS` recordings so that a class with 6 recordings does not over-fit.
+  Unmapped labels keep the head alone (``w_c = 0``); a mapped label without a positive training window gets
+  the backbone's classifier alone.
 
 ``--zero-shot both`` does both. Whatever is used is recorded in the model (``model.json`` ``zero_shot``), and
 inference then asks the backbone for its logits (``embed_with_logits``).

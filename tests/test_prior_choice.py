@@ -84,7 +84,7 @@ def test_a_mapped_label_the_head_never_saw_gets_the_backbone_alone(per_class):
 
 
 def test_fixed_prior_weight_is_the_shared_pair():
-    """The default (``--prior-choice fixed``): each mapped label the head saw gets the head at that weight."""
+    """A weight given (``--prior-choice scaled``): each mapped label the head saw gets the head at it."""
     p, z, Y, files = two_class_windows(n_rec=10)
     Y3 = np.c_[Y, np.zeros(len(Y), np.float32)]  # label 2: mapped, never a positive
     p3, z3 = np.c_[p, np.full(len(p), 0.5, np.float32)], np.c_[z, np.zeros(len(z), np.float32)]
@@ -106,6 +106,32 @@ def test_per_class_choice_chooses_whatever_the_fixed_weight():
         np.testing.assert_array_equal(x, y)
 
 
+def test_spread_ratio_and_the_scaled_blend_do_not_depend_on_the_heads_scale():
+    """``--prior-choice scaled``: the weight follows the head's logit spread; the blend's ranking does not."""
+    from embedkit.predict.apply import Windows
+    from embedkit.train.cv import prior_from_oof, spread_ratio
+    from embedkit.zeroshot import _logit
+
+    p, z, Y, files = two_class_windows(n_rec=10)
+    z = z * np.array([1.0, 4.0], np.float32)  # the backbone's spread differs per label
+    h = _logit(p)
+    ratio = np.median(h.std(0) / z.std(0))
+    assert spread_ratio(p, z, np.array([True, True])) == pytest.approx(ratio, rel=1e-6)
+    assert spread_ratio(p, z, np.array([False, False])) == 1.0
+    data = Windows(np.zeros((len(p), 2), np.float32), files, z, Y)
+    cfg = FitConfig()  # scaled, weight 2
+    w1, o1, a1 = prior_from_oof(cfg, data, p, None)
+    sharp = (1 / (1 + np.exp(-3 * h))).astype(np.float32)  # the same head, three times the logit scale
+    w3, _, _ = prior_from_oof(cfg, data, sharp, None)
+    assert a1.tolist() == [1.0, 1.0] and w1[0] == w1[1] == pytest.approx(2 * spread_ratio(p, z, [True, True]))
+    np.testing.assert_allclose(w3, 3 * w1, rtol=1e-4)
+    b1, b3 = apply_prior(p, z, w1, o1), apply_prior(sharp, z, w3, o1)  # the same blend, 3x the logit
+    inside = np.abs(_logit(b3)) < 13  # probabilities are clipped at 1e-6 in logit space
+    np.testing.assert_allclose(_logit(b3)[inside], 3 * _logit(b1)[inside], rtol=1e-3, atol=1e-3)
+    w, _, _ = prior_from_oof(replace(cfg, prior_weight=4.0), data, p, None)
+    np.testing.assert_allclose(w, 2 * w1, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def birdnet_set(tmp_path_factory):
     """Labels aaa, bbb (BirdNET classes) and ccc (none), extracted with BirdNET and its logits."""
@@ -118,7 +144,7 @@ def birdnet_set(tmp_path_factory):
 
 @pytest.mark.slow
 def test_fit_cli_prior_choice_and_weight(birdnet_set, tmp_path, capsys):
-    """``fit.py``'s default blends at 0.5; ``--prior-weight``; ``--prior-choice cv`` says what it ignores."""
+    """The default weight 2 in spreads; ``--prior-weight``; ``--prior-choice cv`` says it ignores it."""
     from embedkit.cli import main
 
     root, emb = birdnet_set
@@ -128,12 +154,15 @@ def test_fit_cli_prior_choice_and_weight(birdnet_set, tmp_path, capsys):
         assert main([*base, "--out", str(tmp_path), "--name", name, *flags]) == 0
         return json.loads((tmp_path / name / "model.json").read_text())["zero_shot"]["weights"]
 
-    assert weights(name="default") == [0.5, 0.5, 0.0]  # ccc is no BirdNET class
-    assert "the head blended at weight 0.5" in capsys.readouterr().err
-    assert weights("--prior-weight", "0.25", name="w") == [0.25, 0.25, 0.0]
-    weights("--prior-choice", "cv", "--prior-weight", "0.25", name="cv")
+    default = weights(name="default")
+    assert default[0] > 0 and default[0] == default[1] and default[2] == 0  # ccc is no BirdNET class
+    assert "weight 2, in units of the logits' spreads" in capsys.readouterr().err
+    np.testing.assert_allclose(weights("--prior-weight", "4", name="w"), np.multiply(default, 2), rtol=1e-5)
+    no_cv = weights("--folds", "0", name="nocv")  # scaled by the spreads of a head's training predictions
+    assert no_cv[0] > 0 and no_cv[0] == no_cv[1] and no_cv[2] == 0 and no_cv[0] != default[0]
+    weights("--prior-choice", "cv", "--prior-weight", "4", name="cv")
     err = capsys.readouterr().err
-    assert "--prior-weight 0.25 is not used: --prior-choice cv" in err and "chosen on the out-of-fold" in err
+    assert "--prior-weight 4 is not used: --prior-choice cv" in err and "chosen on the out-of-fold" in err
     assert main([*base, "--out", str(tmp_path), "--prior-weight", "-1"]) == 2
     assert "--prior-weight must be a number >= 0" in capsys.readouterr().err
 

@@ -46,9 +46,13 @@ def _fit(cfg, data, clips, tests, test, offsets, memo, aug, augmented):
         (oof [N, C], probabilities of the soundscapes and their shifted copies [(1 + S) * M, C], the shifted
         test windows, seconds).
     """
+    from embedkit.config import FitConfig
     from embedkit.evaluate.tta import with_shifted
     from embedkit.train.cv import cross_validate
 
+    if cfg.zero_shot == "off":  # how the prior would be chosen changes nothing of a fit without it
+        prior = ("prior_choice", "prior_weight", "prior_per_class")
+        cfg = replace(cfg, **{f: getattr(FitConfig, f) for f in prior})
     key = repr((cfg, offsets))
     key += "" if aug is None else f" aug {len(aug[1])} {int((augmented.mix >= 0).sum())}"
     if memo is not None and key in memo:

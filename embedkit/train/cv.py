@@ -1,11 +1,11 @@
 """Cross-validation with the quality switches, the zero-shot prior learned on it, and what a model saves.
 
 :func:`cross_validate` fits :func:`embedkit.train.recipe.fit_pipeline` once per fold. With the zero-shot prior
-on, the prior's pair is fixed (``--prior-weight``) or learned from the out-of-fold predictions
-(``--prior-choice cv``, ``--prior-per-class``: :func:`embedkit.zeroshot.fit_prior_choice`) and the
+on, the prior's weight is scaled by the spreads of the out-of-fold predictions (``--prior-weight``) or chosen
+on them (``--prior-choice cv``, ``--prior-per-class``: :func:`embedkit.zeroshot.fit_prior_choice`) and the
 reported out-of-fold scores are *cross-fitted*: fold k is blended with weights learned on the other folds'
-predictions, so no fold is scored with a weight chosen on its own labels. With self-training and the
-prior both on, a first pass without self-training learns the prior, and a second pass self-trains with it.
+predictions, so no fold is scored with a weight chosen on its own labels. With self-training and the prior
+both on, a first pass without self-training learns the prior, and a second pass self-trains with it.
 
 :func:`model_extras` is what ``model.json`` records so that inference can redo it (``zero_shot``: mode,
 label → BirdNET class index, prior weights and offsets; ``needs_logits``; ``fusion``: the backbones whose
@@ -91,27 +91,51 @@ def iterations(cfg) -> str:
     return f"{cfg.head} " + " ".join(f"{k}={params[k]}" for k in keys) if keys else cfg.head
 
 
-def prior_from_oof(cfg, data: Windows, oof: np.ndarray | None, rows: np.ndarray | None):
+def spread_ratio(p: np.ndarray, z: np.ndarray, mapped: np.ndarray) -> float:
+    """Median over the mapped labels of ``std(logit p_c) / std(z_c)``: the head's spread in the backbone's.
+
+    Args:
+        p: head probabilities [N, C].
+        z: the backbone's logits of the labels [N, C].
+        mapped: bool [C].
+
+    Returns:
+        the ratio (1.0 when no mapped label varies in both).
+    """
+    from embedkit.zeroshot import _logit
+
+    cols = np.flatnonzero(mapped)
+    sh, sz = _logit(p[:, cols]).std(0), np.asarray(z, np.float64)[:, cols].std(0)
+    ok = (sh > 0) & (sz > 0)
+    return float(np.median(sh[ok] / sz[ok])) if ok.any() else 1.0
+
+
+def prior_from_oof(cfg, data: Windows, oof: np.ndarray, rows: np.ndarray | None, choose: bool = True):
     """``(weights [C], offset [C], head_weight [C])`` of the zero-shot prior, learned on ``oof[rows]``.
 
-    ``rows`` None = all rows. Every mapped label gets the head at ``cfg.prior_weight`` (``prior_choice``
-    fixed), or the pair is chosen on ``oof[rows]``: shared (cv) or per class (``cfg.prior_per_class``,
-    whatever ``prior_choice``; :func:`embedkit.zeroshot.fit_prior_choice`). Without ``oof`` (no
-    cross-validation) every mapped label gets ``cfg.prior_weight`` and the head.
+    ``rows`` None = all rows. ``prior_choice`` scaled: every mapped label the head saw gets weight
+    ``cfg.prior_weight * spread_ratio(oof)`` (the two logits, each in units of its spread, added 1 :
+    ``prior_weight``); cv: the shared pair is chosen on ``oof[rows]``; ``prior_per_class``: a pair per
+    label, whatever ``prior_choice`` (:func:`embedkit.zeroshot.fit_prior_choice`). ``choose=False``
+    (predictions of the training windows themselves, without cross-validation): scaled, nothing chosen.
     """
     from embedkit.zeroshot import fit_prior_choice
 
     rows = np.ones(len(data.X), bool) if rows is None else rows
-    z = data.z[rows]
+    z, p = data.z[rows], oof[rows]
     mapped = np.abs(data.z).sum(0) > 0
     offset = z.mean(0).astype(np.float64)
-    if oof is None:
-        return np.where(mapped, cfg.prior_weight, 0.0).astype(np.float32), offset, np.ones(len(mapped))
-    fixed = float(cfg.prior_weight) if cfg.prior_choice == "fixed" and not cfg.prior_per_class else None
-    w, a = fit_prior_choice(
-        oof[rows], z, data.Y[rows], mapped, data.files[rows], per_class=bool(cfg.prior_per_class), fixed=fixed
-    )
+    per_class = bool(cfg.prior_per_class) and choose
+    scaled = not choose or (cfg.prior_choice == "scaled" and not per_class)
+    fixed = float(cfg.prior_weight) * spread_ratio(p, z, mapped) if scaled else None
+    w, a = fit_prior_choice(p, z, data.Y[rows], mapped, data.files[rows], per_class=per_class, fixed=fixed)
     return w, offset, a
+
+
+def prior_without_cv(cfg, data: Windows, train: Windows, unlabelled):
+    """The prior of a fit without cross-validation: scaled by the spreads of a head fit on all windows."""
+    head = fit_pipeline(replace(cfg, pseudo=0), train, unlabelled, None)
+    return prior_from_oof(cfg, data, predict_pipeline(head, data, uses_features(cfg)), None, choose=False)
 
 
 def _folds(cfg, data, fold, unlabelled, prior, t0, test=None, augmented=None):
@@ -219,4 +243,6 @@ __all__ = [
     "load_unlabelled",
     "model_extras",
     "prior_from_oof",
+    "prior_without_cv",
+    "spread_ratio",
 ]

@@ -213,7 +213,8 @@ def describe(cfg, asked: str, inputs: dict, unlabelled, dataset, logits: bool) -
     n_mapped = 0 if inputs.get("index") is None else int((np.asarray(inputs["index"]) >= 0).sum())
     if zs in ("prior", "both"):
         how = ("a pair chosen per label on the out-of-fold windows" if cfg.prior_per_class
-               else f"the head blended at weight {cfg.prior_weight:g}" if cfg.prior_choice == "fixed"
+               else f"weight {cfg.prior_weight:g}, in units of the logits' spreads"
+               if cfg.prior_choice == "scaled"
                else "the pair chosen on the out-of-fold windows")  # fmt: skip
         prior = f"on ({n_mapped} labels mapped to the backbone's classes; {how})"
     elif asked == "off":

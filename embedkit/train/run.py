@@ -153,8 +153,9 @@ def check_prior(cfg) -> None:
         raise UsageError(f"--prior-weight must be a number >= 0, got {cfg.prior_weight!r}")
     chooser = "--prior-per-class" if cfg.prior_per_class else "--prior-choice cv"
     if (cfg.prior_per_class or cfg.prior_choice == "cv") and cfg.folds > 1 and w != FitConfig.prior_weight:
-        print(f"[fit] --prior-weight {w:g} is not used: {chooser} chooses the weight on the out-of-fold "
-              "windows (it applies only without cross-validation, --folds 0)", file=sys.stderr)  # fmt: skip
+        print(f"[fit] --prior-weight {w:g} is not used: {chooser} chooses the blend on the out-of-fold "
+              "windows (the weight applies only without cross-validation, --folds 0)",
+              file=sys.stderr)  # fmt: skip
 
 
 def run_fit(cfg: FitConfig) -> FitResult:
@@ -172,7 +173,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     from embedkit.schemas import check_params as check_bounds
     from embedkit.train.annotations import class_folder_tables
     from embedkit.train.augmented import fold_of, read_augmented, training_rows
-    from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_from_oof
+    from embedkit.train.cv import cross_validate, iterations, load_unlabelled, model_extras, prior_without_cv
     from embedkit.train.data import chunk_params, has_logits
     from embedkit.train.recipe import check_params, describe, fit_pipeline
     from embedkit.train.windows import needs_detector
@@ -232,8 +233,8 @@ def run_fit(cfg: FitConfig) -> FitResult:
             f"[fit] {cfg.folds}-fold CV ({cfg.group_by}-grouped): ROC-AUC {scores['roc_auc']:.4f}  "
             f"cmAP(pad5) {scores['cmap_pad5']:.4f}  macro AP {scores['macro_ap']:.4f}"
         )
-    if uses_prior(cfg) and prior is None:  # no CV: the prior's weight cannot be learned
-        prior = prior_from_oof(cfg, data, None, None)
+    if uses_prior(cfg) and prior is None:  # no CV: scaled by the spreads of a head's training predictions
+        prior = prior_without_cv(cfg, data, training_rows(data, aug, None), unlabelled)
     print(f"[fit] refit on all {len(X)} windows ({iterations(cfg)}), {time.monotonic() - t0:.0f} s so far",
           file=sys.stderr)  # fmt: skip
     head = fit_pipeline(cfg, training_rows(data, aug, None), unlabelled, prior)
