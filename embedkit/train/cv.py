@@ -114,10 +114,11 @@ def prior_from_oof(cfg, data: Windows, oof: np.ndarray, rows: np.ndarray | None,
     """``(weights [C], offset [C], head_weight [C])`` of the zero-shot prior, learned on ``oof[rows]``.
 
     ``rows`` None = all rows. ``prior_choice`` scaled: every mapped label the head saw gets weight
-    ``cfg.prior_weight * spread_ratio(oof)`` (the two logits, each in units of its spread, added 1 :
-    ``prior_weight``); cv: the shared pair is chosen on ``oof[rows]``; ``prior_per_class``: a pair per
-    label, whatever ``prior_choice`` (:func:`embedkit.zeroshot.fit_prior_choice`). ``choose=False``
-    (predictions of the training windows themselves, without cross-validation): scaled, nothing chosen.
+    ``cfg.prior_weight * spread_ratio(oof)`` over the mapped labels with a positive row (the two logits,
+    each in units of its spread, added 1 : ``prior_weight``); cv: the shared pair is chosen on
+    ``oof[rows]``; ``prior_per_class``: a pair per label, whatever ``prior_choice``
+    (:func:`embedkit.zeroshot.fit_prior_choice`). ``choose=False`` (predictions of the training windows
+    themselves, without cross-validation): scaled, nothing chosen.
     """
     from embedkit.zeroshot import fit_prior_choice
 
@@ -127,7 +128,8 @@ def prior_from_oof(cfg, data: Windows, oof: np.ndarray, rows: np.ndarray | None,
     offset = z.mean(0).astype(np.float64)
     per_class = bool(cfg.prior_per_class) and choose
     scaled = not choose or (cfg.prior_choice == "scaled" and not per_class)
-    fixed = float(cfg.prior_weight) * spread_ratio(p, z, mapped) if scaled else None
+    seen = mapped & (data.Y[rows] >= 0.5).any(0)  # a head's logit of a label it never saw has no scale
+    fixed = float(cfg.prior_weight) * spread_ratio(p, z, seen) if scaled else None
     w, a = fit_prior_choice(p, z, data.Y[rows], mapped, data.files[rows], per_class=per_class, fixed=fixed)
     return w, offset, a
 

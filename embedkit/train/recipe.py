@@ -4,8 +4,8 @@ One function, :func:`fit_pipeline`, fits a head on labelled windows with every s
 :func:`embedkit.predict.apply.predict_pipeline` applies it (fit, infer and ``embedkit evaluate`` share both).
 
 * ``zero_shot`` (:mod:`embedkit.zeroshot`): BirdNET's logits of the mapped labels as extra input columns
-  (``features``/``both``); the prior blend (``prior``/``both``) is fitted on out-of-fold predictions by the
-  caller, since it needs them.
+  (``features``/``both``); the prior blend (``prior``/``both``) is scaled or chosen on out-of-fold
+  predictions by the caller, since it needs them.
 * ``class_weight`` (exponent a): row weight ``mean over the row's positive labels of (n_max / n_c) ** a``,
   with n_c the recordings of label c (1 = balanced, 0 = off); rows are normalised to mean weight 1.
 * ``confidence_weight`` (share b) and ``window_keep`` (share s): multiple windows of a focal recording do not

@@ -1,14 +1,14 @@
 """The zero-shot prior weight and the smoothing, learned on labelled soundscapes (``fit.py --tune-on``).
 
-Cross-validation learns the prior's weight on out-of-fold *clip* windows, where the head is strong; on
-soundscapes (faint calls over wind, insects, other birds) the backbone's own classifier is relatively
-stronger, and the smoothing cannot be learned on clips at all. With ``--tune-on DATASET --tune-truth CSV``
-(soundscapes embedded by ``extract.py``, e.g. composed by ``embedkit compose``, or BirdCLEF's labelled
-train soundscapes) a fit also chooses, after fitting, the pair (prior weight w, smoothing s) of the grid
-:data:`embedkit.zeroshot.PRIOR_GRID` x :data:`SMOOTH_GRID` with the best competition metric
-(:func:`embedkit.metrics.birdclef_score`) on those windows; the model saves both (``model.json``:
-``zero_shot.weights``, ``smooth``, and the whole grid under ``tuning``) and ``infer.py`` smooths with the
-learned s unless ``--smooth`` is given.
+Cross-validation scales the prior's weight by the logits' spreads on out-of-fold *clip* windows (or, with
+``--prior-choice cv``, chooses it there, where the head is strong); on soundscapes (faint calls over wind,
+insects, other birds) the backbone's own classifier is relatively stronger, and the smoothing cannot be
+learned on clips at all. With ``--tune-on DATASET --tune-truth CSV`` (soundscapes embedded by ``extract.py``,
+e.g. composed by ``embedkit compose``, or BirdCLEF's labelled train soundscapes) a fit also chooses, after
+fitting, the pair (prior weight w, smoothing s) of the grid :data:`embedkit.zeroshot.PRIOR_GRID` x
+:data:`SMOOTH_GRID` with the best competition metric (:func:`embedkit.metrics.birdclef_score`) on those
+windows; the model saves both (``model.json``: ``zero_shot.weights``, ``smooth``, and the whole grid under
+``tuning``) and ``infer.py`` smooths with the learned s unless ``--smooth`` is given.
 
 Held-out recordings: when the truth has a ``source`` column (``embedkit compose`` writes one: the training
 recordings each soundscape was composed from), those recordings would be scored by a head that was trained
