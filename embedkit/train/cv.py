@@ -134,9 +134,11 @@ def prior_from_oof(cfg, data: Windows, oof: np.ndarray, rows: np.ndarray | None,
     return w, offset, a
 
 
-def prior_without_cv(cfg, data: Windows, train: Windows, unlabelled):
-    """The prior of a fit without cross-validation: scaled by the spreads of a head fit on all windows."""
-    head = fit_pipeline(replace(cfg, pseudo=0), train, unlabelled, None)
+def prior_without_cv(cfg, data: Windows, head):
+    """The prior of a fit without cross-validation, scaled on ``head``'s own predictions of ``data``.
+
+    There are no out-of-fold predictions, so the spreads are those of the windows the head was fit on.
+    """
     return prior_from_oof(cfg, data, predict_pipeline(head, data, uses_features(cfg)), None, choose=False)
 
 

@@ -233,11 +233,15 @@ def run_fit(cfg: FitConfig) -> FitResult:
             f"[fit] {cfg.folds}-fold CV ({cfg.group_by}-grouped): ROC-AUC {scores['roc_auc']:.4f}  "
             f"cmAP(pad5) {scores['cmap_pad5']:.4f}  macro AP {scores['macro_ap']:.4f}"
         )
-    if uses_prior(cfg) and prior is None:  # no CV: scaled by the spreads of a head's training predictions
-        prior = prior_without_cv(cfg, data, training_rows(data, aug, None), unlabelled)
     print(f"[fit] refit on all {len(X)} windows ({iterations(cfg)}), {time.monotonic() - t0:.0f} s so far",
           file=sys.stderr)  # fmt: skip
-    head = fit_pipeline(cfg, training_rows(data, aug, None), unlabelled, prior)
+    rows = training_rows(data, aug, None)
+    scale = uses_prior(cfg) and prior is None  # no CV: the prior scaled by the refit head's own predictions
+    head = fit_pipeline(replace(cfg, pseudo=0) if scale else cfg, rows, unlabelled, prior)
+    if scale:
+        prior = prior_without_cv(cfg, data, head)
+        if cfg.pseudo > 0:  # self-training labels the unlabelled windows with the prior: fit again with it
+            head = fit_pipeline(cfg, rows, unlabelled, prior)
     print(f"[fit] refit done, {time.monotonic() - t0:.0f} s", file=sys.stderr)
     tuned = {}
     if cfg.tune_on:  # prior weight and smoothing learned on labelled soundscapes
